@@ -1,0 +1,59 @@
+# TinyChat — two commands: `make run` and `make test`. Everything else is a helper of those.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Portable llama.cpp build (no AVX-512, runs on any x86-64-v3 CPU) and no unused llava library.
+# One build serves tests, benchmarks and installers; pip caches the wheel, so only the first
+# install compiles (~11 min on 2 cores).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# Debian packages: Qt's runtime libraries (xcb for a real display), Xvfb for screenshots,
+# and a compiler toolchain for llama.cpp.
+DEB_PACKAGES := build-essential cmake libgl1 libegl1 libopengl0 libxkbcommon0 libxkbcommon-x11-0 \
+	libfontconfig1 libglib2.0-0 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
+	libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 \
+	xvfb xauth fonts-dejavu-core
+
+.PHONY: run test deps setup lint bench test-models clean
+
+run: setup
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(PY) -m app; \
+	else \
+		echo "No display found: starting TinyChat under Xvfb (invisible). Set DISPLAY to see the window."; \
+		xvfb-run -a $(PY) -m app; \
+	fi
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+setup: deps $(STAMP)
+
+# Installs only the Debian packages that are missing; needs root or sudo only then.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages: $$missing"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev,mlx]'
+	touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check app engine tests bench
+
+# Benchmarks build the full TinyLlama-shaped models once into .cache/models (minutes each).
+bench: setup
+	$(PY) -m bench.engine_speed
+
+clean:
+	rm -rf $(VENV) .cache build dist *.egg-info
