@@ -1,0 +1,130 @@
+"""`tinychat-engine` (also `python -m engine`): the engine from the command line.
+
+  render --format NAME            stdin {"messages": [...]} → the exact prompt text, nothing else
+  chat --model PATH [options]     stdin {"messages": [...]} → the streamed answer (--json: a summary)
+  validate PATH                   check a GGUF file; JSON summary or one line saying why not
+
+Bad input exits non-zero with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+
+from engine.types import EngineError, GenerationParams, LoadOptions, Message, ModelInfo
+
+ROLES = ("system", "user", "assistant")
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+class InputError(Exception):
+    """The caller's input is unusable; the message says how."""
+
+
+def read_messages(text: str) -> list[Message]:
+    """Parse {"messages": [{"role": ..., "content": ...}, ...]} into Messages."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"input is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        raise InputError('input must be a JSON object with a "messages" list')
+    out = []
+    for i, m in enumerate(data["messages"]):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise InputError(f'message {i} must have a "role" ({", ".join(ROLES)}) and a string "content"')
+        out.append(Message(m["role"], m["content"]))
+    return out
+
+
+def _render(args: argparse.Namespace) -> int:
+    from engine.chat_format import get_format
+
+    fmt = get_format(args.format)
+    sys.stdout.write(fmt.prompt_text(read_messages(sys.stdin.read())))
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from engine.select import create_engine
+
+    messages = read_messages(sys.stdin.read())
+    if not any(m.role == "user" for m in messages):
+        raise InputError("the messages must include at least one user message")
+    engine = create_engine(args.engine)
+    model = ModelInfo(path=Path(args.model), engine=engine.name, chat_format=args.format or "chatml")
+    engine.load(model, LoadOptions(n_threads=args.threads, chat_format=args.format))
+    params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    text, last = [], None
+    for chunk in engine.generate(messages, params, threading.Event()):
+        text.append(chunk.text)
+        if not args.json:
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+        last = chunk
+    engine.unload()
+    assert last is not None and last.stats is not None
+    if last.finish_reason == "error":
+        raise EngineError(last.error or "generation failed")
+    if args.json:
+        s = last.stats
+        json.dump({"text": "".join(text), "finish_reason": last.finish_reason, "prompt_tokens": s.prompt_tokens,
+                   "reused_tokens": s.reused_tokens, "completion_tokens": s.completion_tokens,
+                   "ttft_s": round(s.ttft_s, 4), "tokens_per_s": round(s.tokens_per_s, 2),
+                   "forgotten": list(s.forgotten)}, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="tinychat-engine", description="TinyChat's inference engine.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="print the prompt text a chat format produces")
+    r.add_argument("--format", required=True)
+    c = sub.add_parser("chat", help="answer the conversation on stdin")
+    c.add_argument("--model", required=True, help="GGUF file (llama.cpp) or MLX model folder")
+    c.add_argument("--engine", default="auto", choices=("auto", "llama.cpp", "mlx"))
+    c.add_argument("--format", help="chat format (default: the model's own, chatml)")
+    c.add_argument("--max-tokens", type=int, default=256)
+    c.add_argument("--temperature", type=float, default=0.7)
+    c.add_argument("--seed", type=int)
+    c.add_argument("--threads", type=int)
+    c.add_argument("--json", action="store_true", help="print one JSON summary instead of the text")
+    v = sub.add_parser("validate", help="check a GGUF model file")
+    v.add_argument("path")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llama.cpp").setLevel(logging.CRITICAL)  # its warnings are ours to phrase
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "render":
+            return _render(args)
+        if args.command == "chat":
+            return _chat(args)
+        from engine.validate import cli_main
+
+        return cli_main([args.path])
+    except InputError as e:
+        print(f"tinychat-engine: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except EngineError as e:
+        print(f"tinychat-engine: {e.message}", file=sys.stderr)
+        logging.getLogger(__name__).debug("%s", e.detail)
+        return EXIT_USAGE if type(e).__name__ == "UnknownFormatError" else EXIT_FAILED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

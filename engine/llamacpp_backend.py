@@ -1,0 +1,297 @@
+"""The llama.cpp backend (llama-cpp-python): GGUF models on any CPU.
+
+Prompts are rendered by `chat_format` and tokenized with specials parsed and no extra BOS (the
+rendered text carries its own `<s>`). Earlier answers are spliced in as the exact ids that were
+generated, so llama-cpp-python's prefix match keeps the whole conversation in the KV cache and
+only the new suffix is evaluated.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import io
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from engine import llama_log
+from engine.chat_format import ChatFormat, get_format, self_test
+from engine.context import fit_prompt
+from engine.hardware import physical_cores
+from engine.stop import StopMatcher
+from engine.types import (
+    Chunk,
+    ContextOverflowError,
+    EngineError,
+    GenerationParams,
+    GenerationStats,
+    LoadOptions,
+    LoadReport,
+    Message,
+    ModelFileError,
+    ModelInfo,
+)
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_ARCHITECTURES = ("llama",)
+
+
+def check_model_file(path: Path) -> None:
+    """Raise ModelFileError unless `path` looks like a readable GGUF file."""
+    if not path.exists():
+        raise ModelFileError(f"The model file {path.name} was not found. Download it again or choose another file.",
+                             detail=str(path))
+    if not path.is_file():
+        raise ModelFileError(f"{path.name} is a folder, not a GGUF model file. Choose the .gguf file inside it.",
+                             detail=str(path))
+    try:
+        with path.open("rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelFileError(f"The model file {path.name} could not be read. Check its permissions.",
+                             detail=repr(e)) from e
+    if magic != b"GGUF":
+        raise ModelFileError(f"{path.name} is not a GGUF model file. TinyChat runs .gguf models with llama.cpp.",
+                             detail=f"magic {magic!r}")
+
+
+class LlamaCppEngine:
+    """Engine protocol implementation on llama-cpp-python."""
+
+    name = "llama.cpp"
+
+    def __init__(self) -> None:
+        self._llm = None
+        self._fmt: ChatFormat | None = None
+        self._model: ModelInfo | None = None
+        self._stop_ids: frozenset[int] = frozenset()
+        self._stop_strings: tuple[str, ...] = ()
+        self._cancel: threading.Event | None = None
+        self._abort_cb = None
+        self._n_ctx = 0
+
+    # ----------------------------------------------------------------- loading
+    def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
+        """Load a GGUF file; raises ModelFileError/EngineError with a plain message."""
+        import llama_cpp
+
+        llama_log.install()
+        self.unload()
+        path = Path(model.path)
+        check_model_file(path)
+        n_threads = options.n_threads or physical_cores()
+        t0 = time.perf_counter()
+        llama_log.clear_recent()
+        chatter = io.StringIO()
+        try:
+            # verbose=True avoids llama-cpp-python's fd-level stdout/stderr redirection (which would
+            # silence every thread); llama.cpp's own logs go through llama_log, its prints to our log.
+            with contextlib.redirect_stderr(chatter):
+                llm = llama_cpp.Llama(
+                    model_path=str(path), n_ctx=options.n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
+                    use_mmap=options.use_mmap, n_gpu_layers=0, verbose=True,
+                )
+        except (ValueError, RuntimeError, OSError) as e:
+            detail = f"{e!r}; llama.cpp said: {' | '.join(llama_log.recent_problems())}"
+            raise ModelFileError(
+                f"The model file {path.name} could not be loaded: it may be incomplete or damaged. "
+                "Download it again, or choose another model file.", detail=detail) from e
+        finally:
+            log.debug("llama-cpp-python load output: %s", chatter.getvalue()[-4000:])
+        llm.verbose = False  # no per-call prints from here on
+        arch = llm.metadata.get("general.architecture", "unknown")
+        if arch not in SUPPORTED_ARCHITECTURES:
+            llm.close()
+            raise ModelFileError(
+                f"This model's architecture ({arch}) is not supported: TinyChat runs Llama-family models "
+                "such as TinyLlama. Choose another model file.", detail=str(path))
+        self._llm, self._model, self._n_ctx = llm, model, options.n_ctx
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        try:
+            warnings = self.set_chat_format(options.chat_format or model.chat_format)
+        except EngineError:
+            self.unload()
+            raise
+        load_s = time.perf_counter() - t0
+        log.info("loaded %s (%s) in %.2f s, %d threads, format %s", path.name, arch, load_s, n_threads,
+                 self.chat_format)
+        return LoadReport(chat_format=self.chat_format, n_ctx=options.n_ctx, n_vocab=llm.n_vocab(),
+                          n_threads=n_threads, load_s=load_s, warnings=tuple(warnings),
+                          metadata=dict(llm.metadata))
+
+    def unload(self) -> None:
+        """Free the model and its context."""
+        if self._llm is not None:
+            self._llm.close()
+        self._llm = None
+        self._fmt = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    @property
+    def chat_format(self) -> str:
+        return self._fmt.name if self._fmt else ""
+
+    def set_chat_format(self, name: str) -> tuple[str, ...]:
+        """Switch format; returns the template self-test's warnings."""
+        llm = self._require()
+        template = llm.metadata.get("tokenizer.chat_template")
+        if name == "gguf-jinja" and not template:
+            raise EngineError("This model file has no chat template of its own. Choose another chat format "
+                              "in Settings (ChatML for TinyLlama Chat v0.4).")
+        fmt = get_format(name, gguf_template=template)
+        self._fmt = fmt
+        stop_ids = {llm.token_eos()}
+        stop_strings = list(fmt.stop_strings)
+        for tok in fmt.stop_tokens:
+            ids = self._tokenize(tok)
+            if len(ids) == 1:
+                stop_ids.add(ids[0])
+            else:
+                stop_strings.append(tok)  # the vocab lacks it: catch it as text instead
+        self._stop_ids, self._stop_strings = frozenset(stop_ids), tuple(stop_strings)
+        warnings = self_test(fmt, lambda t: len(self._tokenize(t)) == 1)
+        for w in warnings:
+            log.warning("template self-test: %s", w)
+        return tuple(warnings)
+
+    # --------------------------------------------------------------- prompting
+    def _require(self):
+        if self._llm is None:
+            raise EngineError("No model is loaded. Choose a model in Settings first.")
+        return self._llm
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self._require().tokenize(text.encode("utf-8"), add_bos=False, special=True) if text else []
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
+        assert self._fmt is not None
+        parts = self._fmt.render(messages)
+        ids: list[int] = []
+        pending = ""
+        for i, part in enumerate(parts):
+            msg = messages[part.message_index] if part.message_index is not None else None
+            following = parts[i + 1].text if i + 1 < len(parts) else ""
+            # Splice only where the text that follows starts with a control token: tokenizing the
+            # pieces separately then gives exactly what tokenizing the whole text would.
+            if (msg is not None and msg.role == "assistant" and msg.token_ids
+                    and following.startswith(self._fmt.stop_tokens)):
+                ids += self._tokenize(pending)
+                ids += list(msg.token_ids)
+                pending = ""
+            else:
+                pending += part.text
+        return ids + self._tokenize(pending)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt length in tokens for `messages`, generation prompt included."""
+        return len(self.prompt_ids(messages))
+
+    # -------------------------------------------------------------- generating
+    def _should_abort(self, _data: object) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
+
+    def _set_abort(self, on: bool) -> None:
+        import llama_cpp
+
+        # The callback runs for every graph node; install it only while a prompt is evaluated
+        # (generation checks `cancel` between tokens) so decoding pays no Python call per node.
+        cb = self._abort_cb if on else llama_cpp.ggml_abort_callback()
+        llama_cpp.llama_set_abort_callback(self._require().ctx, cb, None)
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams,
+                 cancel: threading.Event) -> Iterator[Chunk]:
+        """Stream an answer; see Engine.generate. Never raises for runtime problems."""
+        t0 = time.perf_counter()
+        try:
+            llm = self._require()
+            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens)
+        except (ContextOverflowError, EngineError) as e:
+            log.warning("generate refused: %s (%s)", e.message, e.detail)
+            yield Chunk("", "error", _stats(t0, 0, 0, [], None, None), error=e.message)
+            return
+        prompt = self.prompt_ids([messages[i] for i in fit.kept])
+        cached = llm._input_ids[: llm.n_tokens].tolist()
+        reused = _common_prefix(cached, prompt)
+        reused = min(reused, len(prompt) - 1)  # llama-cpp-python always re-evaluates the last one
+        llm.set_seed(params.seed if params.seed is not None else random.randrange(2**31))
+        self._cancel = cancel
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        matcher = StopMatcher((*self._stop_strings, *params.stop))
+        out: list[int] = []
+        finish, error = "length", None
+        t_first: float | None = None
+        shown_any = False
+        tokens = llm.generate(prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
+                              temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
+        self._set_abort(True)
+        try:
+            for token in tokens:
+                if t_first is None:
+                    t_first = time.perf_counter()
+                    self._set_abort(False)
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if token in self._stop_ids:
+                    finish = "stop"
+                    break
+                out.append(token)
+                text = decoder.decode(llm.detokenize([token]))
+                if not shown_any:
+                    text = text.lstrip(" ")  # SentencePiece's word-start space before the first word
+                    shown_any = bool(text)
+                visible, stopped = matcher.push(text)
+                if visible:
+                    yield Chunk(visible)
+                if stopped:
+                    finish = "stop"
+                    break
+                if len(out) >= max_new:
+                    break
+        except RuntimeError as e:  # llama_decode failed: aborted by cancel, or a real failure
+            if cancel.is_set():
+                finish = "cancelled"
+            else:
+                finish, error = "error", "The model stopped with an internal error. Try again; if it keeps " \
+                                         "happening, reload the model or lower the context in Settings."
+                log.error("generation failed: %r; llama.cpp said: %s", e, llama_log.recent_problems())
+        finally:
+            tokens.close()
+            self._set_abort(False)
+            self._cancel = None
+        tail = matcher.flush() + (decoder.decode(b"", final=True) if finish != "stop" else "")
+        stats = _stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
+        yield Chunk(tail, finish, stats, error=error)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _stats(t0: float, prompt_tokens: int, reused: int, out: list[int], t_first: float | None,
+           forgotten: tuple[int, ...] | None) -> GenerationStats:
+    now = time.perf_counter()
+    first = t_first if t_first is not None else now
+    evaluated = max(prompt_tokens - reused, 0)
+    gen_time = now - first
+    return GenerationStats(
+        prompt_tokens=prompt_tokens, reused_tokens=reused, completion_tokens=len(out),
+        ttft_s=first - t0,
+        tokens_per_s=(len(out) - 1) / gen_time if len(out) > 1 and gen_time > 0 else 0.0,
+        prompt_tokens_per_s=evaluated / (first - t0) if first > t0 else 0.0,
+        total_s=now - t0, forgotten=tuple(forgotten or ()), token_ids=tuple(out),
+    )
