@@ -116,3 +116,11 @@ class ModelFileError(EngineError):
 
 class ContextOverflowError(EngineError):
     """The newest message alone does not fit the model's context window."""
+
+
+class DownloadError(EngineError):
+    """A model download failed (offline, refused, not found, disk full, checksum mismatch, stalled)."""
+
+
+class DownloadCancelled(DownloadError):
+    """The user cancelled a download; the partial file is kept so the next attempt resumes."""
