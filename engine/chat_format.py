@@ -1,0 +1,440 @@
+"""Chat formats: how a conversation becomes the exact prompt text a model was trained on.
+
+A registry of named formats (DESIGN.md §1): `llama-2` (Meta's `chat_completion`, byte for byte),
+`chatml` (what TinyLlama-1.1B-Chat-v0.4 was fine-tuned on), `zephyr` (HuggingFaceH4's template) and
+`gguf-jinja` (the Jinja template stored in a GGUF file, rendered in a sandbox).
+
+Every rendered prompt starts with exactly one BOS written as text (`<s>`): the engine tokenizes the
+text with add_bos=False and special tokens parsed, so the text is exactly what the model sees.
+`render` returns `Part`s so that each message's content stays separate from template text: the
+backend splices the stored token ids of earlier answers there (KV reuse) and can tokenize user text
+without parsing special tokens in it.
+
+Behaviour the references leave open, chosen here and tested:
+- Roles are `system`, `user`, `assistant`; anything else is an `EngineError`.
+- chatml, zephyr: every message is written where it stands, whatever its role or neighbours.
+- llama-2: a system message is folded, as a `<<SYS>>` block, into the next user turn (Meta does this
+  for a leading one only; later ones go to the next turn the same way). A user turn without an answer
+  before the next user turn gets an empty answer, an answer without a user turn gets an empty user
+  turn, so no message is ever dropped. The format has no separate generation prompt: a trailing user
+  turn always ends with `[/INST]`; after a trailing answer `add_generation_prompt` opens an empty turn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.exceptions import SecurityError
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+
+from engine.types import EngineError, Message
+
+log = logging.getLogger(__name__)
+
+ROLES = ("system", "user", "assistant")
+GGUF_JINJA = "gguf-jinja"
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of a rendered prompt: template text (`message_index` None) or the content of
+    `messages[message_index]` as the format writes it (llama-2 strips it, as Meta does)."""
+
+    text: str
+    message_index: int | None = None
+
+
+Renderer = Callable[[Sequence[Message], bool], list[Part]]
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """One chat format: how to render a conversation and which tokens end an answer."""
+
+    name: str  # registry key
+    label: str  # for the UI
+    stop_tokens: tuple[str, ...]  # control tokens that end an answer
+    stop_strings: tuple[str, ...]  # plain-text stops
+    control_tokens: tuple[str, ...]  # must be single tokens in the model's vocab (see `self_test`)
+    renderer: Renderer = field(repr=False, compare=False)
+
+    def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[Part]:
+        """The prompt as Parts; raises `EngineError` for a message this format cannot write."""
+        _check_messages(messages)
+        return self.renderer(messages, add_generation_prompt)
+
+    def prompt_text(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+        """The exact prompt text the engine tokenizes (specials written as text)."""
+        return "".join(p.text for p in self.render(messages, add_generation_prompt))
+
+
+class UnknownFormatError(EngineError):
+    """A chat format name that is not in the registry."""
+
+
+def _check_messages(messages: Sequence[Message]) -> None:
+    for i, m in enumerate(messages):
+        if m.role not in ROLES:
+            raise EngineError(
+                f"Message {i + 1} has the role {m.role!r}, but chat formats know only "
+                "system, user and assistant. Fix the conversation and try again."
+            )
+        if not isinstance(m.content, str):
+            raise EngineError(f"Message {i + 1} has no text content. Fix the conversation and try again.")
+
+
+class _Parts:
+    """Collects Parts, merging adjacent template text and dropping empty template text."""
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+
+    def text(self, text: str) -> None:
+        if not text:
+            return
+        if self.parts and self.parts[-1].message_index is None:
+            self.parts[-1] = Part(self.parts[-1].text + text)
+        else:
+            self.parts.append(Part(text))
+
+    def add(self, part: Part) -> None:
+        if part.message_index is None:
+            self.text(part.text)
+        else:
+            self.parts.append(part)
+
+
+# --- llama-2 -------------------------------------------------------------------------------------
+
+B_INST, E_INST = "[INST]", "[/INST]"
+B_SYS, E_SYS = "<<SYS>>\n", "\n<</SYS>>\n\n"
+
+
+def _strip(segments: list[Part]) -> list[Part]:
+    """`str.strip()` of the segments' concatenation, keeping the segment boundaries."""
+    out = list(segments)
+    for k in range(len(out)):
+        out[k] = replace(out[k], text=out[k].text.lstrip())
+        if out[k].text:
+            break
+    for k in reversed(range(len(out))):
+        out[k] = replace(out[k], text=out[k].text.rstrip())
+        if out[k].text:
+            break
+    return out
+
+
+def _llama2(bos: str, eos: str) -> Renderer:
+    def render(messages: Sequence[Message], add_generation_prompt: bool) -> list[Part]:
+        out = _Parts()
+        pending_system: list[int] = []
+
+        def user_turn(index: int | None) -> list[Part]:
+            # Meta: (B_SYS + system + E_SYS + user).strip(); the system text itself is not stripped.
+            segments: list[Part] = []
+            for s in pending_system:
+                segments += [Part(B_SYS), Part(messages[s].content, s), Part(E_SYS)]
+            pending_system.clear()
+            segments.append(Part(messages[index].content, index) if index is not None else Part(""))
+            return _strip(segments)
+
+        def write_user(segments: list[Part], end: str) -> None:
+            out.text(f"{bos}{B_INST} ")
+            for seg in segments:
+                out.add(seg)
+            out.text(end)
+
+        open_turn: list[Part] | None = None  # a user turn still waiting for its answer
+        for i, m in enumerate(messages):
+            if m.role == "system":
+                pending_system.append(i)
+            elif m.role == "user":
+                if open_turn is not None:  # unanswered: close it with an empty answer
+                    write_user(open_turn, f" {E_INST}  {eos}")
+                open_turn = user_turn(i)
+            else:
+                write_user(open_turn if open_turn is not None else user_turn(None), f" {E_INST} ")
+                out.add(Part(m.content.strip(), i))
+                out.text(f" {eos}")
+                open_turn = None
+        if open_turn is None and (add_generation_prompt or pending_system):
+            open_turn = user_turn(None)
+        if open_turn is not None:
+            write_user(open_turn, f" {E_INST}")
+        if not out.parts:
+            out.text(bos)
+        return out.parts
+
+    return render
+
+
+# --- chatml, zephyr ------------------------------------------------------------------------------
+
+
+def _tagged(bos: str, header: Callable[[str], str], footer: str, generation_prompt: str) -> Renderer:
+    """Formats that wrap every message as header(role) + content + footer."""
+
+    def render(messages: Sequence[Message], add_generation_prompt: bool) -> list[Part]:
+        out = _Parts()
+        out.text(bos)
+        for i, m in enumerate(messages):
+            out.text(header(m.role))
+            out.add(Part(m.content, i))
+            out.text(footer)
+        if add_generation_prompt:
+            out.text(generation_prompt)
+        return out.parts
+
+    return render
+
+
+# --- gguf-jinja ----------------------------------------------------------------------------------
+
+TEMPLATE_TIME_LIMIT_S = 2.0  # a template is data from a file: it may not spin forever
+MAX_TEMPLATE_OUTPUT = 16 * 1024 * 1024  # characters
+_deadline: ContextVar[float] = ContextVar("chat_template_deadline", default=float("inf"))
+# Control tokens a GGUF template may use; zephyr-style `<|user|>` markers are plain text and not listed.
+_TEMPLATE_CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>",
+                            "<|eot_id|>")
+_TEMPLATE_END_OF_TURN = ("<|im_end|>", "<|eot_id|>")
+_MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: never in a template's own text
+
+
+class _TemplateTimeout(TemplateError):
+    pass
+
+
+class _TemplateRaised(TemplateError):
+    """The template called raise_exception(message)."""
+
+
+def _check_deadline() -> None:
+    if time.monotonic() > _deadline.get():
+        raise _TemplateTimeout("the template took too long")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The sandbox HF uses for chat templates, stricter: touching an unsafe attribute is an error
+    at once (not a silent undefined), and loops and calls stop at a deadline."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe.")
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _check_deadline()
+        return super().call(context, obj, *args, **kwargs)
+
+
+def _bounded_range(*args: int) -> Iterator[int]:
+    for i in safe_range(*args):
+        _check_deadline()
+        yield i
+
+
+def _raise_exception(message: str) -> None:
+    raise _TemplateRaised(message)
+
+
+def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False,
+            sort_keys: bool = False) -> str:
+    # As transformers does: jinja2's own tojson escapes <, > and & for HTML, which changes prompts.
+    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii, sort_keys=sort_keys)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+def _compile(source: str) -> Any:
+    env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.globals.update(range=_bounded_range, raise_exception=_raise_exception, strftime_now=_strftime_now)
+    env.filters["tojson"] = _tojson
+    try:
+        return env.from_string(source)
+    except TemplateError as exc:
+        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        log.warning("GGUF chat template does not compile: %s", exc)
+        raise EngineError(
+            f"The chat template stored in this model file is broken{line}. "
+            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
+            detail=str(exc),
+        ) from exc
+
+
+def _run(template: Any, context: dict[str, Any]) -> str:
+    token = _deadline.set(time.monotonic() + TEMPLATE_TIME_LIMIT_S)
+    try:
+        chunks: list[str] = []
+        size = 0
+        for chunk in template.generate(**context):
+            size += len(chunk)
+            if size > MAX_TEMPLATE_OUTPUT:
+                raise _TemplateTimeout("the template produced an unreasonably long prompt")
+            chunks.append(chunk)
+        return "".join(chunks)
+    except _TemplateRaised as exc:
+        raise EngineError(
+            f"The model's chat template rejected this conversation: {exc.message} "
+            "Choose another chat format in Settings.",
+            detail=str(exc),
+        ) from exc
+    except SecurityError as exc:
+        log.warning("GGUF chat template tried to leave its sandbox: %s", exc)
+        raise EngineError(
+            "The chat template stored in this model file tried to do something unsafe and was stopped. "
+            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
+            detail=str(exc),
+        ) from exc
+    except Exception as exc:  # a template is untrusted data: any failure is a bad template, not a crash
+        log.warning("GGUF chat template failed: %r", exc)
+        raise EngineError(
+            "The chat template stored in this model file failed on this conversation. "
+            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
+            detail=repr(exc),
+        ) from exc
+    finally:
+        _deadline.reset(token)
+
+
+def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
+    template = _compile(source)
+
+    def text_of(messages: Sequence[Message], contents: Sequence[str], add_generation_prompt: bool) -> str:
+        context = {
+            "messages": [{"role": m.role, "content": c} for m, c in zip(messages, contents, strict=True)],
+            "add_generation_prompt": add_generation_prompt,
+            "bos_token": bos,
+            "eos_token": eos,
+        }
+        text = _run(template, context)
+        if bos and text.lstrip().startswith(bos):
+            return text.lstrip()  # whitespace before BOS means nothing, and would hide it
+        return bos + text
+
+    def render(messages: Sequence[Message], add_generation_prompt: bool) -> list[Part]:
+        text = text_of(messages, [m.content for m in messages], add_generation_prompt)
+        # Track contents when the template writes them verbatim: render once more with markers in
+        # their place and keep the split only if putting the contents back gives the same text.
+        marked = text_of(messages, [f"\ue000{i}\ue001" for i in range(len(messages))], add_generation_prompt)
+        out = _Parts()
+        pieces = _MARK.split(marked)
+        for k, piece in enumerate(pieces):
+            if k % 2 == 0:
+                out.text(piece)
+            else:
+                index = int(piece)
+                out.add(Part(messages[index].content, index))
+        if "".join(p.text for p in out.parts) == text:
+            return out.parts
+        return [Part(text)]
+
+    return render
+
+
+# --- registry ------------------------------------------------------------------------------------
+
+
+def _make_llama2(bos: str, eos: str, _template: str | None) -> ChatFormat:
+    return ChatFormat("llama-2", "Llama 2 Chat ([INST] … [/INST])", (eos,), (), _nonempty(bos, eos),
+                      _llama2(bos, eos))
+
+
+def _make_chatml(bos: str, eos: str, _template: str | None) -> ChatFormat:
+    renderer = _tagged(bos, lambda role: f"<|im_start|>{role}\n", "<|im_end|>\n", "<|im_start|>assistant\n")
+    return ChatFormat("chatml", "ChatML (TinyLlama Chat v0.4)", ("<|im_end|>", *_nonempty(eos)), (),
+                      ("<|im_start|>", "<|im_end|>", *_nonempty(bos, eos)), renderer)
+
+
+def _make_zephyr(bos: str, eos: str, _template: str | None) -> ChatFormat:
+    renderer = _tagged(bos, lambda role: f"<|{role}|>\n", f"{eos}\n", "<|assistant|>\n")
+    return ChatFormat("zephyr", "Zephyr (<|user|> … </s>)", _nonempty(eos), (), _nonempty(bos, eos), renderer)
+
+
+def _make_gguf_jinja(bos: str, eos: str, template: str | None) -> ChatFormat:
+    if not template:
+        raise EngineError(
+            "This model file has no chat template of its own. "
+            "Choose chatml, llama-2 or zephyr as its chat format in Settings."
+        )
+    controls = tuple(t for t in _TEMPLATE_CONTROL_TOKENS if t in template)
+    stops = tuple(t for t in _TEMPLATE_END_OF_TURN if t in template)
+    return ChatFormat(GGUF_JINJA, "Model's own template (stored in the GGUF file)",
+                      tuple(dict.fromkeys((*stops, *_nonempty(eos)))), (),
+                      (*controls, *_nonempty(bos, eos)), _gguf_jinja(template, bos, eos))
+
+
+def _nonempty(*tokens: str) -> tuple[str, ...]:
+    return tuple(t for t in tokens if t)
+
+
+_REGISTRY: dict[str, Callable[[str, str, str | None], ChatFormat]] = {
+    "llama-2": _make_llama2,
+    "chatml": _make_chatml,
+    "zephyr": _make_zephyr,
+    GGUF_JINJA: _make_gguf_jinja,
+}
+
+
+def format_names() -> tuple[str, ...]:
+    """Registry keys in the order the settings UI lists them."""
+    return tuple(_REGISTRY)
+
+
+def get_format(name: str, *, gguf_template: str | None = None, bos_token: str = "<s>",
+               eos_token: str = "</s>") -> ChatFormat:
+    """The chat format called `name`. `gguf_template` is the model's `tokenizer.chat_template`
+    (needed for `gguf-jinja`, compiled here so a broken one fails at load, not mid-chat)."""
+    try:
+        make = _REGISTRY[name]
+    except KeyError:
+        raise UnknownFormatError(
+            f"Unknown chat format {name!r}. Known formats: {', '.join(format_names())}."
+        ) from None
+    return make(bos_token, eos_token, gguf_template)
+
+
+def self_test(fmt: ChatFormat, is_single_token: Callable[[str], bool],
+              available: Iterable[str] | None = None) -> list[str]:
+    """Warnings (plain sentences) when `fmt`'s control tokens are not single tokens in the loaded
+    vocab, naming a format from `available` (default: all) whose control tokens all are."""
+    missing = [t for t in fmt.control_tokens if not is_single_token(t)]
+    if not missing:
+        return []
+    names = tuple(available) if available is not None else format_names()
+    fitting = [
+        cand for cand in (get_format(n) for n in names if n not in (fmt.name, GGUF_JINJA) and n in _REGISTRY)
+        if all(is_single_token(t) for t in cand.control_tokens)
+    ]
+    # The format needing the most control tokens that all exist is the most telling fit.
+    fitting.sort(key=lambda cand: -len(cand.control_tokens))
+    warning = (
+        f"The chat format {fmt.label} needs {' and '.join(missing)} as single tokens, but this model "
+        "does not have them, so its answers will likely be nonsense."
+    )
+    if fitting:
+        warning += f" Choose {fitting[0].label} ({fitting[0].name}) in Settings."
+    elif GGUF_JINJA in names and fmt.name != GGUF_JINJA:
+        warning += f" Choose the model's own template ({GGUF_JINJA}) in Settings."
+    else:
+        warning += " Choose another chat format in Settings."
+    return [warning]
+
+
+__all__ = [
+    "ChatFormat",
+    "Part",
+    "UnknownFormatError",
+    "format_names",
+    "get_format",
+    "self_test",
+]
