@@ -13,7 +13,9 @@ from collections import deque
 
 log = logging.getLogger("llama.cpp")
 
-_LEVELS = {0: logging.CRITICAL, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}
+# enum ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (llama-cpp-python 0.3.36's own
+# mapping predates this order).
+_LEVELS = {0: logging.CRITICAL, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
 _recent: deque[str] = deque(maxlen=20)
 _pending = {"text": "", "level": logging.DEBUG}
 _callback = None  # keeps the ctypes callback alive for as long as llama.cpp may call it

@@ -97,7 +97,12 @@ class LlamaCppEngine:
                     use_mmap=options.use_mmap, n_gpu_layers=0, verbose=True,
                 )
         except (ValueError, RuntimeError, OSError) as e:
-            detail = f"{e!r}; llama.cpp said: {' | '.join(llama_log.recent_problems())}"
+            problems = llama_log.recent_problems()
+            detail = f"{e!r}; llama.cpp said: {' | '.join(problems)}"
+            if any("unknown model architecture" in p for p in problems):
+                raise ModelFileError(
+                    f"{path.name} is a model of an architecture TinyChat cannot run: it runs Llama-family "
+                    "models such as TinyLlama. Choose another model file.", detail=detail) from e
             raise ModelFileError(
                 f"The model file {path.name} could not be loaded: it may be incomplete or damaged. "
                 "Download it again, or choose another model file.", detail=detail) from e

@@ -1,0 +1,223 @@
+"""The Engine contract (DESIGN.md §3), proven on every backend with generated models."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, Message, ModelFileError
+from tests.engine_backends import BACKENDS, BackendCase
+from tests.fixtures.vocab import SCRIPT_TEXT
+
+GREEDY = GenerationParams(temperature=0.0, max_tokens=64, repeat_penalty=1.0)
+
+
+@pytest.fixture(params=BACKENDS, ids=[b.name for b in BACKENDS])
+def case(request) -> BackendCase:
+    return request.param
+
+
+@pytest.fixture
+def scripted(case):
+    engine = case.make_engine()
+    engine.load(case.scripted_model(), LoadOptions())
+    yield engine
+    engine.unload()
+
+
+@pytest.fixture
+def randomized(case):
+    engine = case.make_engine()
+    engine.load(case.random_model(), LoadOptions())
+    yield engine
+    engine.unload()
+
+
+def run(engine, messages, params=GREEDY, cancel=None) -> tuple[list[Chunk], Chunk]:
+    chunks = list(engine.generate(messages, params, cancel or threading.Event()))
+    return chunks, chunks[-1]
+
+
+def text_of(chunks) -> str:
+    return "".join(c.text for c in chunks)
+
+
+HELLO = [Message("user", "Hello there")]
+
+
+def test_answer_streams_in_pieces_and_ends_at_the_end_of_turn_token(scripted):
+    chunks, last = run(scripted, HELLO)
+    assert text_of(chunks) == SCRIPT_TEXT
+    assert len([c for c in chunks if c.text]) > 3
+    assert last.finish_reason == "stop"
+    assert all(c.finish_reason is None for c in chunks[:-1])
+    assert last.stats.completion_tokens == len(last.stats.token_ids) > 0
+    assert "<|im_end|>" not in text_of(chunks)
+
+
+def test_multibyte_characters_arrive_whole_in_every_chunk(scripted):
+    chunks, _ = run(scripted, [Message("user", "Say something in 中文 with emoji 🙂")])
+    assert all("\ufffd" not in c.text for c in chunks)
+    pieces = [c.text for c in chunks if c.text]
+    # Each of é, 世, 🎉 is several byte tokens; each must arrive inside one chunk, never split.
+    for ch in "é世🎉":
+        assert any(ch in p for p in pieces)
+
+
+def test_stop_string_split_across_tokens_is_never_shown(scripted):
+    chunks, last = run(scripted, HELLO, GenerationParams(temperature=0.0, stop=("世🎉",)))
+    assert text_of(chunks) == "Hello world! é"
+    assert last.finish_reason == "stop"
+    assert not any("世" in c.text for c in chunks)
+
+
+def test_max_tokens_ends_the_answer_with_length(scripted):
+    chunks, last = run(scripted, HELLO, GenerationParams(temperature=0.0, max_tokens=3))
+    assert last.finish_reason == "length"
+    assert last.stats.completion_tokens == 3
+    assert SCRIPT_TEXT.startswith(text_of(chunks))
+
+
+def test_sampling_at_temperature_one_keeps_the_scripted_answer(scripted):
+    chunks, _ = run(scripted, HELLO, GenerationParams(temperature=1.0, seed=7))
+    assert text_of(chunks) == SCRIPT_TEXT
+
+
+def test_cancel_between_tokens_stops_promptly_with_cancelled(randomized):
+    cancel = threading.Event()
+    seen = []
+    for chunk in randomized.generate(HELLO, GenerationParams(max_tokens=500, seed=1), cancel):
+        seen.append(chunk)
+        if len(seen) == 2:
+            cancel.set()
+    assert seen[-1].finish_reason == "cancelled"
+    assert len(seen) <= 4
+    assert seen[-1].stats.completion_tokens < 10
+
+
+def test_cancel_during_a_2000_token_prompt_returns_quickly(case):
+    engine = case.make_engine()
+    engine.load(case.slow_model(), LoadOptions())
+    try:
+        long_prompt = [Message("user", "hello world " * 950)]
+        assert 1500 < engine.count_tokens(long_prompt) <= 2048 - 64
+        cancel = threading.Event()
+        timer = threading.Timer(0.3, cancel.set)
+        t0 = time.perf_counter()
+        timer.start()
+        chunks = list(engine.generate(long_prompt, GenerationParams(max_tokens=64), cancel))
+        elapsed_after_cancel = time.perf_counter() - t0 - 0.3
+        assert chunks[-1].finish_reason == "cancelled"
+        assert chunks[-1].stats.completion_tokens == 0
+        # Functional bound, far above the ~0.2 s target, far below the seconds the prompt takes.
+        assert elapsed_after_cancel < 1.5
+        # The engine stays usable after an abort mid-prompt.
+        _, last = run(engine, [Message("user", "hi")], GenerationParams(max_tokens=4))
+        assert last.finish_reason in ("length", "stop")
+    finally:
+        engine.unload()
+
+
+def test_second_turn_reuses_the_cached_conversation(scripted):
+    _, first = run(scripted, HELLO)
+    answer = Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids)
+    chunks, second = run(scripted, [*HELLO, answer, Message("user", "And again?")])
+    assert text_of(chunks) == SCRIPT_TEXT
+    assert first.stats.reused_tokens == 0
+    assert second.stats.reused_tokens >= first.stats.prompt_tokens + first.stats.completion_tokens - 1
+    assert second.stats.prompt_tokens > second.stats.reused_tokens
+
+
+def test_reused_cache_gives_the_same_answer_as_a_cold_start(case, randomized):
+    params = GenerationParams(temperature=0.0, max_tokens=12, repeat_penalty=1.0)
+    first_chunks, first = run(randomized, HELLO, params)
+    convo = [*HELLO, Message("assistant", text_of(first_chunks), token_ids=first.stats.token_ids),
+             Message("user", "tell me more")]
+    warm_chunks, warm = run(randomized, convo, params)
+    cold_engine = case.make_engine()
+    cold_engine.load(case.random_model(), LoadOptions())
+    cold_chunks, cold = run(cold_engine, convo, params)
+    cold_engine.unload()
+    assert warm.stats.reused_tokens > 0 and cold.stats.reused_tokens == 0
+    assert text_of(warm_chunks) == text_of(cold_chunks)
+
+
+def test_count_tokens_matches_the_prompt_the_engine_evaluates(scripted):
+    convo = [Message("system", "Be kind."), Message("user", "What is 2+2?")]
+    _, last = run(scripted, convo)
+    assert scripted.count_tokens(convo) == last.stats.prompt_tokens
+
+
+def test_long_history_forgets_oldest_turns_instead_of_failing(scripted):
+    convo = [Message("system", "Be kind.")]
+    for i in range(30):
+        convo += [Message("user", f"question {i} " + "hello world " * 40),
+                  Message("assistant", "yes " * 40)]
+    convo.append(Message("user", "last question"))
+    chunks, last = run(scripted, convo, GenerationParams(temperature=0.0, max_tokens=512))
+    assert last.finish_reason == "stop"
+    assert text_of(chunks) == SCRIPT_TEXT
+    forgotten = last.stats.forgotten
+    assert forgotten and 0 not in forgotten and len(convo) - 1 not in forgotten
+    assert forgotten == tuple(range(1, max(forgotten) + 1))  # the oldest ones, in order
+    assert last.stats.prompt_tokens <= 2048 - 512
+
+
+def test_a_message_longer_than_the_context_gives_a_plain_error_not_an_exception(scripted):
+    chunks, last = run(scripted, [Message("user", "hello world " * 3000)])
+    assert last.finish_reason == "error"
+    assert "too long" in last.error
+    assert text_of(chunks) == ""
+
+
+def test_same_seed_same_answer_different_seed_different_answer(randomized):
+    def sample(seed):
+        return text_of(run(randomized, HELLO, GenerationParams(temperature=1.0, max_tokens=24, seed=seed))[0])
+
+    assert sample(42) == sample(42)
+    assert sample(42) != sample(43)
+
+
+def test_stats_report_timings_and_speed(randomized):
+    _, last = run(randomized, HELLO, GenerationParams(max_tokens=16, seed=3))
+    s = last.stats
+    assert s.completion_tokens == 16 and last.finish_reason == "length"
+    assert 0 < s.ttft_s <= s.total_s
+    assert s.tokens_per_s > 0 and s.prompt_tokens_per_s > 0
+
+
+def test_generate_without_a_model_is_an_error_chunk(case):
+    engine = case.make_engine()
+    _, last = run(engine, HELLO)
+    assert last.finish_reason == "error" and last.error
+
+
+def test_missing_model_file_raises_a_plain_model_file_error(case, tmp_path):
+    info = case.scripted_model()
+    missing = type(info)(**{**info.__dict__, "path": tmp_path / "nope.gguf"})
+    with pytest.raises(ModelFileError) as e:
+        case.make_engine().load(missing, LoadOptions())
+    assert "not found" in e.value.message
+
+
+def test_corrupt_model_raises_a_plain_model_file_error(case, tmp_path):
+    with pytest.raises(ModelFileError) as e:
+        case.make_engine().load(case.corrupt_model(tmp_path), LoadOptions())
+    assert e.value.message.endswith(".")
+    assert "Traceback" not in e.value.message
+
+
+def test_the_models_own_format_loads_without_warnings(case):
+    engine = case.make_engine()
+    report = engine.load(case.scripted_model(), LoadOptions())
+    assert report.chat_format == "chatml" and report.warnings == ()
+    assert report.n_ctx == 2048
+    engine.unload()
+
+
+def test_unknown_chat_format_is_refused_with_the_known_names(case):
+    with pytest.raises(EngineError) as e:
+        case.make_engine().load(case.scripted_model(), LoadOptions(chat_format="alpaca-9000"))
+    assert "chatml" in e.value.message
