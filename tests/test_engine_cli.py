@@ -1,0 +1,66 @@
+"""`tinychat-engine`: render, chat and its one-line errors, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.fixtures.gguf_model import build_cached
+from tests.fixtures.vocab import SCRIPT_TEXT
+
+CONVO = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]}
+
+
+def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine", *args], input=stdin, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_render_prints_exactly_the_prompt_text_and_nothing_else():
+    r = cli("render", "--format", "chatml", stdin=json.dumps(CONVO))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("<s><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n"
+                        "<|im_start|>assistant\n")
+
+
+def test_render_llama2_folds_the_system_prompt_into_the_first_instruction():
+    r = cli("render", "--format", "llama-2", stdin=json.dumps(CONVO))
+    assert r.stdout == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi there [/INST]"
+
+
+def test_chat_streams_the_answer_to_stdout():
+    r = cli("chat", "--model", str(build_cached("tiny", scripted=True)), "--temperature", "0",
+            stdin=json.dumps(CONVO))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == SCRIPT_TEXT + "\n"
+
+
+def test_chat_json_reports_the_answer_and_its_stats():
+    r = cli("chat", "--model", str(build_cached("tiny", scripted=True)), "--json", "--max-tokens", "4",
+            "--seed", "1", stdin=json.dumps(CONVO))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["finish_reason"] == "length" and out["completion_tokens"] == 4
+    assert SCRIPT_TEXT.startswith(out["text"])
+    assert out["prompt_tokens"] > 10 and out["reused_tokens"] == 0
+    assert out["ttft_s"] > 0 and out["tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize(("args", "stdin", "says"), [
+    (("render", "--format", "alpaca"), json.dumps(CONVO), "Unknown chat format"),
+    (("render", "--format", "chatml"), "{not json", "not valid JSON"),
+    (("render", "--format", "chatml"), '{"messages": [{"role": "robot", "content": "x"}]}', "role"),
+    (("render", "--format", "chatml"), "[]", '"messages" list'),
+    (("chat", "--model", "/nonexistent/model.gguf"), json.dumps(CONVO), "was not found"),
+    (("chat", "--model", "/etc/hostname"), json.dumps(CONVO), "is not a GGUF model file"),
+    (("chat", "--model", "/tmp"), json.dumps(CONVO), "folder"),
+])
+def test_bad_input_exits_nonzero_with_one_line_on_stderr(args, stdin, says):
+    r = cli(*args, stdin=stdin)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], r.stderr
+    assert r.stdout == ""
