@@ -211,7 +211,7 @@ _MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: never in a t
 
 
 class _TemplateTimeout(TemplateError):
-    pass
+    """The template ran past its time or output budget."""
 
 
 class _TemplateRaised(TemplateError):
@@ -286,6 +286,13 @@ def _run(template: Any, context: dict[str, Any]) -> str:
         raise EngineError(
             f"The model's chat template rejected this conversation: {exc.message} "
             "Choose another chat format in Settings.",
+            detail=str(exc),
+        ) from exc
+    except _TemplateTimeout as exc:
+        log.warning("GGUF chat template stopped: %s", exc)
+        raise EngineError(
+            "The chat template stored in this model file runs away (too slow, or an endless prompt) "
+            "and was stopped. Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
             detail=str(exc),
         ) from exc
     except SecurityError as exc:
