@@ -59,19 +59,21 @@ def _errcode(exc: sqlite3.Error) -> int:
     return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF  # primary code of an extended one
 
 
-def _as_store_error(exc: sqlite3.Error, path: Path, action: str) -> StoreError:
+def _as_store_error(exc: sqlite3.Error, path: Path, action: str, writing: bool = True) -> StoreError:
+    """A sentence for the user saying what failed and what to do; `writing`: the caller still holds
+    the text it tried to save, so the sentence can promise it is not lost."""
     code = _errcode(exc)
+    kept = " Your text is still here." if writing else ""
     if code == sqlite3.SQLITE_FULL:
-        message = (f"The disk is full, so TinyChat could not {action}. Free some space and try again; "
-                   "your text is still here.")
+        message = f"The disk is full, so TinyChat could not {action}. Free some space and try again.{kept}"
     elif code in _WRITE_CODES:
         message = (f"TinyChat could not {action} because it cannot write to {path} (read-only disk, "
-                   "missing permission or a disk error). Fix that and try again; your text is still here.")
+                   f"missing permission or a disk error). Fix that and try again.{kept}")
     elif code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         message = (f"TinyChat could not {action} because another program is using {path}. "
                    "Close other copies of TinyChat and try again.")
     else:
-        message = f"TinyChat could not {action} ({exc}). Your text is still here; try again."
+        message = f"TinyChat could not {action} ({exc}). Try again.{kept}"
     log.error("Store failure while trying to %s on %s: %r (code %s)", action, path, exc, code)
     return StoreError(message, detail=repr(exc))
 
@@ -98,13 +100,13 @@ class Store:
                 "Please update TinyChat to open them.", detail=str(exc)) from exc
         except sqlite3.Error as exc:
             if _errcode(exc) not in _CORRUPT_CODES:
-                raise _as_store_error(exc, path, "open your conversations") from exc
+                raise _as_store_error(exc, path, "open your conversations", writing=False) from exc
             log.error("Database %s is damaged: %r", path, exc)
         moved = _move_aside(path)
         try:
             store = cls(cls._connect(path), path)
         except sqlite3.Error as exc:
-            raise _as_store_error(exc, path, "create a new conversation database") from exc
+            raise _as_store_error(exc, path, "create a new conversation database", writing=False) from exc
         return store, (f"Your conversation database was damaged and could not be opened. It was moved to "
                        f"{moved} and TinyChat started a new one.")
 
@@ -156,7 +158,7 @@ class Store:
         try:
             return self._conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
-            raise _as_store_error(exc, self.path, "read your conversations") from exc
+            raise _as_store_error(exc, self.path, "read your conversations", writing=False) from exc
 
     # --- conversations -------------------------------------------------------------------------
 
