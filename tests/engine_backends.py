@@ -44,6 +44,30 @@ def _truncated_gguf(tmp: Path) -> ModelInfo:
     return ModelInfo(path=bad, engine="llama.cpp")
 
 
+def _mlx_engine() -> Engine:
+    from engine.mlx_backend import MlxEngine
+
+    return MlxEngine()
+
+
+def _mlx(shape: str, scripted: bool = False) -> Callable[[], ModelInfo]:
+    from tests.fixtures.hf_model import build_mlx_cached
+
+    return lambda: ModelInfo(path=build_mlx_cached(shape, None, scripted=scripted), engine="mlx")
+
+
+def _truncated_mlx(tmp: Path) -> ModelInfo:
+    import shutil
+
+    from tests.fixtures.hf_model import build_mlx_cached
+
+    bad = tmp / "truncated-mlx"
+    shutil.copytree(build_mlx_cached("tiny", None, scripted=True), bad)
+    weights = bad / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return ModelInfo(path=bad, engine="mlx")
+
+
 BACKENDS: list[BackendCase] = [
     BackendCase(
         name="llama.cpp",
@@ -52,5 +76,13 @@ BACKENDS: list[BackendCase] = [
         random_model=_gguf("tiny"),
         slow_model=_gguf("medium", "F16"),
         corrupt_model=_truncated_gguf,
+    ),
+    BackendCase(
+        name="mlx",
+        make_engine=_mlx_engine,
+        scripted_model=_mlx("tiny", scripted=True),
+        random_model=_mlx("tiny"),
+        slow_model=_mlx("slow"),
+        corrupt_model=_truncated_mlx,
     ),
 ]

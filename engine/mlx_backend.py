@@ -1,0 +1,316 @@
+"""The MLX backend (mlx-lm): converted MLX model folders, on Apple Silicon's GPU (or any CPU with mlx[cpu]).
+
+Prompts come from `chat_format` like every backend's — the tokenizer's own chat template is not
+used — tokenized with special tokens parsed and no extra BOS. Earlier answers are spliced in as the
+ids that were generated, and one prompt cache (`make_prompt_cache`) is kept across turns: before each
+answer it is trimmed to the longest common prefix with the new prompt (`trim_prompt_cache`) and only
+the rest is evaluated. Generation is `mlx_lm.stream_generate` with the format's stop tokens as its
+end tokens; cancel is checked between tokens and, through the prompt-progress callback, between
+prompt chunks of PREFILL_STEP tokens.
+
+mlx and mlx_lm are imported inside methods: `import mlx_lm` takes 1.5–2 s (it pulls in
+transformers), which must not delay the GUI's start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.chat_format import ChatFormat, get_format, self_test
+from engine.context import fit_prompt
+from engine.prompt_tokens import common_prefix, prompt_ids
+from engine.stats import generation_stats
+from engine.stop import StopMatcher
+from engine.types import (
+    Chunk,
+    ContextOverflowError,
+    EngineError,
+    GenerationParams,
+    LoadOptions,
+    LoadReport,
+    Message,
+    ModelFileError,
+    ModelInfo,
+)
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_ARCHITECTURES = ("llama",)
+# Prompt tokens evaluated between cancel checks: small enough that cancel lands within ~0.2 s on a
+# CPU, large enough that the per-chunk overhead stays negligible.
+PREFILL_STEP = 128
+REPEAT_LAST_N = 64  # tokens the repeat penalty looks back over, as llama-cpp-python's default
+
+
+class _Cancelled(Exception):
+    """Raised from the prompt-progress callback to abandon prompt evaluation."""
+
+
+def check_model_dir(path: Path) -> dict[str, Any]:
+    """Raise ModelFileError unless `path` looks like an MLX model folder; return its config."""
+    if not path.exists():
+        raise ModelFileError(f"The model folder {path.name} was not found. Download the model again or choose "
+                             "another one.", detail=str(path))
+    if not path.is_dir():
+        raise ModelFileError(f"{path.name} is a file, not an MLX model folder. MLX models are folders made by "
+                             "the model manager; for a .gguf file choose the llama.cpp engine.", detail=str(path))
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ModelFileError(f"The model folder {path.name} has no config.json: it is not an MLX model, or it "
+                             "is incomplete. Convert or download the model again.", detail=str(path)) from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"The model folder {path.name} has a damaged config.json. Convert or download the "
+                             "model again.", detail=repr(e)) from e
+    if not any(path.glob("model*.safetensors")):
+        raise ModelFileError(f"The model folder {path.name} has no weights. Convert or download the model "
+                             "again.", detail=str(path))
+    return config
+
+
+class MlxEngine:
+    """Engine protocol implementation on mlx-lm."""
+
+    name = "mlx"
+
+    def __init__(self) -> None:
+        self._model: Any = None
+        self._tokenizer: Any = None  # mlx_lm's TokenizerWrapper
+        self._fmt: ChatFormat | None = None
+        self._stop_strings: tuple[str, ...] = ()
+        self._n_ctx = 0
+        self._cache: list[Any] = []  # the prompt cache: one KV cache per layer
+        self._cached_ids: list[int] = []  # the exact tokens the cache holds
+
+    # ----------------------------------------------------------------- loading
+    def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
+        """Load an MLX model folder; raises ModelFileError/EngineError with a plain message."""
+        self.unload()
+        path = Path(model.path)
+        config = check_model_dir(path)
+        arch = config.get("model_type", "unknown")
+        if arch not in SUPPORTED_ARCHITECTURES:
+            raise ModelFileError(
+                f"This model's architecture ({arch}) is not supported: TinyChat runs Llama-family models "
+                "such as TinyLlama. Choose another model.", detail=str(path))
+        t0 = time.perf_counter()
+        chatter = io.StringIO()
+        try:
+            import mlx.core as mx
+            from mlx_lm import load as mlx_load
+
+            with contextlib.redirect_stdout(chatter):
+                self._model, self._tokenizer = mlx_load(str(path))
+        except (RuntimeError, ValueError, KeyError, OSError) as e:
+            self.unload()
+            raise ModelFileError(
+                f"The model in {path.name} could not be loaded: it may be incomplete or damaged. Convert or "
+                "download it again, or choose another model.", detail=repr(e)) from e
+        finally:
+            if chatter.getvalue():
+                log.debug("mlx-lm load output: %s", chatter.getvalue()[-4000:])
+        self._n_ctx = options.n_ctx
+        self._reset_cache()
+        try:
+            warnings = self.set_chat_format(options.chat_format or model.chat_format)
+        except EngineError:
+            self.unload()
+            raise
+        load_s = time.perf_counter() - t0
+        device = str(mx.default_device())
+        log.info("loaded %s (%s) on %s in %.2f s, format %s", path.name, arch, device, load_s, self.chat_format)
+        quant = config.get("quantization") or {}
+        return LoadReport(chat_format=self.chat_format, n_ctx=options.n_ctx, n_vocab=len(self._tokenizer),
+                          n_threads=0, load_s=load_s, warnings=tuple(warnings),
+                          metadata={"general.architecture": arch, "mlx.device": device,
+                                    "mlx.bits": str(quant.get("bits", 16))})
+
+    def unload(self) -> None:
+        """Free the model and its prompt cache."""
+        loaded = self._model is not None
+        self._model = self._tokenizer = self._fmt = None
+        self._cache, self._cached_ids = [], []
+        if loaded:
+            import mlx.core as mx
+
+            mx.clear_cache()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def chat_format(self) -> str:
+        return self._fmt.name if self._fmt else ""
+
+    def set_chat_format(self, name: str) -> tuple[str, ...]:
+        """Switch format; returns the template self-test's warnings."""
+        tokenizer = self._require()
+        fmt = get_format(name)  # an MLX folder has no GGUF template: gguf-jinja is refused with a message
+        stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+        stop_strings = list(fmt.stop_strings)
+        for tok in fmt.stop_tokens:
+            ids = self._tokenize(tok)
+            if len(ids) == 1:
+                stop_ids.add(ids[0])
+            else:
+                stop_strings.append(tok)  # the vocab lacks it: catch it as text instead
+        # stream_generate ends an answer on the tokenizer's end tokens: make them this format's.
+        tokenizer.eos_token_ids = stop_ids
+        self._fmt, self._stop_strings = fmt, tuple(stop_strings)
+        warnings = self_test(fmt, lambda t: len(self._tokenize(t)) == 1)
+        for w in warnings:
+            log.warning("template self-test: %s", w)
+        return tuple(warnings)
+
+    # --------------------------------------------------------------- prompting
+    def _require(self) -> Any:
+        if self._tokenizer is None:
+            raise EngineError("No model is loaded. Choose a model in Settings first.")
+        return self._tokenizer
+
+    def _tokenize(self, text: str) -> list[int]:
+        return list(self._require().encode(text, add_special_tokens=False)) if text else []
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
+        assert self._fmt is not None
+        return prompt_ids(self._fmt, messages, self._tokenize)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt length in tokens for `messages`, generation prompt included."""
+        return len(self.prompt_ids(messages))
+
+    # ----------------------------------------------------------------- caching
+    def _reset_cache(self) -> None:
+        from mlx_lm.models.cache import make_prompt_cache
+
+        self._cache, self._cached_ids = make_prompt_cache(self._model), []
+
+    def _reuse_prefix(self, prompt: list[int]) -> int:
+        """Trim the cache to its longest common prefix with `prompt` (leaving at least one prompt
+        token to evaluate, which yields the first answer token); return the tokens kept."""
+        from mlx_lm.models.cache import can_trim_prompt_cache, trim_prompt_cache
+
+        keep = min(common_prefix(self._cached_ids, prompt), len(prompt) - 1)
+        size = self._cache[0].offset if self._cache else 0
+        if size != len(self._cached_ids) or not can_trim_prompt_cache(self._cache):
+            log.warning("prompt cache out of step (%d tokens, %d ids): starting afresh", size,
+                        len(self._cached_ids))
+            self._reset_cache()
+            return 0
+        trim_prompt_cache(self._cache, size - keep)
+        self._cached_ids = self._cached_ids[:keep]
+        return keep
+
+    def _remember(self, sequence: list[int]) -> None:
+        """Record which tokens the cache holds after a generation: the first `offset` of `sequence`
+        (prompt + every token fed back, a stop token included), however the generation ended."""
+        size = self._cache[0].offset if self._cache else 0
+        if size > len(sequence):
+            self._reset_cache()
+        else:
+            self._cached_ids = sequence[:size]
+
+    # -------------------------------------------------------------- generating
+    def _logits_processors(self, penalty: float, history: list[int]) -> list[Any] | None:
+        """The repeat penalty over the last REPEAT_LAST_N tokens of the whole context. mlx-lm sees
+        only the tokens of this call, so the reused prefix's tail is put in front of them: a warm
+        turn then samples exactly as a cold one would."""
+        if penalty == 1.0:
+            return None
+        import mlx.core as mx
+        from mlx_lm.sample_utils import make_logits_processors
+
+        processors = make_logits_processors(repetition_penalty=penalty, repetition_context_size=REPEAT_LAST_N)
+        if not history:
+            return processors
+        tail = mx.array(history[-REPEAT_LAST_N:])
+        return [lambda tokens, logits, p=p: p(mx.concatenate([tail, tokens]), logits) for p in processors]
+
+    def _sampler(self, params: GenerationParams) -> Any:
+        import mlx.core as mx
+        from mlx_lm.sample_utils import make_sampler
+
+        mx.random.seed(params.seed if params.seed is not None else random.randrange(2**31))
+        top_k = params.top_k if 0 < params.top_k < len(self._tokenizer) else 0
+        return make_sampler(temp=params.temperature, top_p=params.top_p, min_p=params.min_p, top_k=top_k)
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams,
+                 cancel: threading.Event) -> Iterator[Chunk]:
+        """Stream an answer; see Engine.generate. Never raises for runtime problems."""
+        t0 = time.perf_counter()
+        try:
+            self._require()
+            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens)
+            prompt = self.prompt_ids([messages[i] for i in fit.kept])
+        except (ContextOverflowError, EngineError) as e:
+            log.warning("generate refused: %s (%s)", e.message, e.detail)
+            yield Chunk("", "error", generation_stats(t0, 0, 0, [], None, None), error=e.message)
+            return
+        reused = self._reuse_prefix(prompt)
+        if max_new <= 0:
+            yield Chunk("", "length", generation_stats(t0, len(prompt), reused, [], None, fit.forgotten))
+            return
+        from mlx_lm import stream_generate
+
+        def on_prompt_progress(_done: int, _total: int) -> None:
+            if cancel.is_set():
+                raise _Cancelled
+
+        matcher = StopMatcher((*self._stop_strings, *params.stop))
+        fed: list[int] = []  # every token fed back into the model, a stop token included
+        out: list[int] = []  # the answer's tokens
+        finish, error = "length", None
+        t_first: float | None = None
+        shown_any = False
+        responses = stream_generate(
+            self._model, self._tokenizer, prompt[reused:], max_tokens=max_new, sampler=self._sampler(params),
+            logits_processors=self._logits_processors(params.repeat_penalty, prompt[:reused]),
+            prompt_cache=self._cache, prefill_step_size=PREFILL_STEP, prompt_progress_callback=on_prompt_progress)
+        try:
+            for r in responses:
+                if t_first is None:
+                    t_first = time.perf_counter()
+                fed.append(r.token)
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if r.finish_reason == "stop":  # a stop token; its text is at most a cut-off character
+                    finish = "stop"
+                    break
+                out.append(r.token)
+                text = r.text
+                if not shown_any:
+                    text = text.lstrip(" ")  # SentencePiece's word-start space before the first word
+                    shown_any = bool(text)
+                visible, stopped = matcher.push(text)
+                if visible:
+                    yield Chunk(visible)
+                if stopped:
+                    finish = "stop"
+                    break
+        except _Cancelled:
+            finish = "cancelled"
+        except Exception as e:  # an MLX failure mid-generation: report it, never raise to the caller
+            finish, error = "error", ("The model stopped with an internal error. Try again; if it keeps happening, "
+                                      "reload the model.")
+            log.exception("MLX generation failed: %r", e)
+        finally:
+            responses.close()
+        if finish == "error":
+            self._reset_cache()
+        else:
+            self._remember(prompt + fed)
+        tail = matcher.flush()
+        stats = generation_stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
+        yield Chunk(tail, finish, stats, error=error)
