@@ -94,6 +94,9 @@ def convert(src_dir: Path, dst_dir: Path, bits: int | None = 4, progress: Progre
         step(0.99, "Putting the model in place")
         _place(out, dst_dir, tmp)
         report(1.0, "Done")
+    except RuntimeError as e:  # mlx failing mid-way: a weight it cannot read or compute
+        raise EngineError("The model could not be converted. Delete the downloaded original and download it "
+                          "again; if that does not help, choose a llama.cpp model instead.", detail=repr(e)) from e
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise EngineError("There is not enough disk space to convert the model. Free some space and try "
