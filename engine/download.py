@@ -1,0 +1,397 @@
+"""The resumable, verified file transfer behind every model download.
+
+Why not `hf_hub_download` (huggingface_hub 2.4, checked in its source):
+- it cannot resume after the process dies: each process writes its own uniquely named `.incomplete`
+  file, so a restarted app starts from zero and the old partial file stays behind forever;
+- it only compares the size, never the sha256, so wrong bytes of the right size are accepted;
+- it has no cancel API (a raising `tqdm_class` at 10 MiB granularity is the only hook);
+- and under the app's `HF_HUB_OFFLINE=1` its session refuses every request (see engine/hub.py).
+So this module does the transfer itself: one `<name>.part` file per model file, a ranged GET from the
+part's current size, sha256 computed incrementally (the bytes already on disk are re-hashed on resume),
+the cancel Event checked for every chunk (≤ 1 MiB), stalls and dropped connections retried with
+back-off, and only a verified file is moved into place with `os.replace`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from engine.catalog import FileSpec
+from engine.hub import HubSession, RemoteFile, RemoteSnapshot, http_error, network_error
+from engine.types import DownloadCancelled, DownloadError
+
+if TYPE_CHECKING:
+    import httpx2
+
+log = logging.getLogger(__name__)
+
+Phase = Literal["metadata", "downloading", "verifying", "converting", "done"]
+PART_SUFFIX = ".part"
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a download stands. `done`/`total` count bytes of the whole job (all files), not one file;
+    during `verifying` they count bytes hashed. `speed` is bytes/s, `eta_s` None when unknown."""
+
+    phase: Phase
+    file: str
+    done: int
+    total: int | None
+    speed: float = 0.0
+    eta_s: float | None = None
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """Knobs for a transfer; tests shrink the timings."""
+
+    chunk_size: int = MiB  # cancel is checked once per chunk
+    retries: int = 5  # consecutive failed attempts that brought no new bytes
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    margin_bytes: int = 256 * MiB  # kept free beyond the model itself
+    report_interval_s: float = 0.1
+
+
+def free_bytes(path: Path) -> int:
+    """Free space on the drive holding `path` (or its nearest existing parent)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def human(n: float) -> str:
+    """Bytes as a short human figure: 668 MB, 1.2 GB."""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit in ("bytes", "KB", "MB") else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+class _Meter:
+    """Turns byte counts into throttled `Progress` reports with a smoothed speed."""
+
+    def __init__(self, callback: ProgressFn | None, total: int | None, interval: float) -> None:
+        self.callback, self.total, self.interval = callback, total, interval
+        self.done = 0
+        self.speed = 0.0
+        self._last_t = time.monotonic()
+        self._last_done = 0
+        self._last_report = 0.0
+
+    def report(self, phase: Phase, file: str, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if phase == "downloading" and now - self._last_t >= 0.25:
+            inst = (self.done - self._last_done) / (now - self._last_t)
+            self.speed = inst if self.speed == 0 else 0.7 * self.speed + 0.3 * inst
+            self._last_t, self._last_done = now, self.done
+        if self.callback is None or (not force and now - self._last_report < self.interval):
+            return
+        self._last_report = now
+        eta = None
+        if self.total is not None and self.speed > 0 and phase == "downloading":
+            eta = max(0.0, (self.total - self.done) / self.speed)
+        self.callback(Progress(phase, file, self.done, self.total, self.speed, eta))
+
+    def restart_speed(self) -> None:
+        """After a pause (retry back-off), don't average the silence into the speed."""
+        self._last_t, self._last_done = time.monotonic(), self.done
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way another attempt may fix; `error` is what to raise if none does."""
+
+    def __init__(self, error: DownloadError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _new_hash(remote: RemoteFile) -> hashlib._Hash:
+    if remote.sha256:
+        return hashlib.sha256()
+    # Small non-LFS files are identified by their git blob id: sha1("blob <size>\0" + content).
+    h = hashlib.sha1(usedforsecurity=False)
+    h.update(b"blob %d\0" % remote.size)
+    return h
+
+
+def _expected_digest(remote: RemoteFile) -> str | None:
+    return remote.sha256 or remote.git_blob_id
+
+
+def _disk_full(exc: OSError, name: str, have: int) -> DownloadError:
+    return DownloadError(
+        f"The disk filled up while downloading {name}. Free some space and try again: the "
+        f"{human(have)} already downloaded are kept and the download will continue from there.",
+        repr(exc),
+    )
+
+
+class _FileTransfer:
+    """Download one remote file into `<dest>/<name>.part`, verify it, move it to `<dest>/<name>`."""
+
+    def __init__(
+        self,
+        session: HubSession,
+        repo: str,
+        remote: RemoteFile,
+        dest_dir: Path,
+        meter: _Meter,
+        cancel: threading.Event,
+        settings: TransferSettings,
+    ) -> None:
+        self.session, self.repo, self.remote = session, repo, remote
+        self.meter, self.cancel, self.settings = meter, cancel, settings
+        self.final = dest_dir / remote.name
+        self.part = dest_dir / (remote.name + PART_SUFFIX)
+        self.hasher = _new_hash(remote)
+
+    def run(self) -> Path:
+        if self.final.exists():
+            if self._final_is_good():
+                return self.final
+            self.final.unlink()
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self._resume_hash()
+        failures = 0
+        while self._have() < self.remote.size:
+            self._check_cancel()
+            before = self._have()
+            try:
+                self._attempt()
+                continue
+            except _Retryable as exc:
+                last_error = exc.error
+                log.warning("download %s: %s (%s)", self.remote.name, exc.error.message, exc.error.detail)
+            failures = 0 if self._have() > before else failures + 1
+            if failures > self.settings.retries:
+                raise last_error
+            delay = min(self.settings.backoff_base_s * 2 ** max(failures - 1, 0), self.settings.backoff_max_s)
+            self.cancel.wait(delay)
+            self.meter.restart_speed()
+        return self._verify_and_place()
+
+    def _have(self) -> int:
+        return self.part.stat().st_size
+
+    def _final_is_good(self) -> bool:
+        """A final file was verified before it was moved into place; re-check it anyway (an interrupted
+        multi-file job, or a crash between placing and recording) rather than trust a stray file."""
+        start = self.meter.done
+        if self.final.stat().st_size == self.remote.size and self._hash_into(self.final) == _expected_digest(
+            self.remote
+        ):
+            return True
+        log.warning("discarding %s: it does not match the Hub's file", self.final)
+        self.meter.done = start
+        self.hasher = _new_hash(self.remote)
+        return False
+
+    def _hash_into(self, path: Path) -> str:
+        """Feed `path` into `self.hasher`, counting the bytes as done; returns the digest so far."""
+        with path.open("rb") as f:
+            while block := f.read(self.settings.chunk_size):
+                self._check_cancel()
+                self.hasher.update(block)
+                self.meter.done += len(block)
+                self.meter.report("verifying", self.remote.name)
+        return self.hasher.hexdigest()
+
+    def _resume_hash(self) -> None:
+        """Hash the bytes a previous attempt (maybe a previous process) left in the part file."""
+        self.hasher = _new_hash(self.remote)
+        if not self.part.exists():
+            self.part.touch()
+        elif self._have() > self.remote.size:
+            log.warning("part file %s is larger than the remote file; starting over", self.part)
+            self.part.write_bytes(b"")
+        elif self._have():
+            log.info("resuming %s at byte %d of %d", self.remote.name, self._have(), self.remote.size)
+            self._hash_into(self.part)
+
+    def _restart_from_zero(self, why: str) -> None:
+        log.warning("%s: %s; starting the file over", self.remote.name, why)
+        self.meter.done -= self._have()
+        self.part.write_bytes(b"")
+        self.hasher = _new_hash(self.remote)
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            have = self._have() if self.part.exists() else 0
+            raise DownloadCancelled(
+                f"Download cancelled. The {human(have)} already downloaded are kept; start it again to continue."
+            )
+
+    def _attempt(self) -> None:
+        """One ranged GET from the part file's current size to the end (or the first failure)."""
+        import httpx2
+
+        offset = self._have()
+        headers = self.session.headers({"Range": f"bytes={offset}-", "Accept-Encoding": "identity"})
+        try:
+            with self.session.client.stream("GET", self.remote.url, headers=headers) as response:
+                status = response.status_code
+                if status == 416 or (status == 206 and _range_start(response.headers) != offset):
+                    self._restart_from_zero(f"server sent HTTP {status} for bytes={offset}-")
+                    raise _Retryable(DownloadError("The Hub sent an unexpected part of the file.", f"HTTP {status}"))
+                if status == 200 and offset > 0:
+                    self._restart_from_zero("server ignored the Range header")
+                elif status not in (200, 206):
+                    code = response.headers.get("X-Error-Code", "")
+                    error = http_error(status, self.repo, f"File {self.remote.name}", code)
+                    if status == 429 or status >= 500:
+                        raise _Retryable(error)
+                    raise error
+                self._receive(response)
+        except httpx2.TimeoutException as exc:
+            raise _Retryable(
+                DownloadError(
+                    "The download stalled: no data arrived for a while, several times in a row. Check your "
+                    "connection and try again; it will continue where it stopped.",
+                    repr(exc),
+                )
+            ) from exc
+        except httpx2.ConnectError as exc:
+            raise _Retryable(network_error(exc, self.session.endpoint)) from exc
+        except httpx2.TransportError as exc:
+            raise _Retryable(
+                DownloadError(
+                    "The connection to the Hub kept dropping. Check your connection and try again; the "
+                    "download will continue where it stopped.",
+                    repr(exc),
+                )
+            ) from exc
+
+    def _receive(self, response: httpx2.Response) -> None:
+        have = self._have()
+        with self.part.open("ab", buffering=0) as f:
+            # Chunks as they arrive (a network read, ≤ 64 KiB): what was received is on disk if the line drops.
+            for chunk in response.iter_bytes():
+                self._check_cancel()
+                view = memoryview(chunk)[: self.remote.size - have]
+                while view:
+                    try:
+                        n = f.write(view) or 0
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                            raise _disk_full(exc, self.remote.name, have) from exc
+                        raise
+                    self.hasher.update(view[:n])
+                    view = view[n:]
+                    have += n
+                    self.meter.done += n
+                self.meter.report("downloading", self.remote.name)
+                if have >= self.remote.size:
+                    return
+
+    def _verify_and_place(self) -> Path:
+        self.meter.report("verifying", self.remote.name, force=True)
+        with self.part.open("rb+") as f:
+            os.fsync(f.fileno())
+        digest = self.hasher.hexdigest()
+        expected = _expected_digest(self.remote)
+        if expected is not None and digest != expected.lower():
+            self.part.unlink()
+            self.meter.done -= self.remote.size
+            raise DownloadError(
+                f"The downloaded file {self.remote.name} is damaged: its checksum does not match the Hub's. "
+                "It was deleted; try the download again.",
+                f"digest {digest} != expected {expected}",
+            )
+        os.replace(self.part, self.final)
+        log.info("verified and placed %s (%s)", self.final, digest)
+        return self.final
+
+
+def _range_start(headers: Mapping[str, str]) -> int | None:
+    """First byte of a `Content-Range: bytes a-b/n` header, None if absent or malformed."""
+    try:
+        return int(headers.get("Content-Range", "").split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def _check_against_catalog(remote: RemoteFile, spec: FileSpec | None) -> None:
+    """A catalog that pins a size or hash must agree with the Hub, or the file is not the one we vouch for."""
+    if spec is None:
+        return
+    if (spec.size is not None and spec.size != remote.size) or (
+        spec.sha256 is not None and remote.sha256 is not None and spec.sha256.lower() != remote.sha256
+    ):
+        raise DownloadError(
+            f"The Hub's copy of {remote.name} is not the file this version of TinyChat expects. "
+            "Update TinyChat, or import the model file yourself.",
+            f"catalog {spec} vs hub size={remote.size} sha256={remote.sha256}",
+        )
+
+
+def part_bytes(dest_dir: Path, snapshot: RemoteSnapshot) -> int:
+    """Bytes of `snapshot` already on disk in `dest_dir` (finished files and partial ones)."""
+    total = 0
+    for f in snapshot.files:
+        for candidate in (dest_dir / f.name, dest_dir / (f.name + PART_SUFFIX)):
+            if candidate.exists():
+                total += min(candidate.stat().st_size, f.size)
+                break
+    return total
+
+
+def download_snapshot(
+    session: HubSession,
+    snapshot: RemoteSnapshot,
+    dest_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    expected: Mapping[str, FileSpec] | None = None,
+    extra_space: int = 0,
+    settings: TransferSettings | None = None,
+    free_space: Callable[[Path], int] = free_bytes,
+) -> dict[str, Path]:
+    """Download every file of `snapshot` into `dest_dir`, resuming `.part` files, verifying each one
+    against the Hub's sha256 (or git blob id for small files) before it is moved into place.
+
+    Refuses to start when the drive lacks the remaining bytes + `extra_space` (e.g. a conversion's
+    output) + a margin. Raises `DownloadError` with a plain sentence, `DownloadCancelled` on cancel.
+    """
+    settings = settings or TransferSettings()
+    cancel = cancel or threading.Event()
+    expected = expected or {}
+    for remote in snapshot.files:
+        _check_against_catalog(remote, expected.get(remote.name))
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    remaining = snapshot.total_size - part_bytes(dest_dir, snapshot)
+    needed = remaining + extra_space + settings.margin_bytes
+    free = free_space(dest_dir)
+    if free < needed:
+        raise DownloadError(
+            f"Not enough disk space: this download needs {human(needed)} free (including a safety margin) "
+            f"but the drive holding {dest_dir} has {human(free)}. Free some space and try again.",
+            f"needed={needed} free={free}",
+        )
+    meter = _Meter(progress, snapshot.total_size, settings.report_interval_s)
+    placed: dict[str, Path] = {}
+    # Smallest first: a job interrupted late leaves only the big file to resume.
+    for remote in sorted(snapshot.files, key=lambda f: f.size):
+        placed[remote.name] = _FileTransfer(
+            session, snapshot.repo, remote, dest_dir, meter, cancel, settings
+        ).run()
+    meter.report("verifying", "", force=True)
+    return placed
