@@ -22,6 +22,7 @@ from app.store_types import (
     ImportRejected,
     ImportSummary,
     StoredMessage,
+    StoreError,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +45,13 @@ _INT32 = 2**31
 def _selected(store: Store, ids: Iterable[str] | None) -> list[Conversation]:
     if ids is None:
         return store.list_conversations()
-    return [store.get_conversation(cid) for cid in ids]
+    found = []
+    for cid in ids:
+        try:
+            found.append(store.get_conversation(cid))
+        except StoreError as exc:
+            raise StoreError(f"There is no conversation with id {cid}.", detail=exc.detail) from exc
+    return found
 
 
 def _iso(ts: float | None) -> str | None:
@@ -122,7 +129,9 @@ def parse_export(data: str | bytes | dict[str, Any]) -> list[tuple[Conversation,
             raise ImportRejected(f"This file is larger than {MAX_IMPORT_BYTES // 2**20} MB; "
                                  "TinyChat does not import files that big.")
         data = _decode(data)
-    doc = _Obj(data, "the file")
+    if not isinstance(data, dict):
+        raise ImportRejected("This is not a TinyChat conversation export.")
+    doc = _Obj(data, "the top level")
     if doc.get("format", str) != FORMAT_NAME:
         raise ImportRejected("This is not a TinyChat conversation export.")
     version = doc.get("version", int)
@@ -250,8 +259,10 @@ def _message(obj: _Obj, conversation_id: str) -> StoredMessage:
         raise ImportRejected(f"In this file, “token_ids” of {obj.where} are not valid token ids.")
     return StoredMessage(
         id=obj.ident("id"), conversation_id=conversation_id, parent_id=obj.ident("parent_id", optional=True),
-        role=obj.choice("role", ROLES), content=obj.get("content", str, limit=MAX_TEXT),  # type: ignore[arg-type]
-        status=obj.choice("status", STATUSES), created_at=obj.time("created_at"),  # type: ignore[arg-type]
+        role=obj.choice("role", ROLES),  # type: ignore[arg-type]
+        content=obj.get("content", str, limit=MAX_TEXT),
+        status=obj.choice("status", STATUSES),  # type: ignore[arg-type]
+        created_at=obj.time("created_at"),  # type: ignore[arg-type]
         model_id=obj.get("model_id", str, optional=True), quant=obj.get("quant", str, optional=True),
         chat_format=obj.get("chat_format", str, optional=True),
         prompt_tokens=obj.get("prompt_tokens", int, optional=True),

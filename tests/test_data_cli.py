@@ -1,0 +1,115 @@
+"""`tinychat export` / `tinychat import` as a user runs them, in a private TINYCHAT_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tinychat(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TINYCHAT_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def _db(home: Path) -> Path:
+    return home / "data" / "tinychat.db"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A TinyChat home holding two conversations."""
+    home = tmp_path / "home"
+    store, _ = Store.open(_db(home))
+    for title, question, answer in (("Soup", "How do I make soup?", "Boil vegetables."),
+                                    ("Trains", "Trains to Lyon?", "Every hour.")):
+        conv = store.create_conversation(title=title)
+        q = store.add_message(conv.id, None, "user", question)
+        store.add_message(conv.id, q.id, "assistant", answer)
+    store.close()
+    return home
+
+
+def _titles(home: Path) -> list[str]:
+    store, _ = Store.open(_db(home))
+    try:
+        return sorted(c.title for c in store.list_conversations())
+    finally:
+        store.close()
+
+
+def test_export_json_then_import_into_another_home_copies_every_conversation(home: Path,
+                                                                             tmp_path: Path) -> None:
+    out = tmp_path / "backup.json"
+    run = tinychat(home, "export", "--format", "json", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "Exported 2 conversation(s)" in run.stdout
+    assert json.loads(out.read_text(encoding="utf-8"))["version"] == 1
+    other = tmp_path / "other"
+    run = tinychat(other, "import", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "Added 2 conversation(s) with 4 message(s)." in run.stdout
+    assert "added: Soup" in run.stdout and "added: Trains" in run.stdout
+    assert _titles(other) == ["Soup", "Trains"]
+    again = tinychat(other, "import", str(out))
+    assert again.returncode == 0 and "skipped 2 already present" in again.stdout
+    assert _titles(other) == ["Soup", "Trains"]
+
+
+def test_export_markdown_of_one_conversation(home: Path, tmp_path: Path) -> None:
+    store, _ = Store.open(_db(home))
+    soup = next(c.id for c in store.list_conversations() if c.title == "Soup")
+    store.close()
+    out = tmp_path / "soup.md"
+    run = tinychat(home, "export", "--format", "md", "--conversation", soup, "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Soup") and "Boil vegetables." in text and "Trains" not in text
+
+
+def test_export_to_stdout(home: Path) -> None:
+    run = tinychat(home, "export", "--format", "md", "--out", "-")
+    assert run.returncode == 0 and "# Soup" in run.stdout and "# Trains" in run.stdout
+
+
+@pytest.mark.parametrize("content", [
+    b"{broken", b'{"format": "tinychat-conversations", "version": 99}', b"\x00" * 10])
+def test_importing_a_bad_file_exits_non_zero_with_one_line_and_writes_nothing(home: Path, tmp_path: Path,
+                                                                              content: bytes) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    run = tinychat(home, "import", str(bad))
+    assert run.returncode != 0
+    assert len(run.stderr.strip().splitlines()) == 1 and run.stderr.startswith("tinychat: ")
+    assert run.stdout == ""
+    assert _titles(home) == ["Soup", "Trains"]
+
+
+def test_importing_a_missing_file_says_so_in_one_line(home: Path, tmp_path: Path) -> None:
+    run = tinychat(home, "import", str(tmp_path / "nope.json"))
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [f"tinychat: Could not read {tmp_path / 'nope.json'}: "
+                                               "No such file or directory."]
+
+
+def test_exporting_an_unknown_conversation_fails_and_creates_no_file(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.json"
+    run = tinychat(home, "export", "--conversation", "f" * 32, "--out", str(out))
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [f"tinychat: There is no conversation with id {'f' * 32}."]
+    assert not out.exists()
+
+
+def test_export_into_a_missing_folder_fails_cleanly(home: Path, tmp_path: Path) -> None:
+    run = tinychat(home, "export", "--out", str(tmp_path / "no" / "such" / "dir" / "x.json"))
+    assert run.returncode != 0 and len(run.stderr.strip().splitlines()) == 1
+    assert "Could not write" in run.stderr
