@@ -56,6 +56,16 @@ class Faults:
 
 
 @dataclass
+class Request:
+    """One request the server received, and how many body bytes it answered with."""
+
+    method: str
+    path: str
+    range: str | None
+    sent: int = 0
+
+
+@dataclass
 class HubFile:
     name: str
     data: bytes
@@ -84,7 +94,7 @@ class FakeHub:
         self.repos: dict[str, HubRepo] = {}
         self.faults = Faults()
         self.bytes_sent: dict[str, int] = {}
-        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -104,6 +114,10 @@ class FakeHub:
         with self.lock:
             self.bytes_sent.clear()
             self.requests.clear()
+
+    def cdn_requests(self) -> list[Request]:
+        """The file-content requests (after the resolve redirect), in order."""
+        return [r for r in self.requests if r.path.startswith("/cdn/")]
 
     def served(self, name: str) -> int:
         """Body bytes of file `name` the server has written to sockets."""
@@ -126,7 +140,7 @@ class FakeHub:
         Handler.hub = hub
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -157,8 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, head: bool) -> None:
         hub = self.hub
         path = unquote(urlsplit(self.path).path)
+        self.request_log = Request(self.command, path, self.headers.get("Range"))
         with hub.lock:
-            hub.requests.append((self.command, path, self.headers.get("Range")))
+            hub.requests.append(self.request_log)
         kind = "api" if path.startswith("/api/") else "cdn" if path.startswith("/cdn/") else "resolve"
         f = hub.faults
         if f.status is not None and f.status_on in ("all", kind) and f.take("status"):
@@ -281,6 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
                     sent += len(piece)
                     with hub.lock:
                         hub.bytes_sent[name] = hub.bytes_sent.get(name, 0) + len(piece)
+                        self.request_log.sent += len(piece)
                     if f.trickle_bps:
                         time.sleep(len(piece) / f.trickle_bps)
                 if drop_at is not None and sent >= drop_at:
@@ -291,3 +307,27 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         self.close_connection = True
+
+
+# --- catalogs that point at the fake hub -----------------------------------------------------------
+def gguf_entry(repo: str, revision: str, filename: str, *, model: str = "tiny", level: str = "Q4_K_M",
+               sha256: str | None = None, size: int | None = None) -> dict:
+    """A llama.cpp catalog entry (the packaged catalog's shape) for a file on the fake hub."""
+    return {"id": f"{model}-{level.lower()}", "model": model, "level": level, "label": f"{model} {level}",
+            "engine": "llama.cpp", "repo": repo, "revision": revision,
+            "files": [{"name": filename, "size": size, "sha256": sha256}],
+            "size_mb": 1, "memory_mb": 10, "note": "test entry", "verified": sha256 is not None}
+
+
+def mlx_entry(repo: str, revision: str, allow_patterns: list[str], *, model: str = "tiny", bits: int = 4) -> dict:
+    """An MLX catalog entry: the original snapshot (allow-patterns) converted locally to `bits`."""
+    return {"id": f"{model}-mlx-{bits}bit", "model": model, "level": f"{bits}bit", "label": f"{model} MLX {bits}-bit",
+            "engine": "mlx", "repo": repo, "revision": revision, "source_id": f"{model}-hf",
+            "allow_patterns": allow_patterns, "files": [], "bits": bits, "size_mb": 1, "memory_mb": 10,
+            "note": "test entry"}
+
+
+def write_catalog(path: Path, entries: list[dict]) -> Path:
+    """Write a catalog file `Catalog.load(path)` reads."""
+    path.write_text(json.dumps({"schema": 1, "entries": entries}), encoding="utf-8")
+    return path

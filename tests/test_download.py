@@ -1,0 +1,256 @@
+"""Downloads against a real local HTTP server that answers like the Hub (tests/fakehub.py):
+progress, cancel, resume, stalls, dropped connections, corrupt bytes, HTTP errors, disk space."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import pytest
+
+from engine.catalog import Catalog
+from engine.download import PART_SUFFIX, Progress, TransferSettings
+from engine.models import MANIFEST, ModelManager
+from engine.types import DownloadCancelled, DownloadError
+from tests.fakehub import FakeHub, gguf_entry, write_catalog
+from tests.fixtures.gguf_model import build_cached
+
+REPO = "test/Tiny-GGUF"
+FILE = "tiny.q4_k_m.gguf"
+FAST = TransferSettings(backoff_base_s=0.01, backoff_max_s=0.05, retries=3, margin_bytes=0, report_interval_s=0)
+
+
+@pytest.fixture(autouse=True)
+def _hub_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+
+
+@pytest.fixture(scope="module")
+def model_bytes() -> bytes:
+    return build_cached("small", "Q4_K_M", scripted=True).read_bytes()
+
+
+@pytest.fixture
+def hub(model_bytes: bytes):
+    with FakeHub() as h:
+        h.commit = h.add_repo(REPO, {FILE: model_bytes, "README.md": b"# tiny\n"})
+        yield h
+
+
+def manager(tmp_path: Path, hub: FakeHub, *, settings: TransferSettings = FAST, stall_timeout: float = 5.0,
+            entry: dict | None = None, **kw) -> ModelManager:
+    catalog = Catalog.load(write_catalog(tmp_path / "catalog.json", [entry or gguf_entry(REPO, hub.commit, FILE)]))
+    return ModelManager(tmp_path / "models", catalog, endpoint=hub.endpoint, settings=settings,
+                        stall_timeout=stall_timeout, **kw)
+
+
+def part_path(tmp_path: Path) -> Path:
+    return tmp_path / "models" / "llama.cpp" / "tiny-q4_k_m" / (FILE + PART_SUFFIX)
+
+
+class CancelAfter:
+    """A progress callback that sets `cancel` once `nbytes` have arrived, like a user pressing Cancel."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes, self.cancel, self.seen = nbytes, threading.Event(), []
+
+    def __call__(self, p: Progress) -> None:
+        self.seen.append(p)
+        if p.phase == "downloading" and p.done >= self.nbytes:
+            self.cancel.set()
+
+
+def test_download_reports_progress_and_places_the_verified_file(tmp_path, hub, model_bytes):
+    seen: list[Progress] = []
+    path = manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M", progress=seen.append)
+    assert path.read_bytes() == model_bytes
+    assert path.parent == tmp_path / "models" / "llama.cpp" / "tiny-q4_k_m"
+    assert not list(path.parent.glob("*" + PART_SUFFIX))
+    assert (path.parent / MANIFEST).is_file()
+    phases = [p.phase for p in seen]
+    assert phases[0] == "metadata" and phases[-1] == "done"
+    assert phases.index("downloading") < phases.index("verifying")
+    downloading = [p for p in seen if p.phase == "downloading"]
+    assert all(p.total == len(model_bytes) and p.file == FILE for p in downloading)
+    assert [p.done for p in downloading] == sorted(p.done for p in downloading)
+    assert seen[-1].done == seen[-1].total == len(model_bytes)
+
+
+def test_slow_trickle_reports_speed_and_eta_and_still_completes(tmp_path, hub, model_bytes):
+    hub.faults.trickle_bps = 800_000
+    seen: list[Progress] = []
+    manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M", progress=seen.append)
+    late = [p for p in seen if p.phase == "downloading" and p.done > len(model_bytes) // 2]
+    assert late and all(p.speed > 0 and p.eta_s is not None for p in late)
+    assert 100_000 < late[-1].speed < 8_000_000  # bytes/s of the order the server trickles at
+
+
+def test_cancel_stops_the_download_and_keeps_the_partial_file(tmp_path, hub):
+    hub.faults.trickle_bps = 400_000
+    user = CancelAfter(100_000)
+    mm = manager(tmp_path, hub)
+    with pytest.raises(DownloadCancelled, match="cancelled"):
+        mm.ensure_available("tiny", "Q4_K_M", progress=user, cancel=user.cancel)
+    assert part_path(tmp_path).stat().st_size >= 100_000
+    assert mm.installed() == ()
+    assert [u.state for u in mm.disk_usage()] == ["partial"]
+
+
+def test_resume_after_cancel_fetches_only_the_missing_bytes(tmp_path, hub, model_bytes):
+    hub.faults.trickle_bps = 400_000
+    user = CancelAfter(200_000)
+    mm = manager(tmp_path, hub)
+    with pytest.raises(DownloadCancelled):
+        mm.ensure_available("tiny", "Q4_K_M", progress=user, cancel=user.cancel)
+    have = part_path(tmp_path).stat().st_size
+    hub.faults.trickle_bps = None
+    hub.reset_counters()
+    path = mm.ensure_available("tiny", "Q4_K_M")
+    assert path.read_bytes() == model_bytes
+    (resumed,) = hub.cdn_requests()
+    assert resumed.range == f"bytes={have}-"
+    assert resumed.sent == len(model_bytes) - have  # the bytes already on disk were not fetched again
+
+
+def test_dropped_connection_is_resumed_from_the_last_byte_received(tmp_path, hub, model_bytes):
+    hub.faults.drop_after, hub.faults.drop_times = 300_000, 2
+    path = manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+    assert path.read_bytes() == model_bytes
+    ranges = [r.range for r in hub.cdn_requests()]
+    assert ranges == ["bytes=0-", "bytes=300000-", "bytes=600000-"]
+    assert hub.served(FILE) == len(model_bytes)  # not one byte fetched twice
+
+
+def test_a_stall_is_detected_retried_and_the_download_completes(tmp_path, hub, model_bytes):
+    hub.faults.stall_after, hub.faults.stall_s = 250_000, 10.0
+    path = manager(tmp_path, hub, stall_timeout=0.4).ensure_available("tiny", "Q4_K_M")
+    assert path.read_bytes() == model_bytes
+    assert [r.range for r in hub.cdn_requests()] == ["bytes=0-", "bytes=250000-"]
+
+
+def test_a_connection_that_always_stalls_gives_up_with_a_plain_sentence(tmp_path, hub):
+    hub.faults.stall_after, hub.faults.stall_times, hub.faults.stall_s = 0, None, 10.0
+    settings = TransferSettings(backoff_base_s=0.01, retries=1, margin_bytes=0)
+    with pytest.raises(DownloadError, match="stalled") as info:
+        manager(tmp_path, hub, settings=settings, stall_timeout=0.3).ensure_available("tiny", "Q4_K_M")
+    assert "continue where it stopped" in info.value.message
+
+
+def test_corrupt_bytes_are_rejected_and_the_file_removed(tmp_path, hub):
+    hub.faults.corrupt = True
+    mm = manager(tmp_path, hub)
+    with pytest.raises(DownloadError, match="damaged") as info:
+        mm.ensure_available("tiny", "Q4_K_M")
+    assert "checksum" in info.value.message and "deleted" in info.value.message
+    folder = tmp_path / "models" / "llama.cpp" / "tiny-q4_k_m"
+    assert not (folder / FILE).exists() and not part_path(tmp_path).exists()
+    assert mm.installed() == ()
+    hub.faults.corrupt = False
+    assert mm.ensure_available("tiny", "Q4_K_M").is_file()  # a clean retry starts over and succeeds
+
+
+def test_a_server_that_ignores_range_restarts_the_file_cleanly(tmp_path, hub, model_bytes):
+    hub.faults.drop_after = 200_000
+    hub.faults.ignore_range = True
+    path = manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+    assert path.read_bytes() == model_bytes
+
+
+def test_a_missing_file_says_the_catalog_may_be_out_of_date(tmp_path, hub):
+    entry = gguf_entry(REPO, hub.commit, "tiny.q9_k.gguf")
+    with pytest.raises(DownloadError, match="not found on the Hub") as info:
+        manager(tmp_path, hub, entry=entry).ensure_available("tiny", "Q4_K_M")
+    assert "out of date" in info.value.message
+
+
+def test_an_unknown_revision_is_reported_as_not_found(tmp_path, hub):
+    entry = gguf_entry(REPO, "0" * 40, FILE)
+    with pytest.raises(DownloadError, match="not found"):
+        manager(tmp_path, hub, entry=entry).ensure_available("tiny", "Q4_K_M")
+
+
+def test_a_gated_repo_asks_for_a_token(tmp_path, hub):
+    hub.faults.require_token = "hf_secret"
+    with pytest.raises(DownloadError, match="token") as info:
+        manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+    assert "HF_TOKEN" in info.value.message
+
+
+def test_the_token_from_hf_token_is_sent(tmp_path, hub, model_bytes, monkeypatch):
+    hub.faults.require_token = "hf_secret"
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+
+
+def test_a_server_error_is_retried_then_succeeds(tmp_path, hub, model_bytes):
+    hub.faults.status, hub.faults.status_on, hub.faults.status_times = 503, "cdn", 2
+    assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+
+
+def test_a_lasting_server_error_says_try_again_later(tmp_path, hub):
+    hub.faults.status, hub.faults.status_on = 500, "cdn"
+    with pytest.raises(DownloadError, match=r"having problems \(HTTP 500\)"):
+        manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+
+
+def test_a_server_error_on_metadata_is_a_plain_sentence(tmp_path, hub):
+    hub.faults.status, hub.faults.status_on = 500, "api"
+    with pytest.raises(DownloadError, match="Try again later"):
+        manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+
+
+def test_no_network_says_check_your_connection(tmp_path, hub):
+    mm = manager(tmp_path, hub)
+    hub.stop()  # nothing listens on the port any more
+    with pytest.raises(DownloadError, match="Can't reach the Hub"):
+        mm.ensure_available("tiny", "Q4_K_M")
+
+
+def test_not_enough_disk_space_is_refused_before_any_byte_is_fetched(tmp_path, hub, model_bytes):
+    mm = manager(tmp_path, hub, free_space=lambda _p: len(model_bytes) - 1)
+    with pytest.raises(DownloadError, match="Not enough disk space"):
+        mm.ensure_available("tiny", "Q4_K_M")
+    assert hub.served(FILE) == 0
+    assert not any("/resolve/" in r.path for r in hub.requests)
+
+
+def test_free_space_check_counts_only_the_bytes_still_missing(tmp_path, hub, model_bytes):
+    hub.faults.trickle_bps = 400_000
+    user = CancelAfter(300_000)
+    with pytest.raises(DownloadCancelled):
+        manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M", progress=user, cancel=user.cancel)
+    have = part_path(tmp_path).stat().st_size
+    hub.faults.trickle_bps = None
+    mm = manager(tmp_path, hub, free_space=lambda _p: len(model_bytes) - have)
+    assert mm.ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+
+
+def test_a_catalog_pinned_hash_that_the_hub_contradicts_is_refused(tmp_path, hub):
+    entry = gguf_entry(REPO, hub.commit, FILE, sha256="0" * 64)
+    with pytest.raises(DownloadError, match="not the file this version of TinyChat expects"):
+        manager(tmp_path, hub, entry=entry).ensure_available("tiny", "Q4_K_M")
+    assert hub.served(FILE) == 0
+
+
+def test_a_catalog_pinned_hash_that_matches_is_accepted(tmp_path, hub, model_bytes):
+    entry = gguf_entry(REPO, hub.commit, FILE, sha256=hashlib.sha256(model_bytes).hexdigest(), size=len(model_bytes))
+    assert manager(tmp_path, hub, entry=entry).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+
+
+def test_a_part_file_longer_than_the_remote_file_is_discarded(tmp_path, hub, model_bytes):
+    part = part_path(tmp_path)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * (len(model_bytes) + 10))
+    assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+
+
+def test_a_part_file_with_wrong_bytes_fails_verification_and_is_removed(tmp_path, hub, model_bytes):
+    part = part_path(tmp_path)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 1000)  # resumed from, but not the Hub's bytes: the sha256 catches it
+    with pytest.raises(DownloadError, match="damaged"):
+        manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+    assert not part.exists()
