@@ -116,8 +116,8 @@ class Catalog:
             else:
                 text = Path(path).read_text(encoding="utf-8")
             doc = json.loads(text)
-            if doc.get("schema") != SUPPORTED_SCHEMA:
-                raise ValueError(f"unsupported schema {doc.get('schema')!r}")
+            if not isinstance(doc, dict) or doc.get("schema") != SUPPORTED_SCHEMA:
+                raise ValueError("not a catalog of a supported schema")
             return cls(tuple(_entry(raw) for raw in doc["entries"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CatalogError(
