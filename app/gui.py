@@ -9,7 +9,8 @@ def run(qt_args: list[str]) -> int:
     """Create the QApplication, show the main window and run the event loop."""
     from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
 
-    app = QApplication([sys.argv[0], *qt_args])
+    # Reuse an existing instance: `tinychat --self-test` creates it first so it can check the running app.
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("TinyChat")
     window = QMainWindow()
     window.setWindowTitle("TinyChat")

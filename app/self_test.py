@@ -1,0 +1,202 @@
+"""`tinychat --self-test [--model PATH]`: proves that an installed TinyChat works on this computer.
+
+Starts the real app (`app.gui.run`) offscreen with a private temporary data folder, and once the main window
+is up checks, in order: the Qt platform plugin, the main window, the conversation database (SQLite with
+FTS5 search), the engine's native libraries, and — with `--model` — loads the model and generates a few
+tokens through the GUI's engine worker thread. Prints one line per check and exits 0, or 1 with the reason.
+Installers and CI run it against the built artefact, so it must need nothing from a source checkout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.self_test_engine import SelfTestFailed, generate_through_worker
+
+# Each wait on the engine; generous because CI also runs this under CPU emulation (qemu), ~50× slower.
+STEP_TIMEOUT_S = float(os.environ.get("TINYCHAT_SELF_TEST_TIMEOUT", "600"))
+WINDOW_TIMEOUT_S = 60.0
+PROMPT = "Say hello."
+MAX_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the report: what was checked, whether it passed, and what was found (or why not)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def run(model_path: str | None) -> int:
+    """Run every check, print the report, and return the exit code (0 only if all passed)."""
+    if model_path is not None and not Path(model_path).exists():
+        print(f"self-test FAILED: the model {model_path} does not exist.", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="tinychat-self-test-") as home:
+        os.environ["TINYCHAT_HOME"] = home
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a caller may ask for xcb to test it
+        results = _run_in_app(Path(model_path).resolve() if model_path else None)
+        log_tail = _log_tail(Path(home))
+    return _report(results, log_tail)
+
+
+def _run_in_app(model: Path | None) -> list[CheckResult]:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app import gui
+    from app.logging_setup import setup_logging
+
+    setup_logging()
+    results: list[CheckResult] = []
+    started = time.perf_counter()
+    qt_app = QApplication.instance() or QApplication([sys.argv[0]])
+    results.append(_check("Qt platform plugin", lambda: _platform(qt_app)))
+    results_before_window = len(results)
+
+    def checks() -> None:
+        results.append(_check("main window", lambda: _main_window(qt_app, started)))
+        results.append(_check("conversation database", _database))
+        results.append(_check("engine libraries", _engine_libraries))
+        if model is not None:
+            results.append(_check("model", lambda: generate_through_worker(model, PROMPT, MAX_TOKENS, STEP_TIMEOUT_S)))
+        qt_app.exit(0)
+
+    def watchdog() -> None:
+        results.append(CheckResult("time limit", False, f"the checks did not finish within {STEP_TIMEOUT_S:.0f} s"))
+        qt_app.exit(1)
+
+    QTimer.singleShot(0, checks)
+    limit = QTimer(singleShot=True, interval=int(STEP_TIMEOUT_S * 2.5 * 1000))
+    limit.timeout.connect(watchdog)
+    limit.start()
+    try:
+        gui.run([])
+    except Exception as e:  # the app itself failed to start: that is the finding
+        results.append(CheckResult("app start", False, f"{type(e).__name__}: {e}"))
+        traceback.print_exc()
+    limit.stop()
+    if len(results) == results_before_window:
+        results.append(CheckResult("main window", False, "the app's event loop ended before the window was shown"))
+    return results
+
+
+def _check(name: str, fn: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(name, True, fn())
+    except SelfTestFailed as e:
+        return CheckResult(name, False, str(e))
+    except Exception as e:  # the report must name any failure, not crash on it
+        traceback.print_exc()
+        return CheckResult(name, False, f"{type(e).__name__}: {e}")
+
+
+def _platform(qt_app: object) -> str:
+    from PySide6.QtCore import qVersion
+
+    wanted = os.environ["QT_QPA_PLATFORM"].split(":")[0]
+    name = qt_app.platformName()  # type: ignore[attr-defined]
+    if name != wanted:
+        raise SelfTestFailed(f"Qt started the '{name}' platform plugin, not '{wanted}'")
+    return f"{name} (Qt {qVersion()})"
+
+
+def _main_window(qt_app: object, started: float) -> str:
+    from PySide6.QtCore import QDeadlineTimer, QEventLoop
+    from PySide6.QtWidgets import QMainWindow
+
+    def shown() -> list[QMainWindow]:
+        windows = [w for w in qt_app.topLevelWidgets() if isinstance(w, QMainWindow)]  # type: ignore[attr-defined]
+        return [w for w in windows if w.isVisible() and w.windowHandle() and w.windowHandle().isExposed()]
+
+    # The window system exposes the window a few events after show(): let those events run.
+    deadline = QDeadlineTimer(int(WINDOW_TIMEOUT_S * 1000))
+    while not shown() and not deadline.hasExpired():
+        qt_app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)  # type: ignore[attr-defined]
+        time.sleep(0.005)
+    if not shown():
+        raise SelfTestFailed(f"no main window was shown within {WINDOW_TIMEOUT_S:.0f} s")
+    w = shown()[0]
+    elapsed = time.perf_counter() - started
+    return f"'{w.windowTitle()}' {w.width()}×{w.height()}, shown {elapsed:.2f} s after start"
+
+
+def _database() -> str:
+    import sqlite3
+
+    from app import paths
+    from app.store import Store
+
+    store, notice = Store.open(paths.data_dir() / "self-test.db")
+    try:
+        if notice:
+            raise SelfTestFailed(notice)
+        conv = store.create_conversation()
+        store.add_message(conv.id, None, "user", "Does full-text search find zebras?")
+        hits = store.search("zebra")
+        if len(hits) != 1:
+            raise SelfTestFailed(f"full-text search found {len(hits)} messages instead of 1")
+    finally:
+        store.close()
+    return f"SQLite {sqlite3.sqlite_version} with FTS5 search"
+
+
+def _engine_libraries() -> str:
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    # "CPU : SSE3 = 1 | AVX2 = 1 | … |": the instruction sets this build uses on this CPU.
+    flags = [part.rsplit(":", 1)[-1].strip() for part in info.split("|")]
+    features = sorted({f.split("=")[0].strip() for f in flags if f.endswith("= 1")})
+    found = [f"llama.cpp {llama_cpp.__version__} ({', '.join(features) or 'no CPU extensions'})"]
+    if importlib.util.find_spec("mlx") is not None and sys.platform == "darwin":
+        import mlx.core as mx
+
+        # The first GPU operation is what fails when mlx.metallib is missing from the bundle.
+        total = mx.arange(4).sum()
+        mx.eval(total)
+        if total.item() != 6:
+            raise SelfTestFailed(f"MLX computed {total.item()} for 0+1+2+3")
+        found.append(f"MLX on {mx.default_device()}")
+    _check_child_environment()
+    return "; ".join(found)
+
+
+def _check_child_environment() -> None:
+    """Programs the app opens (browser, file manager) must not inherit the bundle's library path."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle and bundle in os.environ.get("LD_LIBRARY_PATH", ""):
+        raise SelfTestFailed("LD_LIBRARY_PATH still points into the app bundle; programs it opens would break")
+
+
+def _log_tail(home: Path, lines: int = 20) -> str:
+    logs = sorted(home.glob("logs/*.log"))
+    if not logs:
+        return ""
+    return "\n".join(logs[0].read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def _report(results: list[CheckResult], log_tail: str) -> int:
+    for r in results:
+        print(r.line())
+    failed = [r for r in results if not r.ok]
+    if failed:
+        if log_tail:
+            print("--- end of the log ---\n" + log_tail)
+        print(f"self-test FAILED: {failed[0].name}: {failed[0].detail}")
+        return 1
+    print("self-test passed")
+    return 0
