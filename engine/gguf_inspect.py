@@ -53,9 +53,13 @@ class _Reader:
     def remaining(self) -> int:
         return self.size - self.f.tell()
 
-    def read(self, n: int) -> bytes:
+    def need(self, n: int) -> None:
+        """Refuse before allocating: `n` more bytes must exist, else the file was cut short."""
         if n > self.remaining():
             raise GgufProblem("The file is truncated: it ends in the middle of its header. Download or copy it again.")
+
+    def read(self, n: int) -> bytes:
+        self.need(n)
         return self.f.read(n)
 
     def scalar(self, fmt: str) -> Any:
@@ -63,13 +67,12 @@ class _Reader:
 
     def string(self) -> str:
         n = self.scalar("<Q")
-        if n > min(MAX_STRING, self.remaining()):
+        if n > MAX_STRING:
             raise GgufProblem(f"The file's header is corrupt: it claims a text of {n} bytes.")
         return self.read(n).decode("utf-8", errors="replace")
 
     def skip(self, n: int) -> None:
-        if n > self.remaining():
-            raise GgufProblem("The file is truncated: it ends in the middle of its header. Download or copy it again.")
+        self.need(n)
         self.f.seek(n, os.SEEK_CUR)
 
 
@@ -86,8 +89,9 @@ def _read_value(r: _Reader, vtype: int, key: str, header: GgufHeader) -> Any:
     if etype not in _SCALARS and etype != STRING:
         raise GgufProblem(f"The file's header is corrupt: metadata {key!r} has unknown type {etype}.")
     min_size = 8 if etype == STRING else struct.calcsize(_SCALARS[etype])
-    if count > MAX_ARRAY or count * min_size > r.remaining():
+    if count > MAX_ARRAY:
         raise GgufProblem(f"The file's header is corrupt: metadata {key!r} claims {count} values.")
+    r.need(count * min_size)
     header.array_lengths[key] = count
     if etype == STRING:
         if key == "tokenizer.ggml.tokens":
@@ -114,10 +118,11 @@ def read_header(path: Path) -> GgufHeader:
                 raise GgufProblem("This GGUF file is big-endian; TinyChat reads little-endian files only.")
             raise GgufProblem(f"This GGUF file has format version {version}; TinyChat reads versions 2 and 3.")
         n_tensors, n_kv = r.scalar("<Q"), r.scalar("<Q")
-        if n_tensors > MAX_TENSORS or n_tensors * 24 > r.remaining():
+        if n_tensors > MAX_TENSORS:
             raise GgufProblem(f"The file's header is corrupt: it claims {n_tensors} tensors.")
-        if n_kv > MAX_KV or n_kv * 12 > r.remaining():
+        if n_kv > MAX_KV:
             raise GgufProblem(f"The file's header is corrupt: it claims {n_kv} metadata entries.")
+        r.need(n_tensors * 24 + n_kv * 12)  # the smallest possible size of what was announced
         header = GgufHeader(version, size, {}, {}, {})
         for _ in range(n_kv):
             key = r.string()
