@@ -102,9 +102,17 @@ class Store:
             if _errcode(exc) not in _CORRUPT_CODES:
                 raise _as_store_error(exc, path, "open your conversations", writing=False) from exc
             log.error("Database %s is damaged: %r", path, exc)
-        moved = _move_aside(path)
+        except OSError as exc:  # the folder itself cannot be created
+            raise StoreError(f"TinyChat cannot create its folder {path.parent} ({exc.strerror}). "
+                             "Check the disk and permissions, then start TinyChat again.",
+                             detail=repr(exc)) from exc
         try:
+            moved = _move_aside(path)
             store = cls(cls._connect(path), path)
+        except OSError as exc:
+            raise StoreError(f"Your conversation database at {path} is damaged and could not be moved "
+                             f"aside ({exc.strerror}). Move it away by hand, then start TinyChat again.",
+                             detail=repr(exc)) from exc
         except sqlite3.Error as exc:
             raise _as_store_error(exc, path, "create a new conversation database", writing=False) from exc
         return store, (f"Your conversation database was damaged and could not be opened. It was moved to "

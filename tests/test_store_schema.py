@@ -51,7 +51,8 @@ def test_new_database_is_created_at_the_current_version(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("version", sorted(SEEDS))
-def test_a_database_from_an_older_version_upgrades_with_its_data_searchable(tmp_path: Path, version: int) -> None:
+def test_a_database_from_an_older_version_upgrades_with_its_data_searchable(tmp_path: Path,
+                                                                            version: int) -> None:
     path = tmp_path / "chats.db"
     _build_at(path, version)
     store, notice = Store.open(path)
@@ -72,7 +73,8 @@ def test_an_upgrade_first_backs_up_the_old_database(tmp_path: Path) -> None:
     backup = tmp_path / f"chats.db.before-v{store_schema.SCHEMA_VERSION}.bak"
     conn = sqlite3.connect(backup)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert conn.execute("SELECT content FROM messages WHERE id = 'm1'").fetchone()[0] == "remember the lighthouse"
+    row = conn.execute("SELECT content FROM messages WHERE id = 'm1'").fetchone()
+    assert row[0] == "remember the lighthouse"
 
 
 def test_a_failed_upgrade_leaves_the_previous_version_and_its_data_intact(tmp_path: Path) -> None:
@@ -87,7 +89,8 @@ def test_a_failed_upgrade_leaves_the_previous_version_and_its_data_intact(tmp_pa
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 2
-    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'messages_fts_%'").fetchone()[0] == 0
+    leftovers = conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE 'messages_fts_%'")
+    assert leftovers.fetchone()[0] == 0
 
 
 def test_a_database_from_a_newer_version_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -148,3 +151,10 @@ def test_a_path_that_cannot_be_opened_raises_store_error_without_moving_anything
         Store.open(path)
     assert "could not open your conversations" in info.value.message
     assert path.is_dir() and [p.name for p in tmp_path.iterdir()] == ["chats.db"]
+
+
+def test_a_folder_that_cannot_be_created_raises_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file where a folder should be")
+    with pytest.raises(StoreError) as info:
+        Store.open(tmp_path / "file" / "data" / "chats.db")
+    assert "cannot create its folder" in info.value.message
