@@ -77,7 +77,8 @@ def test_finish_writes_all_text_status_and_generation_stats(store: Store) -> Non
     writer.append("a time.")
     assert store.get_message(writer.message_id).content == ""  # interval not reached yet
     stats = GenerationStats(prompt_tokens=20, reused_tokens=15, completion_tokens=4, ttft_s=0.12,
-                            tokens_per_s=40.0, prompt_tokens_per_s=300.0, total_s=0.3, token_ids=(7, 8, 9, 10))
+                            tokens_per_s=40.0, prompt_tokens_per_s=300.0, total_s=0.3,
+                            token_ids=(7, 8, 9, 10))
     final = writer.finish("complete", stats)
     assert (final.content, final.status) == ("Once upon a time.", "complete")
     assert (final.prompt_tokens, final.reused_tokens, final.completion_tokens) == (20, 15, 4)
