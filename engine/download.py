@@ -35,15 +35,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Phase = Literal["metadata", "downloading", "verifying", "converting", "done"]
+Phase = Literal["metadata", "downloading", "verifying", "converting", "copying", "done"]
 PART_SUFFIX = ".part"
 MiB = 1 << 20
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a download stands. `done`/`total` count bytes of the whole job (all files), not one file;
-    during `verifying` they count bytes hashed. `speed` is bytes/s, `eta_s` None when unknown."""
+    """Where a download (or import) stands. `done`/`total` count bytes of the whole job (all files), not
+    one file; during `verifying` they count bytes hashed, during `converting` the converter's fraction of
+    the output size. `speed` is bytes/s, `eta_s` None when unknown. `copying` is an import's copy."""
 
     phase: Phase
     file: str
@@ -77,12 +78,12 @@ def free_bytes(path: Path) -> int:
 
 
 def human(n: float) -> str:
-    """Bytes as a short human figure: 668 MB, 1.2 GB."""
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit in ("bytes", "KB", "MB") else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
+    """Bytes as a short human figure: 950 bytes, 668 MB, 2.2 GB."""
+    if n < 1000:
+        return f"{n:.0f} bytes"
+    if n < 1e9:
+        return f"{n / 1e3:.0f} KB" if n < 1e6 else f"{n / 1e6:.0f} MB"
+    return f"{n / 1e9:.1f} GB"
 
 
 class _Meter:
@@ -393,5 +394,4 @@ def download_snapshot(
         placed[remote.name] = _FileTransfer(
             session, snapshot.repo, remote, dest_dir, meter, cancel, settings
         ).run()
-    meter.report("verifying", "", force=True)
     return placed

@@ -11,6 +11,7 @@ Only `ensure_available` (for a level that is not installed yet) opens a network 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,7 @@ from typing import Literal
 from engine.catalog import Catalog, CatalogEntry, FileSpec
 from engine.download import (
     PART_SUFFIX,
+    Phase,
     Progress,
     ProgressFn,
     TransferSettings,
@@ -225,14 +227,18 @@ class ModelManager:
         if have is not None:
             self._report(progress, "done", entry.label, have.size_bytes)
             return have.path
-        if entry.needs_conversion:
-            return self._convert_level(entry, progress, cancel)
-        folder = self._folder(entry.engine, entry.id)
-        self._report(progress, "metadata", entry.label, 0)
-        commit, files = self._download(entry, folder, progress, cancel)
-        main = folder / entry.files[0].name
-        self._check_gguf(main, downloaded=True)
-        self._write_manifest(folder, entry, "catalog", commit, files, main_name=main.name)
+        with self._exclusive(entry.source_id or entry.id):
+            have = self._read_manifest(self._folder(entry.engine, entry.id), entry.engine)
+            if have is not None:  # another process finished it while we waited for the lock
+                return have.path
+            if entry.needs_conversion:
+                return self._convert_level(entry, progress, cancel)
+            folder = self._folder(entry.engine, entry.id)
+            self._report(progress, "metadata", entry.label, 0)
+            commit, files = self._download(entry, folder, progress, cancel)
+            main = folder / entry.files[0].name
+            self._check_gguf(main, downloaded=True)
+            self._write_manifest(folder, entry, "catalog", commit, files, main_name=main.name)
         self._report(progress, "done", entry.label, sum(f.size for f in files))
         return main
 
@@ -270,7 +276,7 @@ class ModelManager:
                     dst.write(block)
                     h.update(block)
                     done += len(block)
-                    self._report(progress, "downloading", source.name, done, size)
+                    self._report(progress, "copying", source.name, done, size)
                 dst.flush()
                 os.fsync(dst.fileno())
             os.replace(part, dest)
@@ -292,6 +298,32 @@ class ModelManager:
         return model
 
     # --- internals -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _exclusive(self, item_id: str) -> Iterator[None]:
+        """One download of a model at a time, across processes (two TinyChat windows would otherwise
+        append to the same `.part` file). An OS file lock: released even if the process is killed."""
+        lock_dir = self.root / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        handle = (lock_dir / f"{item_id}.lock").open("a+b")
+        try:
+            try:
+                import fcntl
+
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except ImportError:  # Windows
+                import msvcrt
+
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError as exc:
+            handle.close()
+            raise DownloadError(
+                "This model is already being downloaded by another TinyChat window. Wait for it to finish, "
+                "or close that window and try again.", repr(exc)) from exc
+        try:
+            yield
+        finally:
+            handle.close()  # closing the file releases the lock
+
     def _folder(self, engine: EngineName, item_id: str) -> Path:
         return self.root / engine / item_id
 
@@ -308,9 +340,10 @@ class ModelManager:
             folder, n = self._folder("llama.cpp", f"{base}-{n}"), n + 1
         return folder
 
-    def _report(self, progress: ProgressFn | None, phase: str, name: str, done: int, total: int | None = None) -> None:
+    @staticmethod
+    def _report(progress: ProgressFn | None, phase: Phase, name: str, done: int, total: int | None = None) -> None:
         if progress is not None:
-            progress(Progress(phase, name, done, done if total is None and phase == "done" else total))  # type: ignore[arg-type]
+            progress(Progress(phase, name, done, done if total is None and phase == "done" else total))
 
     def _download(
         self, entry: CatalogEntry, folder: Path, progress: ProgressFn | None, cancel: threading.Event,
