@@ -22,13 +22,14 @@ from engine import llama_log
 from engine.chat_format import ChatFormat, get_format, self_test
 from engine.context import fit_prompt
 from engine.hardware import physical_cores
+from engine.prompt_tokens import common_prefix, prompt_ids
+from engine.stats import generation_stats
 from engine.stop import StopMatcher
 from engine.types import (
     Chunk,
     ContextOverflowError,
     EngineError,
     GenerationParams,
-    GenerationStats,
     LoadOptions,
     LoadReport,
     Message,
@@ -147,11 +148,7 @@ class LlamaCppEngine:
     def set_chat_format(self, name: str) -> tuple[str, ...]:
         """Switch format; returns the template self-test's warnings."""
         llm = self._require()
-        template = llm.metadata.get("tokenizer.chat_template")
-        if name == "gguf-jinja" and not template:
-            raise EngineError("This model file has no chat template of its own. Choose another chat format "
-                              "in Settings (ChatML for TinyLlama Chat v0.4).")
-        fmt = get_format(name, gguf_template=template)
+        fmt = get_format(name, gguf_template=llm.metadata.get("tokenizer.chat_template"))
         self._fmt = fmt
         stop_ids = {llm.token_eos()}
         stop_strings = list(fmt.stop_strings)
@@ -179,22 +176,7 @@ class LlamaCppEngine:
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
         assert self._fmt is not None
-        parts = self._fmt.render(messages)
-        ids: list[int] = []
-        pending = ""
-        for i, part in enumerate(parts):
-            msg = messages[part.message_index] if part.message_index is not None else None
-            following = parts[i + 1].text if i + 1 < len(parts) else ""
-            # Splice only where the text that follows starts with a control token: tokenizing the
-            # pieces separately then gives exactly what tokenizing the whole text would.
-            if (msg is not None and msg.role == "assistant" and msg.token_ids
-                    and following.startswith(self._fmt.stop_tokens)):
-                ids += self._tokenize(pending)
-                ids += list(msg.token_ids)
-                pending = ""
-            else:
-                pending += part.text
-        return ids + self._tokenize(pending)
+        return prompt_ids(self._fmt, messages, self._tokenize)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt length in tokens for `messages`, generation prompt included."""
@@ -221,11 +203,11 @@ class LlamaCppEngine:
             fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens)
         except (ContextOverflowError, EngineError) as e:
             log.warning("generate refused: %s (%s)", e.message, e.detail)
-            yield Chunk("", "error", _stats(t0, 0, 0, [], None, None), error=e.message)
+            yield Chunk("", "error", generation_stats(t0, 0, 0, [], None, None), error=e.message)
             return
         prompt = self.prompt_ids([messages[i] for i in fit.kept])
         cached = llm._input_ids[: llm.n_tokens].tolist()
-        reused = _common_prefix(cached, prompt)
+        reused = common_prefix(cached, prompt)
         reused = min(reused, len(prompt) - 1)  # llama-cpp-python always re-evaluates the last one
         llm.set_seed(params.seed if params.seed is not None else random.randrange(2**31))
         self._cancel = cancel
@@ -274,29 +256,5 @@ class LlamaCppEngine:
             self._set_abort(False)
             self._cancel = None
         tail = matcher.flush() + (decoder.decode(b"", final=True) if finish != "stop" else "")
-        stats = _stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
+        stats = generation_stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
         yield Chunk(tail, finish, stats, error=error)
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _stats(t0: float, prompt_tokens: int, reused: int, out: list[int], t_first: float | None,
-           forgotten: tuple[int, ...] | None) -> GenerationStats:
-    now = time.perf_counter()
-    first = t_first if t_first is not None else now
-    evaluated = max(prompt_tokens - reused, 0)
-    gen_time = now - first
-    return GenerationStats(
-        prompt_tokens=prompt_tokens, reused_tokens=reused, completion_tokens=len(out),
-        ttft_s=first - t0,
-        tokens_per_s=(len(out) - 1) / gen_time if len(out) > 1 and gen_time > 0 else 0.0,
-        prompt_tokens_per_s=evaluated / (first - t0) if first > t0 else 0.0,
-        total_s=now - t0, forgotten=tuple(forgotten or ()), token_ids=tuple(out),
-    )
