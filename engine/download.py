@@ -137,6 +137,14 @@ def _expected_digest(remote: RemoteFile) -> str | None:
     return remote.sha256 or remote.git_blob_id
 
 
+def _dropped(detail: str) -> DownloadError:
+    return DownloadError(
+        "The connection to the Hub kept dropping. Check your connection and try again; the download will "
+        "continue where it stopped.",
+        detail,
+    )
+
+
 def _disk_full(exc: OSError, name: str, have: int) -> DownloadError:
     return DownloadError(
         f"The disk filled up while downloading {name}. Free some space and try again: the "
@@ -177,10 +185,12 @@ class _FileTransfer:
             before = self._have()
             try:
                 self._attempt()
-                continue
+                if self._have() >= self.remote.size:
+                    break
+                last_error = _dropped(f"response ended at byte {self._have()} of {self.remote.size}")
             except _Retryable as exc:
                 last_error = exc.error
-                log.warning("download %s: %s (%s)", self.remote.name, exc.error.message, exc.error.detail)
+            log.warning("download %s: %s (%s)", self.remote.name, last_error.message, last_error.detail)
             failures = 0 if self._have() > before else failures + 1
             if failures > self.settings.retries:
                 raise last_error
@@ -196,9 +206,8 @@ class _FileTransfer:
         """A final file was verified before it was moved into place; re-check it anyway (an interrupted
         multi-file job, or a crash between placing and recording) rather than trust a stray file."""
         start = self.meter.done
-        if self.final.stat().st_size == self.remote.size and self._hash_into(self.final) == _expected_digest(
-            self.remote
-        ):
+        expected = _expected_digest(self.remote)
+        if self.final.stat().st_size == self.remote.size and self._hash_into(self.final) == expected:
             return True
         log.warning("discarding %s: it does not match the Hub's file", self.final)
         self.meter.done = start
@@ -272,13 +281,7 @@ class _FileTransfer:
         except httpx2.ConnectError as exc:
             raise _Retryable(network_error(exc, self.session.endpoint)) from exc
         except httpx2.TransportError as exc:
-            raise _Retryable(
-                DownloadError(
-                    "The connection to the Hub kept dropping. Check your connection and try again; the "
-                    "download will continue where it stopped.",
-                    repr(exc),
-                )
-            ) from exc
+            raise _Retryable(_dropped(repr(exc))) from exc
 
     def _receive(self, response: httpx2.Response) -> None:
         have = self._have()

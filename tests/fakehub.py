@@ -42,6 +42,7 @@ class Faults:
     status_times: int | None = None
     trickle_bps: int | None = None  # send at most this many bytes per second
     ignore_range: bool = False  # answer Range requests with the whole file (200)
+    no_length: bool = False  # no Content-Length: a dropped connection looks like a clean end of body
     require_token: str | None = None  # 401 unless "Authorization: Bearer <token>"
 
     def take(self, name: str) -> bool:
@@ -270,7 +271,10 @@ class _Handler(BaseHTTPRequestHandler):
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(body)))
+        if not f.no_length:
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()

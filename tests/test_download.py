@@ -124,6 +124,20 @@ def test_dropped_connection_is_resumed_from_the_last_byte_received(tmp_path, hub
     assert hub.served(FILE) == len(model_bytes)  # not one byte fetched twice
 
 
+def test_a_body_that_ends_early_without_an_error_is_resumed(tmp_path, hub, model_bytes):
+    hub.faults.no_length, hub.faults.drop_after, hub.faults.drop_times = True, 300_000, None
+    path = manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+    assert path.read_bytes() == model_bytes
+    assert [r.range for r in hub.cdn_requests()] == ["bytes=0-", "bytes=300000-", "bytes=600000-", "bytes=900000-"]
+
+
+def test_a_server_that_never_sends_a_byte_gives_up_instead_of_looping(tmp_path, hub):
+    hub.faults.no_length, hub.faults.drop_after, hub.faults.drop_times = True, 0, None
+    with pytest.raises(DownloadError, match="kept dropping"):
+        manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
+    assert len(hub.cdn_requests()) == FAST.retries + 1
+
+
 def test_a_stall_is_detected_retried_and_the_download_completes(tmp_path, hub, model_bytes):
     hub.faults.stall_after, hub.faults.stall_s = 250_000, 10.0
     path = manager(tmp_path, hub, stall_timeout=0.4).ensure_available("tiny", "Q4_K_M")
