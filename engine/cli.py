@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    from engine.validate import run_child_if_requested
+
+    run_child_if_requested(argv)  # frozen builds validate models by re-running themselves as a child
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("llama.cpp").setLevel(logging.CRITICAL)  # its warnings are ours to phrase
     args = build_parser().parse_args(argv)

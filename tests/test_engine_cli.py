@@ -64,3 +64,14 @@ def test_bad_input_exits_nonzero_with_one_line_on_stderr(args, stdin, says):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], r.stderr
     assert r.stdout == ""
+
+
+@pytest.mark.parametrize("entry", ["app", "engine"])
+def test_both_entry_points_can_act_as_the_validation_child_as_frozen_builds_need(entry):
+    # A frozen app's sys.executable is the app itself; validation re-runs it with this flag.
+    good = subprocess.run([sys.executable, "-m", entry, "--tinychat-validate-child",
+                           str(build_cached("tiny", scripted=True))], capture_output=True, text=True, timeout=30)
+    assert good.returncode == 0 and json.loads(good.stdout)["summary"]["architecture"] == "llama"
+    bad = subprocess.run([sys.executable, "-m", entry, "--tinychat-validate-child", "/etc/hostname"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "GGUF" in json.loads(bad.stdout)["error"]
