@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+
+log = logging.getLogger(__name__)
 
 
 def run(qt_args: list[str]) -> int:
-    """Create the QApplication, show the main window and run the event loop."""
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+    """Create the QApplication (theme, icon), open the store and settings, show the main window and run
+    the event loop. Returns the exit code."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
+    from app import paths, theme
+    from app.logging_setup import setup_logging
+    from app.main_window import MainWindow
+    from app.resources import resource_path
+    from app.settings import load_settings
+    from app.store import Store
+    from app.store_types import StoreError
+
+    setup_logging()
     # Reuse an existing instance: `tinychat --self-test` creates it first so it can check the running app.
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("TinyChat")
-    window = QMainWindow()
-    window.setWindowTitle("TinyChat")
-    window.setCentralWidget(QLabel("TinyChat is being built."))
-    window.resize(900, 640)
+    app.setOrganizationName("TinyChat")
+    app.setDesktopFileName("tinychat")
+    app.setWindowIcon(QIcon(str(resource_path("assets/tinychat.png"))))
+    settings, warnings = load_settings(paths.settings_path())
+    theme.apply(app, settings.theme, settings.font_size)
+    try:
+        store, notice = Store.open(paths.db_path())
+    except StoreError as e:
+        log.error("cannot open the store: %s", e.detail)
+        QMessageBox.critical(None, "TinyChat", e.message)
+        return 1
+    window = MainWindow(store, settings)
+    if settings.theme == "system":
+        # Follow the desktop when it switches between light and dark while the app runs.
+        app.styleHints().colorSchemeChanged.connect(window.apply_system_theme)
     window.show()
-    return app.exec()
+    for text in ([notice] if notice else []) + warnings:
+        window.show_notice(text)
+    try:
+        return app.exec()
+    finally:
+        store.close()

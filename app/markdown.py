@@ -1,0 +1,77 @@
+"""Markdown for chat messages: fenced code blocks split out (they get their own widget with a Copy
+button), the prose between them converted to HTML with Qt's own CommonMark/GitHub parser (md4c).
+
+Raw HTML in a message is shown as text, never interpreted: model output is not trusted markup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from PySide6.QtGui import QTextDocument
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
+_FEATURES = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of prose, or one fenced code block (`closed` is False while it is still streaming)."""
+
+    kind: Literal["prose", "code"]
+    text: str
+    lang: str = ""
+    closed: bool = True
+
+
+def split_blocks(text: str) -> list[Block]:
+    """Split Markdown into prose and fenced code blocks, in order. An unclosed fence (an answer still
+    streaming, or one that was stopped) runs to the end of the text."""
+    blocks: list[Block] = []
+    prose: list[str] = []
+    code: list[str] = []
+    fence = ""
+    lang = ""
+    for line in text.split("\n"):
+        m = _FENCE.match(line)
+        if not fence:
+            if m:
+                if prose:
+                    _add_prose(blocks, prose)
+                    prose = []
+                fence, lang, code = m.group(1), m.group(2), []
+            else:
+                prose.append(line)
+        elif m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not m.group(2):
+            blocks.append(Block("code", "\n".join(code), lang))
+            fence = ""
+        else:
+            code.append(line)
+    if fence:
+        blocks.append(Block("code", "\n".join(code), lang, closed=False))
+    elif prose:
+        _add_prose(blocks, prose)
+    return blocks
+
+
+def _add_prose(blocks: list[Block], lines: list[str]) -> None:
+    text = "\n".join(lines).strip("\n")
+    if text.strip():
+        blocks.append(Block("prose", text))
+
+
+_doc: QTextDocument | None = None
+
+
+def prose_to_html(text: str) -> str:
+    """HTML for a prose block (GitHub dialect: tables, strikethrough, task lists, autolinks), with the
+    document-level font stripped so the label's own font and size apply."""
+    global _doc
+    if _doc is None:
+        _doc = QTextDocument()  # reused: creating one per call costs more than the parse
+    _doc.setMarkdown(text, _FEATURES)
+    m = _BODY.search(_doc.toHtml())
+    return m.group(1).strip() if m else ""

@@ -1,0 +1,135 @@
+"""Light and dark palettes, the style sheet built from them, and following the system's colour scheme."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+
+@dataclass(frozen=True)
+class Colors:
+    """The few colours the app's own widgets use; everything else comes from the QPalette."""
+
+    name: str
+    window: str
+    base: str  # the chat background
+    sidebar: str
+    text: str
+    muted: str
+    accent: str
+    accent_text: str
+    user_bubble: str
+    code_bg: str
+    code_border: str
+    border: str
+    warning: str
+    error: str
+    hover: str
+
+
+LIGHT = Colors(
+    name="light", window="#f6f6f7", base="#ffffff", sidebar="#f0f0f2", text="#1d1d1f", muted="#6e6e76",
+    accent="#3b6fd8", accent_text="#ffffff", user_bubble="#e9effb", code_bg="#f5f6f8", code_border="#dcdde2",
+    border="#dcdde2", warning="#9a6700", error="#c0392b", hover="#e4e5ea",
+)
+DARK = Colors(
+    name="dark", window="#1e1f22", base="#232428", sidebar="#1b1c1f", text="#e6e6e9", muted="#9a9aa3",
+    accent="#5b8def", accent_text="#ffffff", user_bubble="#2f3646", code_bg="#18191c", code_border="#34363c",
+    border="#34363c", warning="#e3b341", error="#ff6b5e", hover="#2e3036",
+)
+
+
+def system_prefers_dark() -> bool:
+    """True when the desktop asks for a dark colour scheme (Qt ≥ 6.5 reads it from the platform)."""
+    hints = QGuiApplication.styleHints()
+    return hints.colorScheme() == Qt.ColorScheme.Dark
+
+
+def resolve(theme: str) -> Colors:
+    """The colours for a settings value: "light", "dark" or "system"."""
+    if theme == "dark" or (theme == "system" and system_prefers_dark()):
+        return DARK
+    return LIGHT
+
+
+def palette(c: Colors) -> QPalette:
+    """A complete QPalette so standard widgets (menus, dialogs, scroll bars) match the app."""
+    p = QPalette()
+    role = QPalette.ColorRole
+    for r, v in (
+        (role.Window, c.window), (role.WindowText, c.text), (role.Base, c.base), (role.AlternateBase, c.sidebar),
+        (role.Text, c.text), (role.Button, c.window), (role.ButtonText, c.text), (role.ToolTipBase, c.base),
+        (role.ToolTipText, c.text), (role.Highlight, c.accent), (role.HighlightedText, c.accent_text),
+        (role.Link, c.accent), (role.PlaceholderText, c.muted), (role.Mid, c.border), (role.Dark, c.border),
+    ):
+        p.setColor(r, QColor(v))
+    disabled = QPalette.ColorGroup.Disabled
+    for r in (role.Text, role.ButtonText, role.WindowText):
+        p.setColor(disabled, r, QColor(c.muted))
+    return p
+
+
+def style_sheet(c: Colors, font_pt: int) -> str:
+    """Styles for the app's own widgets, addressed by object name so nothing else is touched."""
+    small = max(font_pt - 2, 7)
+    return f"""
+QWidget#Sidebar {{ background: {c.sidebar}; }}
+QListWidget#ConversationList {{ background: {c.sidebar}; border: none; outline: none; }}
+QListWidget#ConversationList::item {{ padding: 6px 8px; border-radius: 6px; margin: 1px 4px; }}
+QListWidget#ConversationList::item:hover {{ background: {c.hover}; }}
+QListWidget#ConversationList::item:selected {{ background: {c.accent}; color: {c.accent_text}; }}
+QScrollArea#ChatScroll, QWidget#ChatColumn {{ background: {c.base}; border: none; }}
+QFrame#UserBubble {{ background: {c.user_bubble}; border-radius: 12px; }}
+QLabel#RoleLabel {{ color: {c.muted}; font-weight: 600; font-size: {small}pt; }}
+QLabel#MetaLabel {{ color: {c.muted}; font-size: {small}pt; }}
+QLabel#StatusBadge {{ color: {c.warning}; font-size: {small}pt; font-weight: 600; }}
+QLabel#ErrorBadge {{ color: {c.error}; font-size: {small}pt; font-weight: 600; }}
+QLabel#ForgottenBadge {{ color: {c.muted}; font-size: {small}pt; font-style: italic; }}
+QFrame#CodeBlock {{ background: {c.code_bg}; border: 1px solid {c.code_border}; border-radius: 8px; }}
+QPlainTextEdit#CodeText {{ background: transparent; border: none; }}
+QLabel#CodeLang {{ color: {c.muted}; font-size: {small}pt; }}
+QToolButton#ActionButton {{ color: {c.muted}; border: none; padding: 2px 6px; border-radius: 4px;
+    font-size: {small}pt; }}
+QToolButton#ActionButton:hover {{ background: {c.hover}; color: {c.text}; }}
+QFrame#ComposerFrame {{ background: {c.base}; border: 1px solid {c.border}; border-radius: 12px; }}
+QPlainTextEdit#Composer {{ background: transparent; border: none; }}
+QPushButton#SendButton {{ background: {c.accent}; color: {c.accent_text}; border: none; border-radius: 8px;
+    padding: 6px 16px; font-weight: 600; }}
+QPushButton#SendButton:disabled {{ background: {c.border}; color: {c.muted}; }}
+QPushButton#StopButton {{ background: {c.error}; color: #ffffff; border: none; border-radius: 8px;
+    padding: 6px 16px; font-weight: 600; }}
+QPushButton#NewChatButton {{ text-align: left; padding: 7px 10px; border: 1px solid {c.border};
+    border-radius: 8px; background: {c.base}; font-weight: 600; }}
+QPushButton#NewChatButton:hover {{ background: {c.hover}; }}
+QLineEdit#FilterBox {{ padding: 5px 8px; border: 1px solid {c.border}; border-radius: 6px; background: {c.base}; }}
+QLabel#Notice {{ color: {c.muted}; padding: 4px 2px; }}
+QFrame#UndoBar {{ background: {c.text}; border-radius: 8px; }}
+QFrame#UndoBar QLabel {{ color: {c.base}; }}
+QFrame#UndoBar QPushButton {{ color: {c.accent}; background: transparent; border: none; font-weight: 600; }}
+QLabel#EmptyTitle {{ font-size: {font_pt + 8}pt; font-weight: 600; }}
+QLabel#EmptyHint {{ color: {c.muted}; }}
+QStatusBar QLabel {{ color: {c.muted}; font-size: {small}pt; padding: 0 4px; }}
+"""
+
+
+def apply(app: QApplication, theme: str, font_pt: int) -> Colors:
+    """Apply the palette, style sheet and base font for `theme`; returns the colours chosen."""
+    c = resolve(theme)
+    app.setStyle("Fusion")  # the one style that honours a custom palette on every OS
+    app.setPalette(palette(c))
+    font = QFont(app.font())
+    font.setPointSize(font_pt)
+    app.setFont(font)
+    app.setStyleSheet(style_sheet(c, font_pt))
+    return c
+
+
+def current() -> Colors:
+    """The colours in use (read back from the application palette)."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication) and app.palette().color(QPalette.ColorRole.Base).lightness() < 128:
+        return DARK
+    return LIGHT
