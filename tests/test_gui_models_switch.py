@@ -1,0 +1,136 @@
+"""The quantization switch in Settings, with the real llama.cpp engine and a local fake Hub: an installed
+level switches at once and the next answer is produced and stored with it; a level that is not installed
+is downloaded inline and then used; a download cancelled half-way resumes without fetching again the
+bytes already on disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.settings_dialog import SettingsDialog
+from tests.fakehub import FakeHub
+from tests.fixtures.vocab import SCRIPT_TEXT
+from tests.gui_app import FILES, GuiApp, make_catalog, publish, start_app
+
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def hub():
+    with FakeHub() as h:
+        h.commit = publish(h)
+        yield h
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub, qtbot) -> GuiApp:
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    a = start_app(tmp_path / "home", make_catalog(tmp_path / "catalog.json", hub.commit))
+    yield a
+    a.shutdown()
+
+
+def use_level(app: GuiApp, qtbot, level: str) -> None:
+    """Pick `level` the way the welcome view does and wait until the engine has it loaded."""
+    with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
+        app.switcher.choose("tiny", level)
+    qtbot.waitUntil(lambda: app.controller.ready, timeout=WAIT_MS)
+
+
+def ask(app: GuiApp, qtbot, conversation_id: str | None, text: str):
+    with qtbot.waitSignal(app.controller.generationFinished, timeout=WAIT_MS) as done:
+        conversation_id = app.controller.send(conversation_id, text)
+    conv, stored, _stats = done.args
+    assert conv == conversation_id
+    return conversation_id, stored
+
+
+def test_picking_an_installed_level_reloads_and_the_next_answer_is_recorded_with_it(app, qtbot):
+    use_level(app, qtbot, "Q8_0")  # both levels installed, Q4_K_M in use
+    use_level(app, qtbot, "Q4_K_M")
+    conv, first = ask(app, qtbot, None, "hello")
+    assert (first.content, first.quant) == (SCRIPT_TEXT, "Q4_K_M")
+
+    dialog = SettingsDialog(app.switcher)
+    qtbot.addWidget(dialog)
+    levels = dialog.quant_list
+    assert levels.status_of("Q4_K_M") == "● In use" and levels.status_of("Q8_0") == "Installed"
+    with qtbot.waitSignal(app.controller.modelStateChanged, timeout=WAIT_MS,
+                          check_params_cb=lambda state, _text: state == "ready"):
+        levels.pick("Q8_0")
+    assert app.controller.model.loaded.model.quant == "Q8_0"
+    assert levels.status_of("Q8_0") == "● In use" and levels.status_of("Q4_K_M") == "Installed"
+
+    same_conv, second = ask(app, qtbot, conv, "and again")
+    assert same_conv == conv
+    assert (second.content, second.quant) == (SCRIPT_TEXT, "Q8_0")
+    branch = app.store.active_branch(conv)
+    assert [(m.role, m.quant) for m in branch] == [("user", None), ("assistant", "Q4_K_M"),
+                                                   ("user", None), ("assistant", "Q8_0")]
+    assert app.settings_on_disk().quant == "Q8_0"
+
+
+def test_a_level_that_is_not_installed_is_offered_downloaded_inline_and_then_used(app, qtbot, hub):
+    use_level(app, qtbot, "Q4_K_M")
+    dialog = SettingsDialog(app.switcher)
+    qtbot.addWidget(dialog)
+    levels = dialog.quant_list
+    assert levels.status_of("Q8_0") == "Not downloaded"
+
+    levels.pick("Q8_0")
+    assert "not downloaded yet" in levels.offer.text() and levels.offer_button.text().startswith("Download")
+    assert app.controller.model.loaded.model.quant == "Q4_K_M"  # nothing changes until the user agrees
+
+    with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
+        levels.offer_button.click()
+        assert not levels.panel.isHidden()
+    qtbot.waitUntil(lambda: app.controller.ready and app.controller.model.loaded.model.quant == "Q8_0",
+                    timeout=WAIT_MS)
+    assert levels.panel.isHidden()
+    assert levels.status_of("Q8_0") == "● In use"
+    assert hub.served(FILES["Q8_0"]) == (Path(app.switcher.manager.find("tiny", "Q8_0").path)).stat().st_size
+    _, answer = ask(app, qtbot, None, "hi")
+    assert answer.quant == "Q8_0"
+
+
+def test_a_cancelled_download_resumes_without_fetching_the_same_bytes_again(app, qtbot, hub):
+    use_level(app, qtbot, "Q4_K_M")
+    dialog = SettingsDialog(app.switcher)
+    qtbot.addWidget(dialog)
+    levels = dialog.quant_list
+    hub.faults.trickle_bps = 400_000  # ~4 s for the 1.6 MB file: time to press Cancel mid-way
+
+    levels.pick("Q8_0")
+    seen: list[int] = []
+    app.switcher.progress.connect(lambda p: seen.append(p.progress.done))
+    with qtbot.waitSignal(app.switcher.cancelled, timeout=WAIT_MS):
+        levels.offer_button.click()
+        qtbot.waitUntil(lambda: bool(seen) and seen[-1] > 200_000, timeout=WAIT_MS)
+        levels.panel.cancel_button.click()
+    assert "paused" in levels.offer.text().lower()
+    assert levels.status_of("Q8_0").startswith("Paused")
+    assert app.controller.model.loaded.model.quant == "Q4_K_M"  # still chatting with the old level
+    kept = sum(u.bytes for u in app.switcher.manager.disk_usage() if u.state == "partial")
+    size = model_size(FILES["Q8_0"])
+    assert 200_000 < kept < size
+
+    hub.faults.trickle_bps = None
+    hub.reset_counters()
+    assert levels.offer_button.text().startswith("Resume download")
+    with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
+        levels.offer_button.click()
+    # One ranged request from the first byte not on disk, answered with exactly the rest of the file.
+    assert [(r.range, r.sent) for r in hub.cdn_requests()] == [(f"bytes={kept}-", size - kept)]
+    qtbot.waitUntil(lambda: app.controller.ready and app.controller.model.loaded.model.quant == "Q8_0",
+                    timeout=WAIT_MS)
+
+
+def model_size(name: str) -> int:
+    from tests.gui_app import model_files
+
+    return model_files()[name].stat().st_size
