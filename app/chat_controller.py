@@ -66,6 +66,7 @@ class ChatController(QObject):
         self.active: _Generation | None = None
         self.forgotten: dict[str, set[str]] = {}  # conversation → messages left out of the last prompt
         self._count_targets: dict[int, tuple[str, list[str | None]]] = {}
+        self._closed = False
         w = engine.worker
         w.loadStarted.connect(self._on_load_started)
         w.loaded.connect(self._on_loaded)
@@ -215,6 +216,8 @@ class ChatController(QObject):
             self.engine.cancel()
 
     def _can_generate(self) -> bool:
+        if self._closed:
+            return False
         if self.generating:
             self.notice.emit(BUSY)
             return False
@@ -314,7 +317,7 @@ class ChatController(QObject):
     # ---------------------------------------------------------------- context
     def request_usage(self, conversation_id: str | None) -> None:
         """Ask the worker how much of the context the conversation takes now (answer: contextUsage)."""
-        if conversation_id is None or not self.ready:
+        if conversation_id is None or not self.ready or self._closed:
             return
         branch = self._branch(conversation_id)
         if not branch:
@@ -368,6 +371,7 @@ class ChatController(QObject):
     # --------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
         """Stop any answer, join the engine thread, and make sure the partial answer is on disk."""
+        self._closed = True
         self.engine.shutdown()
         # The worker's last chunk and its "finished" were queued to us before it quit: deliver them now,
         # so the answer is finalised with its stats exactly as if the user had pressed Stop.

@@ -185,19 +185,23 @@ class EngineThread:
         self._running = True
 
     def load(self, model: ModelInfo, options: LoadOptions) -> None:
-        self.worker._load_requested.emit(model, options)
+        if self._running:
+            self.worker._load_requested.emit(model, options)
 
     def generate(self, messages: tuple[Message, ...], params: GenerationParams) -> int:
         """Queue a generation; returns its request id (chunks and the result carry it)."""
         self._next_id += 1
         self._cancel = threading.Event()
+        if not self._running:  # shut down: nothing runs any more
+            return self._next_id
         self.worker._generate_requested.emit(GenerationRequest(self._next_id, messages, params, self._cancel))
         return self._next_id
 
     def count(self, messages: tuple[Message, ...], max_tokens: int) -> int:
         """Ask for the context usage of `messages`; the answer comes as `worker.usage`."""
         self._next_id += 1
-        self.worker._count_requested.emit(self._next_id, messages, max_tokens)
+        if self._running:
+            self.worker._count_requested.emit(self._next_id, messages, max_tokens)
         return self._next_id
 
     def cancel(self) -> None:

@@ -47,6 +47,8 @@ from engine.types import GenerationStats, ModelInfo
 log = logging.getLogger(__name__)
 NOTICE_MS = 10_000
 _UNSET = object()
+_FALLBACK_KEYS = {QKeySequence.StandardKey.New: "Ctrl+N", QKeySequence.StandardKey.Close: "Ctrl+W",
+                  QKeySequence.StandardKey.Quit: "Ctrl+Q"}
 
 
 class MainWindow(QMainWindow):
@@ -99,7 +101,11 @@ class MainWindow(QMainWindow):
         row.addWidget(self.notice_label, 1)
         row.addWidget(dismiss)
         self.notice_bar.hide()
-        self._notice_timer = QTimer(self, singleShot=True, interval=NOTICE_MS)
+        # Not QTimer(singleShot=…, interval=…): PySide6 6.12 miscounts references of property keyword
+        # arguments and the interpreter aborts at exit.
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.setInterval(NOTICE_MS)
         self._notice_timer.timeout.connect(self.notice_bar.hide)
 
         chat_page = QWidget(self)
@@ -146,7 +152,11 @@ class MainWindow(QMainWindow):
     def _action(self, menu: QMenu, text: str, key: QKeySequence | QKeySequence.StandardKey | None,
                 slot: Callable[[], object]) -> QAction:
         action = QAction(text, self)
-        if key is not None:
+        if isinstance(key, QKeySequence.StandardKey):
+            # Some platforms define no binding for a standard key (Quit on Windows and on generic Linux
+            # themes): fall back to the usual Ctrl/Cmd one so the shortcut works everywhere.
+            action.setShortcuts(QKeySequence.keyBindings(key) or [QKeySequence(_FALLBACK_KEYS[key])])
+        elif key is not None:
             action.setShortcut(key)
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         action.triggered.connect(slot)

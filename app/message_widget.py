@@ -187,6 +187,8 @@ class MessageWidget(QFrame):
         """Show `view` (a new stored state of the same message, or new sibling information)."""
         self.view = view
         m = view.message
+        if self.is_user and hasattr(self, "_bubble_max"):
+            self.set_bubble_max_width(self._bubble_max)
         self.body.set_markdown(m.content if m.content or not view.streaming else "…")
         if not self.is_user:
             self.meta_label.setText(_meta_text(m) if not view.streaming else "generating…")
@@ -254,8 +256,14 @@ class MessageWidget(QFrame):
         self.body.set_markdown(text or "…")
 
     def set_bubble_max_width(self, width: int) -> None:
-        if self.is_user:
-            self.bubble.setMaximumWidth(width)
+        """User bubbles hug their text up to `width`; a wrapped label alone would pick a narrow column."""
+        if not self.is_user:
+            return
+        self._bubble_max = width
+        self.bubble.setMaximumWidth(width)
+        fm = self.fontMetrics()
+        natural = max((fm.horizontalAdvance(line) for line in self.view.message.content.split("\n")), default=0)
+        self.body.setMinimumWidth(min(natural + 8, width - 24))
 
     # ---------------------------------------------------------------- actions
     @Slot(str)

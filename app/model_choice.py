@@ -21,7 +21,7 @@ NO_MODEL = ("No model loaded — TinyLlama is not installed yet. Download it, or
 def model_from_path(path: Path) -> ModelInfo:
     """A ModelInfo for a GGUF file given by path; the level is guessed from names like `…q4_k_m.gguf`."""
     stem = path.stem.lower()
-    quant = next((q for q in ("q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "fp16")
+    quant = next((q for q in ("q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "fp16", "f32")
                   if stem.endswith(q)), "")
     return ModelInfo(path=path, model_id=path.stem, quant=quant.upper(), label=path.name)
 
