@@ -9,6 +9,7 @@ Installers and CI run it against the built artefact, so it must need nothing fro
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -24,6 +25,8 @@ from app.self_test_engine import SelfTestFailed, generate_through_worker
 # Each wait on the engine; generous because CI also runs this under CPU emulation (qemu), ~50× slower.
 STEP_TIMEOUT_S = float(os.environ.get("TINYCHAT_SELF_TEST_TIMEOUT", "600"))
 WINDOW_TIMEOUT_S = 60.0
+# What the model manager imports lazily, when the user starts a download.
+DOWNLOAD_MODULES = ("httpx2", "huggingface_hub.hf_api", "huggingface_hub.utils", "engine.download", "engine.hub")
 PROMPT = "Say hello."
 MAX_TOKENS = 8
 
@@ -65,18 +68,26 @@ def _run_in_app(model: Path | None) -> list[CheckResult]:
     started = time.perf_counter()
     qt_app = QApplication.instance() or QApplication([sys.argv[0]])
     results.append(_check("Qt platform plugin", lambda: _platform(qt_app)))
+    print(results[0].line(), flush=True)
     results_before_window = len(results)
 
+    def record(result: CheckResult) -> None:
+        # Printed at once: if tearing the app down crashes, the findings are already out.
+        results.append(result)
+        print(result.line(), flush=True)
+
     def checks() -> None:
-        results.append(_check("main window", lambda: _main_window(qt_app, started)))
-        results.append(_check("conversation database", _database))
-        results.append(_check("engine libraries", _engine_libraries))
+        record(_check("main window", lambda: _main_window(qt_app, started)))
+        record(_check("conversation database", _database))
+        record(_check("engine libraries", _engine_libraries))
         if model is not None:
-            results.append(_check("model", lambda: generate_through_worker(model, PROMPT, MAX_TOKENS, STEP_TIMEOUT_S)))
+            record(_check("model", lambda: generate_through_worker(model, PROMPT, MAX_TOKENS, STEP_TIMEOUT_S)))
+        _close_windows(qt_app)  # as a user would: the window stops its engine thread on close
         qt_app.exit(0)
 
     def watchdog() -> None:
-        results.append(CheckResult("time limit", False, f"the checks did not finish within {STEP_TIMEOUT_S:.0f} s"))
+        record(CheckResult("time limit", False, f"the checks did not finish within {STEP_TIMEOUT_S:.0f} s"))
+        _close_windows(qt_app)
         qt_app.exit(1)
 
     QTimer.singleShot(0, checks)
@@ -86,12 +97,18 @@ def _run_in_app(model: Path | None) -> list[CheckResult]:
     try:
         gui.run([])
     except Exception as e:  # the app itself failed to start: that is the finding
-        results.append(CheckResult("app start", False, f"{type(e).__name__}: {e}"))
         traceback.print_exc()
+        record(CheckResult("app start", False, f"{type(e).__name__}: {e}"))
     limit.stop()
     if len(results) == results_before_window:
-        results.append(CheckResult("main window", False, "the app's event loop ended before the window was shown"))
+        record(CheckResult("main window", False, "the app's event loop ended before the window was shown"))
     return results
+
+
+def _close_windows(qt_app: object) -> None:
+    for w in qt_app.topLevelWidgets():  # type: ignore[attr-defined]
+        if w.isVisible():
+            w.close()
 
 
 def _check(name: str, fn: Callable[[], str]) -> CheckResult:
@@ -171,8 +188,19 @@ def _engine_libraries() -> str:
         if total.item() != 6:
             raise SelfTestFailed(f"MLX computed {total.item()} for 0+1+2+3")
         found.append(f"MLX on {mx.default_device()}")
+    _check_download_stack()
     _check_child_environment()
     return "; ".join(found)
+
+
+def _check_download_stack() -> None:
+    """The model manager imports its HTTP and Hub code only when the user downloads; import it now, so a
+    build that left a piece out fails here and not in front of the user (nothing is sent: no request)."""
+    for name in DOWNLOAD_MODULES:
+        importlib.import_module(name)
+    from huggingface_hub import hf_hub_url
+
+    hf_hub_url("TinyLlama/TinyLlama-1.1B-Chat-v0.4", "config.json")
 
 
 def _check_child_environment() -> None:
@@ -190,8 +218,7 @@ def _log_tail(home: Path, lines: int = 20) -> str:
 
 
 def _report(results: list[CheckResult], log_tail: str) -> int:
-    for r in results:
-        print(r.line())
+    """The verdict after the per-check lines (already printed as each check finished)."""
     failed = [r for r in results if not r.ok]
     if failed:
         if log_tail:
