@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from app.message_widget import MessageView, MessageWidget
+from app.resources import resource_path
 
 FRAME_MS = 33  # ~30 repaints a second while streaming
 FIRST_WINDOW = 40  # messages built when a conversation opens
@@ -61,6 +63,10 @@ class ChatView(QScrollArea):
         box = QWidget(self.column)
         lay = QVBoxLayout(box)
         lay.setContentsMargins(0, 120, 0, 0)
+        icon = QLabel(box)
+        icon.setPixmap(QIcon(str(resource_path("assets/tinychat.png"))).pixmap(64, 64))
+        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(icon)
         title = QLabel("TinyChat", box)
         title.setObjectName("EmptyTitle")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -81,6 +87,7 @@ class ChatView(QScrollArea):
         self.column.setUpdatesEnabled(False)
         for w in self._widgets.values():
             self._layout.removeWidget(w)
+            w.hide()  # at once: deleteLater only runs when control is back in the event loop
             w.deleteLater()
         self._widgets.clear()
         self._order.clear()
@@ -126,6 +133,7 @@ class ChatView(QScrollArea):
         for mid in self._order[i:]:
             w = self._widgets.pop(mid)
             self._layout.removeWidget(w)
+            w.hide()
             w.deleteLater()
         del self._order[i:]
         self._empty.setVisible(not self._order and not self._pending_views)

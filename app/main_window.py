@@ -60,7 +60,6 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle("TinyChat")
         self.store = store
-        self.settings = settings
         self.state_file = window_state or paths.config_dir() / "window.ini"
         factory = engine_factory or (lambda: create_engine(settings.engine))
         self.engine = EngineThread(factory)
@@ -82,6 +81,11 @@ class MainWindow(QMainWindow):
         else:
             reason = ""
         self.controller.load_model(model if isinstance(model, ModelInfo) else None, reason)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (the settings dialog replaces them on the controller)."""
+        return self.controller.settings
 
     # ------------------------------------------------------------------ build
     def _build(self) -> None:

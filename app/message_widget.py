@@ -63,6 +63,7 @@ class MarkdownBody(QWidget):
                 if i < len(self._widgets):
                     old = self._widgets[i]
                     self._layout.replaceWidget(old, widget)
+                    old.hide()
                     old.deleteLater()
                     self._widgets[i] = widget
                 else:
@@ -71,6 +72,7 @@ class MarkdownBody(QWidget):
             self._fill(widget, block)
         for old in self._widgets[len(blocks):]:
             self._layout.removeWidget(old)
+            old.hide()
             old.deleteLater()
         del self._widgets[len(blocks):]
         self._blocks = blocks

@@ -28,6 +28,11 @@ class ContextMeter(QProgressBar):
         if forgotten:
             text += f" · {forgotten} older not in context"
         self.setFormat(text)
+        full = bool(forgotten) or used >= n_ctx * 0.9
+        if self.property("full") != full:
+            self.setProperty("full", full)
+            self.style().unpolish(self)
+            self.style().polish(self)
         self.setToolTip(
             "How much of the model's context window this conversation uses (with room kept for the answer)."
             + (f"\n{forgotten} older message(s) no longer fit and are not seen by the model." if forgotten else ""))

@@ -111,6 +111,10 @@ QFrame#UndoBar QLabel {{ color: {c.base}; }}
 QFrame#UndoBar QPushButton {{ color: {c.accent}; background: transparent; border: none; font-weight: 600; }}
 QLabel#EmptyTitle {{ font-size: {font_pt + 8}pt; font-weight: 600; }}
 QLabel#EmptyHint {{ color: {c.muted}; }}
+QProgressBar#ContextMeter {{ border: 1px solid {c.border}; border-radius: 4px; background: {c.base};
+    color: {c.text}; font-size: {small}pt; }}
+QProgressBar#ContextMeter::chunk {{ background: {c.user_bubble}; border-radius: 3px; }}
+QProgressBar#ContextMeter[full="true"]::chunk {{ background: {c.warning}; }}
 QStatusBar QLabel {{ color: {c.muted}; font-size: {small}pt; padding: 0 4px; }}
 """
 
