@@ -130,7 +130,11 @@ class DownloadThread(QObject):
 
     `manager` is a separate ModelManager over the same folder for cheap reads on the GUI thread
     (installed models, disk usage); everything that writes goes through the worker.
+    Connect to `jobFinished` (emitted on the GUI thread once the job is no longer active), not to the
+    worker's own `finished`.
     """
+
+    jobFinished = Signal(object)  # JobResult
 
     def __init__(self, manager_factory: Callable[[], ModelManager]) -> None:
         super().__init__()
@@ -187,6 +191,7 @@ class DownloadThread(QObject):
     @Slot(object)
     def _on_finished(self, result: JobResult) -> None:
         self._cancels.pop(result.job, None)
+        self.jobFinished.emit(result)
 
     def shutdown(self) -> bool:
         """Cancel every job, quit the thread's loop and join it. True if the thread ended."""

@@ -22,6 +22,7 @@ from app.settings import Settings
 from engine.catalog import CatalogEntry, CatalogError
 from engine.models import InstalledModel, ModelManager
 from engine.select import choose_engine
+from engine.types import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ class ModelSwitcher(QObject):
         self._save = save
         self.pending: DownloadJob | None = None  # the download or import that will be used when done
         self.last_error = ""
+        self._loading_path: Path | None = None
         downloads.worker.progress.connect(self._on_progress)
-        downloads.worker.finished.connect(self._on_finished)
+        downloads.jobFinished.connect(self._on_finished)
+        controller.engine.worker.loadStarted.connect(self._on_load_started)
 
     @property
     def manager(self) -> ModelManager:
@@ -76,6 +79,17 @@ class ModelSwitcher(QObject):
     def current(self) -> InstalledModel | None:
         """The installed model the settings point at (what is loaded or loading)."""
         return resolve_model(self.manager, self.controller.settings)
+
+    def in_use(self) -> InstalledModel | None:
+        """The installed model the engine has loaded or is loading; None while no model is loaded."""
+        state = self.controller.model
+        if state.state == "ready" and state.loaded is not None:
+            path: Path | None = state.loaded.model.path
+        elif state.state == "loading":
+            path = self._loading_path
+        else:
+            return None
+        return next((m for m in self.manager.installed() if m.path == path), None)
 
     def choose(self, model: str, level: str) -> DownloadJob | None:
         """Use `model` at `level`: at once when installed, else after downloading it. Returns the
@@ -126,6 +140,10 @@ class ModelSwitcher(QObject):
             self.downloads.cancel(self.pending)
             self.pending = None
             self.pendingChanged.emit()
+
+    @Slot(object)
+    def _on_load_started(self, model: ModelInfo) -> None:
+        self._loading_path = model.path
 
     @Slot(object)
     def _on_progress(self, p: JobProgress) -> None:

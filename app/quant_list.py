@@ -99,15 +99,14 @@ class QuantList(QWidget):
     def refresh(self) -> None:
         """Rebuild the rows from what is on disk now."""
         manager = self.switcher.manager
-        settings = self.switcher.controller.settings
         partial = {u.id: u.bytes for u in manager.disk_usage() if u.state == "partial"}
         model_state = self.switcher.controller.model.state
+        current = self.switcher.in_use()
         selected = self._offered.id if self._offered else None
         self.tree.clear()
         for entry in self.entries():
             installed = manager.find(entry.model, entry.level)
-            in_use = (entry.model == settings.model_id and entry.level.lower() == settings.quant.lower()
-                      and installed is not None)
+            in_use = installed is not None and current is not None and current.id == installed.id
             if in_use:
                 status = "Loading…" if model_state == "loading" else "● In use"
             elif self._downloading is not None and self._downloading.id == entry.id:
@@ -167,9 +166,8 @@ class QuantList(QWidget):
             return
         if self.switcher.manager.find(entry.model, entry.level) is not None:
             self._set_offer(None, "")
-            settings = self.switcher.controller.settings
-            if entry.model == settings.model_id and entry.level.lower() == settings.quant.lower() \
-                    and self.switcher.controller.model.state in ("ready", "loading"):
+            current = self.switcher.in_use()
+            if current is not None and current.id == entry.id:
                 return
             self.switcher.choose(entry.model, entry.level)
             self.levelChosen.emit(entry.level)

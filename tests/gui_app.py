@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from PySide6.QtCore import QObject, Slot
+
 from app import paths
 from app.chat_controller import ChatController
 from app.download_worker import DownloadThread
@@ -51,6 +53,20 @@ def make_catalog(path: Path, commit: str) -> Catalog:
                  note="Recommended test level." if level == "Q4_K_M" else "Larger and closer to the original.")
         entries.append(e)
     return Catalog.load(write_catalog(path, entries))
+
+
+class Recorder(QObject):
+    """Collects what a worker-thread signal carries, on the GUI thread (a plain lambda would run on the
+    worker's thread). `snapshot` is called with each value; its results land in `seen`."""
+
+    def __init__(self, snapshot: Callable[[object], object] = lambda v: v) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+        self.seen: list[object] = []
+
+    @Slot(object)
+    def record(self, value: object) -> None:
+        self.seen.append(self.snapshot(value))
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from app.settings_dialog import SettingsDialog
 from tests.fakehub import FakeHub
 from tests.fixtures.vocab import SCRIPT_TEXT
-from tests.gui_app import FILES, GuiApp, make_catalog, publish, start_app
+from tests.gui_app import FILES, GuiApp, Recorder, make_catalog, publish, start_app
 
 WAIT_MS = 20_000
 
@@ -106,8 +106,9 @@ def test_a_cancelled_download_resumes_without_fetching_the_same_bytes_again(app,
     hub.faults.trickle_bps = 400_000  # ~4 s for the 1.6 MB file: time to press Cancel mid-way
 
     levels.pick("Q8_0")
-    seen: list[int] = []
-    app.switcher.progress.connect(lambda p: seen.append(p.progress.done))
+    rec = Recorder(lambda p: p.progress.done)
+    app.switcher.progress.connect(rec.record)
+    seen = rec.seen
     with qtbot.waitSignal(app.switcher.cancelled, timeout=WAIT_MS):
         levels.offer_button.click()
         qtbot.waitUntil(lambda: bool(seen) and seen[-1] > 200_000, timeout=WAIT_MS)
