@@ -1,0 +1,120 @@
+"""First run in the real main window: with no model installed the welcome page explains TinyChat and
+offers the download (fake Hub) or a model file the user has; offline, it says so with Retry and the
+import path; once the model is ready the user is in a new chat, composer focused, and can chat."""
+
+from __future__ import annotations
+
+import html
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from app.main_window import MainWindow
+from app.settings import Settings
+from app.store import Store
+from app.window_actions import WindowActions, install
+from engine.models import ModelManager
+from tests.fakehub import FakeHub
+from tests.fixtures.vocab import SCRIPT_TEXT
+from tests.gui_app import FILES, TRANSFER, make_catalog, model_files, publish
+
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def hub():
+    with FakeHub() as h:
+        h.commit = publish(h)
+        yield h
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> Path:
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("TINYCHAT_MODEL", raising=False)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def window(qtbot, home: Path, hub: FakeHub, tmp_path: Path):
+    catalog = make_catalog(tmp_path / "catalog.json", hub.commit)
+    store, _ = Store.open(home / "data" / "tinychat.db")
+    settings = replace(Settings(), engine="llama.cpp", model_id="tiny", quant="Q4_K_M")
+    w = MainWindow(store, settings)
+    w.actions_ = install(w, lambda: ModelManager(home / "data" / "models", catalog, settings=TRANSFER,
+                                                 stall_timeout=5))
+    w.resize(1000, 700)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+    store.close()
+
+
+def extras(w: MainWindow) -> WindowActions:
+    return w.actions_
+
+
+def closed_port() -> str:
+    """An address where nothing listens: connecting fails at once, like a computer that is offline."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_first_run_downloads_the_recommended_model_and_lands_in_a_new_chat(qtbot, window):
+    x = extras(window)
+    assert window.pages.currentWidget() is x.welcome
+    assert x.welcome.download_button.text() == "Download Tiny Test Chat (Q4_K_M, 1 MB)"
+    assert x.welcome.intro.text().count(". ") == 1 and "entirely on this computer" in x.welcome.intro.text()
+
+    x.welcome.download_button.click()
+    assert not x.welcome.panel.isHidden()  # progress shows inline
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == 0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.controller.ready, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.focusWidget() is window.composer.input, timeout=WAIT_MS)
+    assert window.current_id is None  # a new, empty chat
+
+    window.composer.set_text("hello")
+    window.composer.submit()
+    qtbot.waitUntil(lambda: not window.controller.generating and window.current_id is not None, timeout=WAIT_MS)
+    answer = window.store.active_branch(window.current_id)[-1]
+    assert (answer.role, answer.content, answer.quant) == ("assistant", SCRIPT_TEXT, "Q4_K_M")
+
+
+def test_offline_first_run_explains_offers_retry_and_import_then_retry_works(qtbot, window, monkeypatch, hub):
+    x = extras(window)
+    monkeypatch.setenv("HF_ENDPOINT", closed_port())
+    with qtbot.waitSignal(x.switcher.failed, timeout=WAIT_MS):
+        x.welcome.download_button.click()
+    shown = x.welcome.error_text()
+    assert "could not be set up" in shown and "offline" in shown and "Retry" in shown
+    assert x.welcome.retry_button.isVisible() and x.welcome.import_button.isEnabled()
+    assert window.pages.currentWidget() is x.welcome
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)  # back online
+    x.welcome.retry_button.click()
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == 0 and window.controller.ready, timeout=WAIT_MS)
+    assert window.controller.model.loaded.model.quant == "Q4_K_M"
+
+
+def test_first_run_with_my_own_file_refuses_a_bad_one_with_the_reason_and_uses_a_good_one(qtbot, window,
+                                                                                          tmp_path):
+    x = extras(window)
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 100)
+    with qtbot.waitSignal(x.switcher.failed, timeout=WAIT_MS) as failed:
+        x.welcome.import_path(bad)
+    assert html.escape(failed.args[0]) in x.welcome.error_text()  # the validator's reason, shown as it is
+    assert window.pages.currentWidget() is x.welcome and x.welcome.import_button.isEnabled()
+
+    good = tmp_path / "mine.gguf"
+    good.write_bytes(model_files()[FILES["Q8_0"]].read_bytes())
+    x.welcome.import_path(good)
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == 0 and window.controller.ready, timeout=WAIT_MS)
+    assert window.controller.model.loaded.model.path.name == "mine.gguf"
