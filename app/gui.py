@@ -38,6 +38,9 @@ def run(qt_args: list[str]) -> int:
         QMessageBox.critical(None, "TinyChat", e.message)
         return 1
     window = MainWindow(store, settings)
+    from app.window_actions import install
+
+    window.actions_ = install(window)  # settings, models, search, export/import, about, first run
     if settings.theme == "system":
         # Follow the desktop when it switches between light and dark while the app runs.
         app.styleHints().colorSchemeChanged.connect(window.apply_system_theme)
