@@ -71,6 +71,9 @@ def check_model_dir(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"The model folder {path.name} has a damaged config.json. Convert or download the "
                              "model again.", detail=repr(e)) from e
+    if not isinstance(config, dict):
+        raise ModelFileError(f"The model folder {path.name} has a damaged config.json. Convert or download the "
+                             "model again.", detail=f"config.json holds a {type(config).__name__}")
     if not any(path.glob("model*.safetensors")):
         raise ModelFileError(f"The model folder {path.name} has no weights. Convert or download the model "
                              "again.", detail=str(path))
@@ -110,8 +113,15 @@ class MlxEngine:
 
             with contextlib.redirect_stdout(chatter):
                 self._model, self._tokenizer = mlx_load(str(path))
+        except ImportError as e:
+            raise EngineError("MLX is not installed on this computer. Choose the llama.cpp engine in Settings.",
+                              detail=repr(e)) from e
         except (RuntimeError, ValueError, KeyError, OSError) as e:
             self.unload()
+            if "metallib" in str(e):  # MLX's GPU kernels are missing: a broken install, not a broken model
+                raise EngineError("MLX could not start on this Mac's GPU (its Metal kernels are missing). "
+                                  "Reinstall TinyChat, or choose the llama.cpp engine in Settings.",
+                                  detail=repr(e)) from e
             raise ModelFileError(
                 f"The model in {path.name} could not be loaded: it may be incomplete or damaged. Convert or "
                 "download it again, or choose another model.", detail=repr(e)) from e

@@ -160,3 +160,24 @@ def test_the_repeat_penalty_sees_the_reused_history_so_warm_and_cold_answers_mat
     finally:
         warm.unload()
         cold.unload()
+
+
+def test_a_folder_with_a_damaged_config_is_a_plain_model_file_error(tmp_path):
+    import shutil
+
+    bad = tmp_path / "m"
+    shutil.copytree(build_mlx_cached("tiny", None, scripted=True), bad)
+    for content in ("{not json", "[1, 2]"):
+        (bad / "config.json").write_text(content)
+        with pytest.raises(ModelFileError) as e:
+            MlxEngine().load(ModelInfo(path=bad, engine="mlx"), LoadOptions())
+        assert "damaged config.json" in e.value.message
+
+
+def test_loading_where_mlx_is_not_installed_says_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlx_lm", None)  # what `import mlx_lm` finds when it is not installed
+    engine = MlxEngine()
+    with pytest.raises(EngineError) as e:
+        engine.load(ModelInfo(path=build_mlx_cached("tiny", None, scripted=True), engine="mlx"), LoadOptions())
+    assert "not installed" in e.value.message and "llama.cpp" in e.value.message
+    assert not engine.loaded
