@@ -51,6 +51,7 @@ class WindowActions(QObject):
         window.pages.addWidget(self.welcome)
         self._add_menus()
         window.installEventFilter(self)
+        window.sidebar.selected.connect(self._show_chat_page)
         self.switcher.failed.connect(self._on_switch_failed)
         self._focus_when_ready = False
         # Connected after the window's own handler, so the composer is already enabled when this runs.
@@ -154,6 +155,7 @@ class WindowActions(QObject):
         except StoreError as e:
             w.show_notice(e.message)
             return
+        self._show_chat_page()
         if conversation_id == w.current_id:
             w.chat_view.show_messages(self.controller.views(conversation_id))
         else:
@@ -164,6 +166,12 @@ class WindowActions(QObject):
     def show_welcome(self) -> None:
         self.window.pages.setCurrentWidget(self.welcome)
         self.welcome.download_button.setFocus()
+
+    @Slot()
+    @Slot(str)
+    def _show_chat_page(self, _conversation_id: str = "") -> None:
+        """Opening a conversation (sidebar, search) shows it even before a model is installed."""
+        self.window.pages.setCurrentIndex(0)
 
     @Slot(object)
     def _on_first_model_ready(self, _model: InstalledModel) -> None:

@@ -1,0 +1,81 @@
+"""Ctrl+F in the real main window over a real SQLite store: results come with the matches highlighted,
+and Enter opens the other conversation on the branch holding the message, scrolled to it."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.search_dialog import SearchDialog
+from app.window_actions import install
+from tests.gui_support import close_window, open_window, scripted_model
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path))
+    monkeypatch.delenv("TINYCHAT_MODEL", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def window(qtbot, home):
+    w = open_window(qtbot, home, scripted_model())
+    w.actions_ = install(w)
+    yield w
+    close_window(w)
+
+
+def fill(store):
+    """A 60-message trip chat whose match is its second message, on a branch that is not the one on show
+    (a later regenerate replaced it), and a recipe chat."""
+    trip = store.create_conversation(title="Trip to Lisbon")
+    first = store.add_message(trip.id, None, "user", "Day 0: where to start?")
+    hit = store.add_message(trip.id, first.id, "assistant", "Ride the famous yellow tram 28 up the hill.")
+    parent_id = hit.id
+    for i in range(1, 30):
+        user = store.add_message(trip.id, parent_id, "user", f"Day {i}: what next?")
+        parent_id = store.add_message(trip.id, user.id, "assistant", f"Walk around quarter number {i}.").id
+    store.add_message(trip.id, first.id, "assistant", "Take a taxi to the old town.")  # now on show
+    recipe = store.create_conversation(title="Pastel de nata")
+    q = store.add_message(recipe.id, None, "user", "How do I make custard tarts?")
+    store.add_message(recipe.id, q.id, "assistant", "Bake puff pastry cups with an egg custard.")
+    return trip, recipe, hit
+
+
+def test_search_finds_a_message_in_another_conversation_and_opens_it_on_its_branch(qtbot, window):
+    trip, recipe, hit = fill(window.store)
+    window.refresh_conversations()
+    window.open_conversation(recipe.id)
+    assert hit.id not in [m.id for m in window.store.active_branch(trip.id)]
+
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    dialog = window.findChild(SearchDialog)
+    assert dialog is not None and dialog.isVisible()
+    qtbot.keyClicks(dialog.query, "yellow tram")
+    qtbot.waitUntil(lambda: len(dialog.hits()) == 1, timeout=5000)
+    shown = dialog.results.itemWidget(dialog.results.item(0)).text()
+    assert "Trip to Lisbon" in shown
+    assert "background-color" in shown and ">yellow</span>" in shown and ">tram</span>" in shown
+
+    qtbot.keyClick(dialog.query, Qt.Key.Key_Return)
+    assert window.current_id == trip.id
+    branch = [m.id for m in window.store.active_branch(trip.id)]
+    assert len(branch) == 60 and branch[1] == hit.id  # switched to the tram branch, kept whole
+    # The hit is the second message of 60: not built when the chat opens (newest first), built once the
+    # view scrolled up to it, then brought into view.
+    assert window.chat_view.message_widget(hit.id) is None
+    qtbot.waitUntil(lambda: window.chat_view.message_widget(hit.id) is not None, timeout=5000)
+    widget = window.chat_view.message_widget(hit.id)
+    qtbot.waitUntil(lambda: widget.visibleRegion().boundingRect().height() > 0, timeout=5000)
+    assert "yellow tram" in widget.body.text
+
+
+def test_a_search_without_matches_says_so(qtbot, window):
+    fill(window.store)
+    dialog = window.actions_.search()
+    qtbot.keyClicks(dialog.query, "submarine")
+    qtbot.waitUntil(lambda: "No message contains" in dialog.summary.text(), timeout=5000)
+    assert dialog.hits() == []
+    qtbot.keyClick(dialog.query, Qt.Key.Key_Return)  # Enter with nothing found does nothing
+    assert dialog.isVisible()
