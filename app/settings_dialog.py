@@ -8,6 +8,7 @@ import logging
 from dataclasses import replace
 
 from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -359,9 +360,8 @@ class SettingsDialog(QDialog):
     def _on_appearance(self) -> None:
         self.commit(replace(self.settings, theme=self.theme_box.currentData(), font_size=self.font_box.value()))
 
-    def done(self, result: int) -> None:  # Qt override: save a prompt still being typed
+    def hideEvent(self, event: QHideEvent) -> None:  # Qt override: save a prompt still being typed
         if self._prompt_timer.isActive():
             self._prompt_timer.stop()
             self._commit_prompt()
-        super().done(result)
-
+        super().hideEvent(event)

@@ -1,0 +1,128 @@
+"""The settings dialog on the running app (real engine, real settings file): every change applies at
+once, without a restart, and is still there after one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from app import theme
+from app.settings import Settings
+from app.settings_dialog import SettingsDialog
+from tests.fakehub import FakeHub
+from tests.gui_app import GuiApp, make_catalog, publish, start_app
+
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def hub():
+    with FakeHub() as h:
+        h.commit = publish(h)
+        yield h
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub, qtbot) -> GuiApp:
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    a = start_app(tmp_path / "home", make_catalog(tmp_path / "catalog.json", hub.commit))
+    with qtbot.waitSignal(a.switcher.switched, timeout=WAIT_MS):
+        a.switcher.choose("tiny", "Q4_K_M")
+    qtbot.waitUntil(lambda: a.controller.ready, timeout=WAIT_MS)
+    yield a
+    a.shutdown()
+    theme.apply(QApplication.instance(), Settings().theme, Settings().font_size)  # as other tests expect
+
+
+@pytest.fixture
+def dialog(app, qtbot) -> SettingsDialog:
+    d = SettingsDialog(app.switcher)
+    qtbot.addWidget(d)
+    return d
+
+
+def ask(app: GuiApp, qtbot, text: str = "hi"):
+    with qtbot.waitSignal(app.controller.generationFinished, timeout=WAIT_MS) as done:
+        app.controller.send(None, text)
+    return done.args[1], done.args[2]
+
+
+def test_a_sampling_preset_applies_to_the_next_answer_and_is_saved(app, dialog):
+    dialog.show_page("Sampling")
+    dialog.preset_box.setCurrentText("Precise")
+    assert app.controller.settings.sampling.temperature == 0.2 == dialog.temperature.value()
+    on_disk = app.settings_on_disk()
+    assert (on_disk.sampling_preset, on_disk.sampling.temperature, on_disk.sampling.top_k) == ("Precise", 0.2, 20)
+
+
+def test_changing_a_value_by_hand_makes_the_preset_custom(app, dialog):
+    dialog.temperature.setValue(1.37)
+    assert dialog.preset_box.currentText() == "Custom"
+    assert app.settings_on_disk().sampling_preset == "Custom"
+    assert app.settings_on_disk().sampling.temperature == 1.37
+    dialog.seed_fixed.setChecked(True)
+    dialog.seed.setValue(1234)
+    assert app.settings_on_disk().sampling.seed == 1234
+
+
+def test_the_system_prompt_is_saved_and_sent_with_the_next_answer(app, dialog, qtbot):
+    _, before = ask(app, qtbot)
+    dialog.show()
+    dialog.prompt_edit.setPlainText("You are a pirate. Answer like one, always.")
+    dialog.close()  # closing saves text still being typed
+    assert app.settings_on_disk().system_prompt == "You are a pirate. Answer like one, always."
+    _, after = ask(app, qtbot)
+    assert after.prompt_tokens > before.prompt_tokens + 5  # the system prompt is now part of the prompt
+
+
+def test_the_chat_format_list_marks_the_trained_one_and_switching_reloads_with_it(app, dialog, qtbot):
+    labels = [dialog.format_box.itemText(i) for i in range(dialog.format_box.count())]
+    assert any("ChatML" in t and "trained format" in t for t in labels)
+    assert any(t.startswith("Llama 2") for t in labels)
+    with qtbot.waitSignal(app.controller.modelStateChanged, timeout=WAIT_MS,
+                          check_params_cb=lambda state, _t: state == "ready"):
+        dialog.format_box.setCurrentIndex(dialog.format_box.findData("llama-2"))
+    assert app.controller.model.loaded.report.chat_format == "llama-2"
+    stored, _ = ask(app, qtbot)
+    assert stored.chat_format == "llama-2"
+    assert app.settings_on_disk().chat_format == "llama-2"
+
+
+def test_threads_change_reloads_the_model_with_that_many_threads(app, dialog, qtbot):
+    with qtbot.waitSignal(app.controller.modelStateChanged, timeout=WAIT_MS,
+                          check_params_cb=lambda state, _t: state == "ready"):
+        dialog.threads_box.setValue(1)
+    assert app.controller.model.loaded.report.n_threads == 1
+    assert app.settings_on_disk().n_threads == 1
+
+
+def test_theme_and_font_size_apply_at_once_and_persist(app, dialog):
+    dialog.show_page("Appearance")
+    dialog.theme_box.setCurrentIndex(dialog.theme_box.findData("dark"))
+    dialog.font_box.setValue(14)
+    assert theme.current().name == "dark"
+    assert QApplication.instance().font().pointSize() == 14
+    saved = app.settings_on_disk()
+    assert (saved.theme, saved.font_size) == ("dark", 14)
+
+
+def test_the_engine_setting_says_what_automatic_picked_and_why(app, dialog):
+    dialog.engine_box.setCurrentIndex(dialog.engine_box.findData("auto"))
+    assert "Automatic" in dialog.engine_note.text() and "llama.cpp" in dialog.engine_note.text()
+    assert app.settings_on_disk().engine == "auto"
+
+
+def test_the_level_list_shows_size_memory_note_and_state_of_each_level(app, dialog):
+    rows = {}
+    tree = dialog.quant_list.tree
+    for i in range(tree.topLevelItemCount()):
+        item = tree.topLevelItem(i)
+        rows[item.text(0)] = [item.text(c) for c in range(1, 5)]
+    q4_size = app.switcher.manager.find("tiny", "Q4_K_M").size_bytes
+    assert rows["Q4_K_M (recommended)"] == [f"{q4_size / 1e3:.0f} KB", "90 MB", "Recommended test level.",
+                                            "● In use"]
+    assert rows["Q8_0"] == ["1 MB", "120 MB", "Larger and closer to the original.", "Not downloaded"]
