@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+import subprocess
 from collections.abc import Callable, Iterable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 # Plugin folder → plugin names kept (None: the whole folder). Names are file stems without "lib".
 QT_PLUGINS_KEPT: dict[str, frozenset[str] | None] = {
@@ -24,8 +25,8 @@ QT_PLUGINS_KEPT: dict[str, frozenset[str] | None] = {
     # Desktop portal file dialogs; the GTK 3 theme would pull in ~40 GTK libraries.
     "platformthemes": frozenset({"qxdgdesktopportal"}),
     "styles": None,  # the native Windows 11 / macOS look
-    "iconengines": None,
-    "imageformats": frozenset({"qsvg", "qico", "qicns", "qjpeg", "qgif"}),
+    # No SVG: TinyChat draws no SVG and asks the theme for no icons (the svg plugins pull in QtSvg).
+    "imageformats": frozenset({"qico", "qicns", "qjpeg", "qgif"}),
 }
 
 # Where binary dependency analysis finds system libraries on Linux.
@@ -114,3 +115,19 @@ def dangling_links(toc: Iterable[tuple[str, str, str]], removed: set[str]) -> se
         return _parts(posixpath.normpath(posixpath.join(posixpath.dirname(dest.replace("\\", "/")), target)))
 
     return {dest for dest, target, kind in toc if kind == "SYMLINK" and points_to(dest, target) in gone}
+
+
+def _has_debug_info(path: Path) -> bool:
+    with path.open("rb") as f:
+        if f.read(4) != b"\x7fELF":
+            return False
+    sections = subprocess.run(["readelf", "-S", "-W", str(path)], capture_output=True, text=True).stdout
+    return " .debug_info " in sections
+
+
+def strip_debug_info(folder: Path) -> list[Path]:
+    """Remove debug sections from the ELF files under `folder` that have them; returns those files."""
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.is_symlink() and _has_debug_info(p)]
+    if files:
+        subprocess.run(["strip", "--strip-debug", *map(str, files)], check=True)
+    return files
