@@ -9,7 +9,7 @@ import html
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl, Slot
+from PySide6.QtCore import QSize, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import theme
+from app import panel_style, theme
 from app.download_panel import describe
 from app.download_worker import DownloadJob, JobProgress, JobResult
 from app.model_switcher import ModelSwitcher, levels_for
@@ -38,7 +38,8 @@ from engine.types import EngineError
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("Model", "Level", "Size", "Status", "")
+COLUMNS = ("Level", "Size", "Status", "")
+ROW_HEIGHT_LINES = 2.4
 ROLE_KEY = Qt.ItemDataRole.UserRole
 
 
@@ -49,6 +50,7 @@ class ModelDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.setObjectName("ModelDialog")
+        self.setStyleSheet(panel_style.style_sheet())
         self.resize(900, 520)
         self.switcher = switcher
         self.downloads = switcher.downloads
@@ -75,8 +77,8 @@ class ModelDialog(QDialog):
         self.tree.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         header = self.tree.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col in (1, 2, 3, 4):
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        for col in (0, 1, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
 
         self.message = QLabel(self)
@@ -87,7 +89,8 @@ class ModelDialog(QDialog):
         close.clicked.connect(self.close)
         bottom = QHBoxLayout()
         bottom.addWidget(self.message, 1)
-        bottom.addWidget(close, 0, Qt.AlignmentFlag.AlignBottom)
+        bottom.addStretch(0)
+        bottom.addWidget(close, 0, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight)
 
         lay = QVBoxLayout(self)
         lay.addLayout(top)
@@ -115,13 +118,27 @@ class ModelDialog(QDialog):
         self.tree.clear()
         partial = {u.id: u.bytes for u in usage if u.state == "partial"}
         current = self.switcher.in_use()
-        for entry in levels_for(manager, self.switcher.controller.settings):
+        entries = levels_for(manager, self.switcher.controller.settings)
+        if entries:
+            self._heading(entries[0].label.split(" · ")[0])
+        for entry in entries:
             installed = manager.find(entry.model, entry.level)
             have = partial.get(entry.id) or partial.get(entry.source_id or "", 0)
             self._add_catalog_row(entry, installed, have, current)
-        for model in manager.installed():
-            if model.kind == "imported":
-                self._add_installed_row(model.id, model.label, model, current)
+        imported = [m for m in manager.installed() if m.kind == "imported"]
+        if imported:
+            self._heading("Imported models")
+        for model in imported:
+            self._add_installed_row(model.id, model.label, model, current)
+
+    def _heading(self, text: str) -> None:
+        item = QTreeWidgetItem([text])
+        font = item.font(0)
+        font.setBold(True)
+        item.setFont(0, font)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.tree.addTopLevelItem(item)
+        item.setFirstColumnSpanned(True)
 
     def _add_catalog_row(self, entry: CatalogEntry, installed: InstalledModel | None, have: int,
                          current: InstalledModel | None) -> None:
@@ -139,7 +156,7 @@ class ModelDialog(QDialog):
         else:
             status = "Not downloaded"
             buttons = [("Download", self._download)]
-        item = self._row(entry.id, name, entry.level, size, status, buttons)
+        item = self._row(entry.id, entry.level, size, status, buttons)
         item.setToolTip(0, f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
         if entry.id in self._progress:
             self._show_progress(item, self._progress[entry.id])
@@ -152,7 +169,9 @@ class ModelDialog(QDialog):
             status = "Checking…"
         buttons = [] if in_use else [("Use", self._use)]
         buttons += [("Verify", self._verify)] + ([] if in_use else [("Delete", self._delete)])
-        item = self._row(key, name, model.level or "—", human(model.size_bytes), status, buttons)
+        level = model.level or "—"
+        item = self._row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes),
+                         status, buttons)
         tip = f"{model.path}"
         if entry is not None:
             tip = f"{entry.note}\n{tip}"
@@ -160,14 +179,17 @@ class ModelDialog(QDialog):
         if key in self._progress:
             self._show_progress(item, self._progress[key])
 
-    def _row(self, key: str, name: str, level: str, size: str, status: str,
+    def _row(self, key: str, level: str, size: str, status: str,
              buttons: list[tuple[str, object]]) -> QTreeWidgetItem:
-        item = QTreeWidgetItem([name, level, size, status, ""])
+        item = QTreeWidgetItem([level, size, status, ""])
         item.setData(0, ROLE_KEY, key)
+        # Column 2 stretches, so this hint sets the row height without narrowing any column.
+        item.setSizeHint(2, QSize(0, int(ROW_HEIGHT_LINES * self.tree.fontMetrics().lineSpacing())))
         self.tree.addTopLevelItem(item)
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(2, 1, 2, 1)
+        row.addStretch(1)
         for text, handler in buttons:
             b = QPushButton(text, box)
             b.setObjectName(f"{text}Button")
@@ -175,7 +197,7 @@ class ModelDialog(QDialog):
             b.setProperty("rowKey", key)
             b.clicked.connect(handler)
             row.addWidget(b)
-        self.tree.setItemWidget(item, 4, box)
+        self.tree.setItemWidget(item, 3, box)
         return item
 
     def _show_progress(self, item: QTreeWidgetItem, p: JobProgress) -> None:
@@ -195,8 +217,8 @@ class ModelDialog(QDialog):
         text.setObjectName("Muted")
         lay.addWidget(bar)
         lay.addWidget(text)
-        item.setText(3, "")
-        self.tree.setItemWidget(item, 3, cell)
+        item.setText(2, "")
+        self.tree.setItemWidget(item, 2, cell)
 
     def item(self, key: str) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
@@ -210,13 +232,13 @@ class ModelDialog(QDialog):
         it = self.item(key)
         if it is None:
             return ""
-        cell = self.tree.itemWidget(it, 3)
+        cell = self.tree.itemWidget(it, 2)
         label = cell.findChild(QLabel) if cell is not None else None
-        return label.text() if label is not None else it.text(3)
+        return label.text() if label is not None else it.text(2)
 
     def button(self, key: str, text: str) -> QPushButton | None:
         it = self.item(key)
-        box = self.tree.itemWidget(it, 4) if it is not None else None
+        box = self.tree.itemWidget(it, 3) if it is not None else None
         return box.findChild(QPushButton, f"{text}Button") if box is not None else None
 
     def _active(self, key: str) -> DownloadJob | None:
@@ -263,7 +285,7 @@ class ModelDialog(QDialog):
         key = self._key()
         label = self.item(key).text(0) if self.item(key) else key
         answer = QMessageBox.question(self, "Delete model", f"Delete {label} ({self.item(key).text(1)}) from "
-                                      "this computer? You can download it again later.")
+                                      "this computer? A catalog level can be downloaded again later.")
         if answer == QMessageBox.StandardButton.Yes:
             self.delete(key)
 
@@ -316,7 +338,7 @@ class ModelDialog(QDialog):
         item = self.item(key)
         if item is not None:
             self._show_progress(item, p)
-            box = self.tree.itemWidget(item, 4)
+            box = self.tree.itemWidget(item, 3)
             if box is not None and box.findChild(QPushButton, "CancelButton") is None:
                 self.refresh()
         elif p.job.kind == "import":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -52,9 +52,10 @@ class QuantList(QWidget):
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)
-        self.tree.setUniformRowHeights(True)
+        self.tree.setUniformRowHeights(False)  # the quality/speed note wraps onto a second line
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setWordWrap(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
         header = self.tree.header()
         header.setStretchLastSection(False)
         for col in (0, 1, 2, 4):
@@ -117,7 +118,7 @@ class QuantList(QWidget):
                 status = f"Paused ({human(partial.get(entry.id) or partial.get(entry.source_id or '', 0))})"
             else:
                 status = "Not downloaded"
-            level = entry.level + (" (recommended)" if entry.default else "")
+            level = entry.level + (" ★" if entry.default else "")
             note = entry.note
             if entry.needs_conversion and installed is None:
                 note += f" Converted here from the original ({human((entry.download_mb or 0) * 1_000_000)} " \
@@ -126,6 +127,9 @@ class QuantList(QWidget):
                                     human(entry.memory_mb * 1_000_000), note, status])
             item.setData(0, ROLE_ENTRY, entry.id)
             item.setToolTip(3, note)
+            item.setToolTip(0, "Recommended" if entry.default else "")
+            # Room for two lines: the view wraps the note instead of cutting it off.
+            item.setSizeHint(3, QSize(200, 2 * self.tree.fontMetrics().lineSpacing() + 6))
             if in_use:
                 bold = QFont(item.font(0))
                 bold.setBold(True)
@@ -134,6 +138,9 @@ class QuantList(QWidget):
             self.tree.addTopLevelItem(item)
             if entry.id == selected or (selected is None and in_use):
                 self.tree.setCurrentItem(item)
+        # Every level in view without scrolling: there are only a handful.
+        row = 2 * self.tree.fontMetrics().lineSpacing() + 6
+        self.tree.setMinimumHeight(self.tree.header().sizeHint().height() + row * self.tree.topLevelItemCount() + 4)
 
     def status_of(self, level: str) -> str:
         """The Status column of `level` as shown."""

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import theme
+from app import panel_style, theme
 from app.chat_view import ChatView
 from app.store import Store
 from app.store_types import MARK_END, MARK_START, SearchHit, StoreError
@@ -49,6 +49,7 @@ class SearchDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Search conversations")
         self.setObjectName("SearchDialog")
+        self.setStyleSheet(panel_style.style_sheet())
         self.resize(640, 460)
         self.store = store
         self.query = QLineEdit(self)

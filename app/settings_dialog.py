@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import theme
+from app import panel_style, theme
 from app.model_switcher import ModelSwitcher
 from app.quant_list import QuantList
 from app.settings import CUSTOM_PRESET, MAX_SYSTEM_PROMPT, PRESETS, Sampling, Settings, preset_name_for
@@ -79,7 +79,8 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setObjectName("SettingsDialog")
-        self.resize(860, 560)
+        self.setStyleSheet(panel_style.style_sheet())
+        self.resize(960, 700)
         self.switcher = switcher
         self.controller = switcher.controller
         self._loading = True

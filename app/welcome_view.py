@@ -9,9 +9,9 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import QFileDialog, QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app import theme
+from app import panel_style, theme
 from app.download_panel import DownloadPanel
 from app.download_worker import JobProgress
 from app.model_switcher import ModelSwitcher
@@ -44,12 +44,13 @@ class WelcomeView(QWidget):
     def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("WelcomeView")
+        self.setStyleSheet(panel_style.style_sheet())
         self.switcher = switcher
         self.entry = self._recommended()
 
         card = QFrame(self)
         card.setObjectName("WelcomeCard")
-        card.setMaximumWidth(620)
+        card.setFixedWidth(580)  # a fixed width lets the wrapped labels compute their full height
         title = QLabel("Welcome to TinyChat", card)
         title.setObjectName("WelcomeTitle")
         font = title.font()
@@ -79,6 +80,11 @@ class WelcomeView(QWidget):
         self.error.setWordWrap(True)
         self.error.setTextFormat(Qt.TextFormat.RichText)
         self.error.hide()
+        self.error_hint = QLabel("If this computer is offline, connect it and press Retry: the download "
+                                 "continues where it stopped. If you already have the model as a .gguf file, "
+                                 "choose “Use a model file I have…”.", card)
+        self.error_hint.setWordWrap(True)
+        self.error_hint.hide()
         self.retry_button = QPushButton("Retry", card)
         self.retry_button.clicked.connect(self.start_download)
         self.retry_button.hide()
@@ -92,11 +98,18 @@ class WelcomeView(QWidget):
         lay.addWidget(self.import_button)
         lay.addWidget(self.panel)
         lay.addWidget(self.error)
+        lay.addWidget(self.error_hint)
         lay.addWidget(self.retry_button)
         lay.addWidget(self.note)
+        # Centred with stretches, not an alignment flag: an aligned widget loses height-for-width, and
+        # the wrapped labels would be cut off.
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(card)
+        row.addStretch(1)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
-        outer.addWidget(card, 0, Qt.AlignmentFlag.AlignHCenter)
+        outer.addLayout(row)
         outer.addStretch(2)
 
         switcher.progress.connect(self._on_progress)
@@ -144,6 +157,7 @@ class WelcomeView(QWidget):
 
     def _busy(self, title: str) -> None:
         self.error.hide()
+        self.error_hint.hide()
         self.retry_button.hide()
         self.download_button.setEnabled(False)
         self.import_button.setEnabled(False)
@@ -180,13 +194,14 @@ class WelcomeView(QWidget):
         """Say what went wrong and what to do; Retry and the import path stay available."""
         color = theme.current().error
         self.error.setText(
-            f"<span style='color:{color}'><b>The model could not be set up.</b></span><br>{html.escape(message)}"
-            "<br><br>If this computer is offline, connect it and press Retry — the download continues "
-            "where it stopped. Or, if you already have the model as a .gguf file, choose "
-            "“Use a model file I have…”.")
+            f"<span style='color:{color}'><b>The model could not be set up.</b></span><br>{html.escape(message)}")
         self.error.setStyleSheet("")
         self.error.show()
+        self.error_hint.show()
         self.retry_button.show()
 
     def error_text(self) -> str:
-        return self.error.text() if self.error.isVisible() else ""
+        """What the error area says (empty when it is hidden)."""
+        if self.error.isHidden():
+            return ""
+        return self.error.text() + ("\n" + self.error_hint.text() if not self.error_hint.isHidden() else "")

@@ -123,6 +123,6 @@ def test_the_level_list_shows_size_memory_note_and_state_of_each_level(app, dial
         item = tree.topLevelItem(i)
         rows[item.text(0)] = [item.text(c) for c in range(1, 5)]
     q4_size = app.switcher.manager.find("tiny", "Q4_K_M").size_bytes
-    assert rows["Q4_K_M (recommended)"] == [f"{q4_size / 1e3:.0f} KB", "90 MB", "Recommended test level.",
+    assert rows["Q4_K_M ★"] == [f"{q4_size / 1e3:.0f} KB", "90 MB", "Recommended test level.",
                                             "● In use"]
     assert rows["Q8_0"] == ["1 MB", "120 MB", "Larger and closer to the original.", "Not downloaded"]
