@@ -170,13 +170,16 @@ class LlamaCppEngine:
             raise EngineError("No model is loaded. Choose a model in Settings first.")
         return self._llm
 
-    def _tokenize(self, text: str) -> list[int]:
-        return self._require().tokenize(text.encode("utf-8"), add_bos=False, special=True) if text else []
+    def _tokenize(self, text: str, special: bool = True) -> list[int]:
+        return self._require().tokenize(text.encode("utf-8"), add_bos=False, special=special) if text else []
+
+    def _tokenize_plain(self, text: str) -> list[int]:
+        return self._tokenize(text, special=False)
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
         assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize)
+        return prompt_ids(self._fmt, messages, self._tokenize, self._tokenize_plain)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt length in tokens for `messages`, generation prompt included."""

@@ -13,12 +13,22 @@ from engine.chat_format import ChatFormat
 from engine.types import Message
 
 
-def prompt_ids(fmt: ChatFormat, messages: Sequence[Message], tokenize: Callable[[str], list[int]]) -> list[int]:
+def prompt_ids(fmt: ChatFormat, messages: Sequence[Message], tokenize: Callable[[str], list[int]],
+               tokenize_plain: Callable[[str], list[int]] | None = None) -> list[int]:
     """Token ids of `fmt`'s prompt for `messages`; `tokenize(text)` must parse special tokens and
-    add no BOS (the rendered text carries its own)."""
+    add no BOS (the rendered text carries its own). With `tokenize_plain` (specials left as text),
+    a user or system message that contains a control token's text, say `<|im_end|>`, keeps it as
+    text instead of ending its own turn."""
     parts = fmt.render(messages)
+    controls = tuple(t for t in (*fmt.control_tokens, *fmt.stop_tokens) if t)
     ids: list[int] = []
     pending = ""
+
+    def flush() -> None:
+        nonlocal pending, ids
+        ids += tokenize(pending) if pending else []
+        pending = ""
+
     for i, part in enumerate(parts):
         msg = messages[part.message_index] if part.message_index is not None else None
         following = parts[i + 1].text if i + 1 < len(parts) else ""
@@ -26,12 +36,18 @@ def prompt_ids(fmt: ChatFormat, messages: Sequence[Message], tokenize: Callable[
         # pieces separately then gives exactly what tokenizing the whole text would.
         if (msg is not None and msg.role == "assistant" and msg.token_ids
                 and following.startswith(fmt.stop_tokens)):
-            ids += tokenize(pending) if pending else []
+            flush()
             ids += list(msg.token_ids)
-            pending = ""
+        elif (msg is not None and msg.role != "assistant" and tokenize_plain is not None
+              and any(c in part.text for c in controls)):
+            # Rare, so the small cost is fine: the piece is tokenized on its own, which may add the
+            # tokenizer's word-start space before it.
+            flush()
+            ids += tokenize_plain(part.text)
         else:
             pending += part.text
-    return ids + (tokenize(pending) if pending else [])
+    flush()
+    return ids
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
