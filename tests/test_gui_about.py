@@ -1,0 +1,36 @@
+"""Help ▸ About: versions, engine build, CPU features and folders, copied for a bug report without any
+conversation text."""
+
+from __future__ import annotations
+
+import llama_cpp
+from PySide6.QtGui import QGuiApplication
+
+from app import paths
+from app.about_dialog import AboutDialog
+from engine.hardware import cpu_flags
+from tests.gui_support import close_window, open_window, scripted_model
+
+
+def test_about_shows_the_engine_build_and_folders_and_copies_diagnostics_without_conversations(
+        qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path))
+    w = open_window(qtbot, tmp_path, scripted_model())
+    try:
+        conv = w.store.create_conversation(title="My secret plans")
+        w.store.add_message(conv.id, None, "user", "the password is swordfish")
+        about = AboutDialog(w.controller, w)
+        qtbot.addWidget(about)
+        shown = about.browser.toPlainText()
+        build = " ".join(llama_cpp.llama_print_system_info().decode().split()).strip(" |")
+        for expected in (build, *cpu_flags(), llama_cpp.__version__, "tiny-scripted", str(paths.models_dir()),
+                         str(paths.log_dir() / "tinychat.log")):
+            assert expected in shown
+        assert "no telemetry" in about.privacy.text()
+
+        about.copy()
+        copied = QGuiApplication.clipboard().text()
+        assert copied.startswith("TinyChat diagnostics") and "[Engine]" in copied and build in copied
+        assert "swordfish" not in copied and "secret plans" not in copied
+    finally:
+        close_window(w)
