@@ -1,13 +1,16 @@
 """The conversation on screen: a centred column of MessageWidgets in a scroll area.
 
-Long conversations are built in windows: the newest messages first, older ones in batches as the user
-scrolls up, so opening a 500-message chat costs the same as opening a 40-message one. Streamed text is
-held and painted at most ~30 times a second.
+Only a window of messages exists as widgets at any time (at most MAX_BUILT): the newest when a chat opens,
+then batches built at the edge the user scrolls towards while the far edge is taken down. A box layout
+re-lays out every child it holds, so a chat with 500 built messages would stall each scroll step and each
+streamed frame for ~200 ms; with the window, opening and scrolling cost the same for 50 or 5,000 messages.
+Streamed text is held and painted at most ~30 times a second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon
@@ -17,8 +20,10 @@ from app.message_widget import MessageView, MessageWidget
 from app.resources import resource_path
 
 FRAME_MS = 33  # ~30 repaints a second while streaming
-FIRST_WINDOW = 40  # messages built when a conversation opens
-BATCH = 30  # older messages built each time the user scrolls near the top
+FIRST_WINDOW = 30  # messages built when a conversation opens
+BATCH = 6  # messages built each time the user scrolls near an edge (one scroll step stays < 50 ms)
+MAX_BUILT = 48  # widgets alive at once; the far edge is taken down beyond this
+EDGE_PX = 600  # how close to an edge (in pixels) building starts
 COLUMN_MAX = 860  # the readable line length of the chat column, like LM Studio and ChatGPT
 
 
@@ -47,11 +52,12 @@ class ChatView(QScrollArea):
 
         self._widgets: dict[str, MessageWidget] = {}
         self._order: list[str] = []  # ids on screen, oldest first
-        self._pending_views: list[MessageView] = []  # older messages not built yet, oldest first
+        self._above: list[MessageView] = []  # older messages not built, oldest first
+        self._below: list[MessageView] = []  # newer messages not built (the user scrolled far up)
         self._stream_target: str | None = None
         self._stream_text: str | None = None
         self._stick_to_bottom = True
-        self._anchor: tuple[int, int] | None = None
+        self._anchor: tuple[MessageWidget, int] | None = None  # keep this widget at this viewport y
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self._paint_stream)
@@ -92,7 +98,7 @@ class ChatView(QScrollArea):
         self._widgets.clear()
         self._order.clear()
         split = max(len(views) - FIRST_WINDOW, 0)
-        self._pending_views = list(views[:split])
+        self._above, self._below = list(views[:split]), []
         for view in views[split:]:
             self._insert(len(self._order), view)
         self._empty.setVisible(not views)
@@ -108,7 +114,7 @@ class ChatView(QScrollArea):
 
     def message_ids(self) -> list[str]:
         """Every message of the branch on show, oldest first (built or not)."""
-        return [v.message.id for v in self._pending_views] + list(self._order)
+        return [v.message.id for v in self._above] + list(self._order) + [v.message.id for v in self._below]
 
     def built_count(self) -> int:
         return len(self._order)
@@ -116,14 +122,19 @@ class ChatView(QScrollArea):
     # ---------------------------------------------------------- single ones
     def append_message(self, view: MessageView) -> MessageWidget:
         self._empty.hide()
-        return self._insert(len(self._order), view)
+        while self._below:  # the user scrolled far up: a new message brings the newest part back
+            self._build_newer()
+        w = self._insert(len(self._order), view)
+        self._trim_top()
+        return w
 
     def update_message(self, view: MessageView) -> None:
         w = self._widgets.get(view.message.id)
         if w is not None:
             w.set_view(view)
         else:
-            self._pending_views = [view if v.message.id == view.message.id else v for v in self._pending_views]
+            self._above = [view if v.message.id == view.message.id else v for v in self._above]
+            self._below = [view if v.message.id == view.message.id else v for v in self._below]
 
     def remove_from(self, message_id: str) -> None:
         """Remove a message and everything shown after it (a branch switch or a delete)."""
@@ -136,7 +147,8 @@ class ChatView(QScrollArea):
             w.hide()
             w.deleteLater()
         del self._order[i:]
-        self._empty.setVisible(not self._order and not self._pending_views)
+        self._below.clear()  # everything after a removed message goes too
+        self._empty.setVisible(not self._order and not self._above)
 
     def _insert(self, index: int, view: MessageView) -> MessageWidget:
         w = MessageWidget(view, self.column)
@@ -147,6 +159,7 @@ class ChatView(QScrollArea):
         w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         w.set_bubble_max_width(self._bubble_width())
         self._layout.insertWidget(index + 1, w)  # +1: the empty-state box stays first
+        w.show()  # now: a layout only queues the show, and a hidden widget takes no space in it yet
         self._widgets[view.message.id] = w
         self._order.insert(index, view.message.id)
         return w
@@ -166,6 +179,9 @@ class ChatView(QScrollArea):
         w = self._widgets.get(self._stream_target or "")
         if w is not None:
             w.set_streaming_text(self._stream_text)
+        else:  # scrolled out of the window: keep the text for when it is built again
+            self._below = [replace(v, message=replace(v.message, content=self._stream_text))
+                           if v.message.id == self._stream_target else v for v in self._below]
         self._stream_text = None
 
     def flush_stream(self) -> None:
@@ -181,36 +197,95 @@ class ChatView(QScrollArea):
     @Slot(int)
     def _on_scrolled(self, value: int) -> None:
         bar = self.verticalScrollBar()
-        self._stick_to_bottom = value >= bar.maximum() - 24
-        if value < 400 and self._pending_views:
-            QTimer.singleShot(0, self, self._build_older)
+        self._stick_to_bottom = value >= bar.maximum() - 24 and not self._below
+        if (value < EDGE_PX and self._above) or (value > bar.maximum() - EDGE_PX and self._below):
+            QTimer.singleShot(0, self, self._fill_edges)
 
     @Slot()
-    def _build_older(self) -> None:
-        if not self._pending_views or self.verticalScrollBar().value() >= 400:
-            return
-        batch = self._pending_views[-BATCH:]
-        del self._pending_views[-BATCH:]
+    def _fill_edges(self) -> None:
+        """Build one batch at the edge the view is near, and take down the far edge."""
         bar = self.verticalScrollBar()
-        before_max, before_value = bar.maximum(), bar.value()
-        self.column.setUpdatesEnabled(False)
+        if bar.value() < EDGE_PX and self._above:
+            self._build_older()
+        elif bar.value() > bar.maximum() - EDGE_PX and self._below:
+            self._build_newer()
+        else:
+            return
+        # Still near the edge once laid out (short messages)? Then one more batch, in a later event.
+        QTimer.singleShot(0, self, self._recheck_edges)
+
+    @Slot()
+    def _recheck_edges(self) -> None:
+        self._on_scrolled(self.verticalScrollBar().value())
+
+    def _set_anchor(self) -> None:
+        """Remember where the first message in view is, so a change above it does not move the text."""
+        top = self.verticalScrollBar().value()
+        for mid in self._order:
+            w = self._widgets[mid]
+            if w.y() + w.height() > top:
+                self._anchor = (w, w.y() - top)
+                QTimer.singleShot(0, self, self._apply_anchor)
+                return
+
+    def _build_older(self) -> None:
+        self._set_anchor()
+        batch = self._above[-BATCH:]
+        del self._above[-BATCH:]
         for i, view in enumerate(batch):
             self._insert(i, view)
-        self.column.adjustSize()
-        self.column.setUpdatesEnabled(True)
-        # Keep what the user was reading in place: move down by the height just added above it.
-        self._anchor = (before_max, before_value)
+        excess = len(self._order) - MAX_BUILT
+        if excess > 0:
+            for mid in self._order[-excess:]:
+                self._below.insert(0, self._take_down(mid))
+            del self._order[-excess:]
+
+    def _build_newer(self) -> None:
+        self._set_anchor()
+        batch = self._below[:BATCH]
+        del self._below[:BATCH]
+        for view in batch:
+            self._insert(len(self._order), view)
+        self._trim_top()
+
+    def _trim_top(self) -> None:
+        excess = len(self._order) - MAX_BUILT
+        if excess <= 0:
+            return
+        if self._anchor is None:
+            self._set_anchor()
+        for mid in self._order[:excess]:
+            self._above.append(self._take_down(mid))
+        del self._order[:excess]
+
+    def _take_down(self, message_id: str) -> MessageView:
+        """Remove a built message; returns its view with the text it showed (it may have been streaming)."""
+        w = self._widgets.pop(message_id)
+        if self._anchor is not None and self._anchor[0] is w:
+            self._anchor = None
+        self._layout.removeWidget(w)
+        w.hide()
+        w.deleteLater()
+        view = w.view
+        if w.body.text != view.message.content and view.streaming:
+            view = replace(view, message=replace(view.message, content=w.body.text))
+        return view
 
     @Slot(int, int)
     def _on_range_changed(self, _lo: int, hi: int) -> None:
-        anchor = self._anchor
-        bar = self.verticalScrollBar()
-        if anchor is not None:
-            before_max, before_value = anchor
-            self._anchor = None
-            bar.setValue(before_value + (hi - before_max))
+        if self._anchor is not None:
+            self._apply_anchor()
         elif self._stick_to_bottom:
-            bar.setValue(hi)
+            self.verticalScrollBar().setValue(hi)
+
+    @Slot()
+    def _apply_anchor(self) -> None:
+        # Runs on the range change, or queued after the relayout when a batch in and a batch out left
+        # the total height (and so the range) unchanged.
+        if self._anchor is not None:
+            widget, offset = self._anchor
+            self._anchor = None
+            self.verticalScrollBar().setValue(widget.y() - offset)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
