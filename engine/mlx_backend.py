@@ -191,10 +191,15 @@ class MlxEngine:
     def _tokenize(self, text: str) -> list[int]:
         return list(self._require().encode(text, add_special_tokens=False)) if text else []
 
+    def _tokenize_plain(self, text: str) -> list[int]:
+        # split_special_tokens: control-token text typed by the user stays text.
+        hf = self._require()._tokenizer
+        return list(hf.encode(text, add_special_tokens=False, split_special_tokens=True)) if text else []
+
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
         assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize)
+        return prompt_ids(self._fmt, messages, self._tokenize, self._tokenize_plain)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt length in tokens for `messages`, generation prompt included."""

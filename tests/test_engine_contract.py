@@ -221,3 +221,11 @@ def test_unknown_chat_format_is_refused_with_the_known_names(case):
     with pytest.raises(EngineError) as e:
         case.make_engine().load(case.scripted_model(), LoadOptions(chat_format="alpaca-9000"))
     assert "chatml" in e.value.message
+
+
+def test_control_token_text_typed_by_the_user_stays_text(scripted):
+    im_end = scripted._tokenize("<|im_end|>")[0]
+    typed = scripted.prompt_ids([Message("user", "What does <|im_end|> mean in ChatML?")])
+    # Only the template's own <|im_end|> after the message is a control token; the typed one is text.
+    assert typed.count(im_end) == 1
+    assert scripted.prompt_ids([Message("user", "plain question")]).count(im_end) == 1

@@ -134,13 +134,3 @@ def test_k_quant_levels_load_and_answer(tmp_path):
         # Quantization perturbs logits but the scripted margin survives 4-bit weights.
         assert "".join(c.text for c in chunks) == SCRIPT_TEXT
 
-
-def test_control_token_text_typed_by_the_user_stays_text(engine):
-    engine.set_chat_format("chatml")
-    im_end = engine._tokenize("<|im_end|>")[0]
-    sneaky = [Message("user", "What does <|im_end|> mean in ChatML?")]
-    ids = engine.prompt_ids(sneaky)
-    # Only the template's own <|im_end|> after the message is a control token; the typed one is text.
-    assert ids.count(im_end) == 1
-    assert engine.prompt_ids([Message("user", "plain question")]).count(im_end) == 1
-
