@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
@@ -58,6 +58,7 @@ class ChatView(QScrollArea):
         self._stream_text: str | None = None
         self._stick_to_bottom = True
         self._anchor: tuple[MessageWidget, int] | None = None  # keep this widget at this viewport y
+        self._applying = False
         self._frame = QTimer(self)
         self._frame.setInterval(FRAME_MS)
         self._frame.timeout.connect(self._paint_stream)
@@ -90,6 +91,7 @@ class ChatView(QScrollArea):
         """Replace everything with `views` (a conversation's active branch, oldest first)."""
         self._frame.stop()
         self._stream_text = None
+        self._anchor = None
         self.column.setUpdatesEnabled(False)
         for w in self._widgets.values():
             self._layout.removeWidget(w)
@@ -158,6 +160,9 @@ class ChatView(QScrollArea):
         w.branchRequested.connect(self.branchRequested)
         w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         w.set_bubble_max_width(self._bubble_width())
+        # Style sheet fonts apply at polish; done later, they would change the height after the scroll
+        # position was anchored, and the text being read would jump.
+        w.ensurePolished()
         self._layout.insertWidget(index + 1, w)  # +1: the empty-state box stays first
         w.show()  # now: a layout only queues the show, and a hidden widget takes no space in it yet
         self._widgets[view.message.id] = w
@@ -196,6 +201,8 @@ class ChatView(QScrollArea):
 
     @Slot(int)
     def _on_scrolled(self, value: int) -> None:
+        if not self._applying:
+            self._anchor = None  # the user moved: stop holding the old position
         bar = self.verticalScrollBar()
         self._stick_to_bottom = value >= bar.maximum() - 24 and not self._below
         if (value < EDGE_PX and self._above) or (value > bar.maximum() - EDGE_PX and self._below):
@@ -211,12 +218,19 @@ class ChatView(QScrollArea):
             self._build_newer()
         else:
             return
+        # Lay the new messages out now (the column and the scroll area both re-layout through posted
+        # events), so the reading position is restored before anything is painted.
+        for _ in range(3):
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        self._apply_anchor()
         # Still near the edge once laid out (short messages)? Then one more batch, in a later event.
         QTimer.singleShot(0, self, self._recheck_edges)
 
     @Slot()
     def _recheck_edges(self) -> None:
-        self._on_scrolled(self.verticalScrollBar().value())
+        bar = self.verticalScrollBar()
+        if (bar.value() < EDGE_PX and self._above) or (bar.value() > bar.maximum() - EDGE_PX and self._below):
+            self._fill_edges()
 
     def _set_anchor(self) -> None:
         """Remember where the first message in view is, so a change above it does not move the text."""
@@ -236,8 +250,7 @@ class ChatView(QScrollArea):
             self._insert(i, view)
         excess = len(self._order) - MAX_BUILT
         if excess > 0:
-            for mid in self._order[-excess:]:
-                self._below.insert(0, self._take_down(mid))
+            self._below[:0] = [self._take_down(mid) for mid in self._order[-excess:]]
             del self._order[-excess:]
 
     def _build_newer(self) -> None:
@@ -280,12 +293,13 @@ class ChatView(QScrollArea):
 
     @Slot()
     def _apply_anchor(self) -> None:
-        # Runs on the range change, or queued after the relayout when a batch in and a batch out left
-        # the total height (and so the range) unchanged.
+        # Applied on every range change until the user scrolls again: heights settle over more than one
+        # layout pass (word wrap, polish), and each pass would otherwise move the text being read.
         if self._anchor is not None:
             widget, offset = self._anchor
-            self._anchor = None
+            self._applying = True
             self.verticalScrollBar().setValue(widget.y() - offset)
+            self._applying = False
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

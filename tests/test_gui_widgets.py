@@ -1,0 +1,168 @@
+"""The chat window's parts on their own: Markdown rendering, code blocks, the windowed chat view, the
+sidebar (rename, pin, delete with Undo, filter), the composer and the keyboard."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+
+from app import chat_view
+from app.chat_view import ChatView
+from app.composer import Composer
+from app.markdown import Block, prose_to_html, split_blocks
+from app.message_widget import MessageView
+from app.store_types import StoredMessage
+from tests.gui_support import close_window, open_window, scripted_model, send
+
+
+def _msg(i: int, content: str, role: str = "assistant") -> StoredMessage:
+    return StoredMessage(str(i), "c", None, role, content, "complete", 0.0)
+
+
+# ----------------------------------------------------------------------------------- Markdown
+def test_fenced_code_is_split_from_prose_with_its_language():
+    blocks = split_blocks("Try this:\n\n```python\nprint('hi')\n\nx = 1\n```\nDone.")
+    assert blocks == [Block("prose", "Try this:"), Block("code", "print('hi')\n\nx = 1", "python"),
+                      Block("prose", "Done.")]
+
+
+def test_an_unclosed_fence_while_streaming_is_code_to_the_end():
+    assert split_blocks("Here:\n~~~\nfor i in x:\n    pass") == [
+        Block("prose", "Here:"), Block("code", "for i in x:\n    pass", "", closed=False)]
+
+
+def test_html_in_a_message_is_shown_as_text_not_interpreted(qapp):
+    html = prose_to_html("<b>bold?</b> <img src=x> and **real bold**")
+    assert "&lt;b&gt;bold?&lt;/b&gt;" in html and "&lt;img" in html
+    assert "font-weight:700" in html  # the Markdown bold still renders
+
+
+def test_code_block_copy_button_copies_the_code_without_fences(qtbot):
+    view = ChatView()
+    qtbot.addWidget(view)
+    w = view.append_message(MessageView(_msg(1, "See:\n```sh\nls -la\n```")))
+    (block,) = w.body.code_blocks()
+    assert block.lang_label.text() == "sh"
+    qtbot.mouseClick(block.copy_button, Qt.MouseButton.LeftButton)
+    assert QGuiApplication.clipboard().text() == "ls -la"
+    assert block.copy_button.text() == "Copied"
+
+
+def test_streaming_into_a_message_updates_only_the_last_block(qtbot):
+    view = ChatView()
+    qtbot.addWidget(view)
+    w = view.append_message(MessageView(_msg(1, "", "assistant"), streaming=True))
+    w.set_streaming_text("Intro\n\n```py\na = 1")
+    first_label, code = w.body._widgets
+    w.set_streaming_text("Intro\n\n```py\na = 1\nb = 2\n```\nafter")
+    assert w.body._widgets[0] is first_label and w.body._widgets[1] is code
+    assert code.code() == "a = 1\nb = 2"
+    assert len(w.body._widgets) == 3
+
+
+# ------------------------------------------------------------------------------ chat window
+def test_a_long_conversation_builds_only_a_window_and_scrolling_up_reaches_the_first_message(qtbot):
+    view = ChatView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    views = [MessageView(_msg(i, f"message {i}\n\n```\ncode {i}\n```", "user" if i % 2 == 0 else "assistant"))
+             for i in range(300)]
+    view.show_messages(views)
+    qtbot.wait(50)
+    assert view.built_count() == chat_view.FIRST_WINDOW
+    assert view.message_ids() == [str(i) for i in range(300)]
+    bar = view.verticalScrollBar()
+    deadline = time.monotonic() + 30
+    while view._above and time.monotonic() < deadline:
+        bar.setValue(max(bar.value() - 150, 0))
+        qtbot.wait(1)
+        assert view.built_count() <= chat_view.MAX_BUILT
+    assert view._order[0] == "0"
+    # Scrolling back down brings the newest messages back.
+    while view._below and time.monotonic() < deadline:
+        bar.setValue(bar.value() + 150)
+        qtbot.wait(1)
+    assert view.message_ids() == [str(i) for i in range(300)]  # nothing lost or reordered on the way
+    assert view._order[-1] == "299"
+
+
+def test_building_older_messages_keeps_the_text_being_read_in_place(qtbot):
+    view = ChatView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    view.show_messages([MessageView(_msg(i, f"message {i} " + "words " * 40)) for i in range(200)])
+    qtbot.wait(50)
+    bar = view.verticalScrollBar()
+    bar.setValue(chat_view.EDGE_PX + 50)
+    qtbot.wait(20)
+    anchor = next(view.message_widget(m) for m in view._order
+                  if view.message_widget(m).y() + view.message_widget(m).height() > bar.value())
+    on_screen = anchor.y() - bar.value()
+    before = view.built_count()
+    bar.setValue(chat_view.EDGE_PX - 50)  # into the edge zone: a batch is built above
+    qtbot.waitUntil(lambda: view.built_count() > before or bool(view._below))
+    qtbot.wait(20)
+    assert abs((anchor.y() - bar.value()) - (on_screen + 100)) <= 2
+
+
+# ---------------------------------------------------------------------------- composer/keys
+def test_enter_sends_and_shift_enter_adds_a_line(qtbot):
+    composer = Composer()
+    qtbot.addWidget(composer)
+    sent: list[str] = []
+    composer.sendRequested.connect(sent.append)
+    composer.input.setFocus()
+    qtbot.keyClicks(composer.input, "first")
+    qtbot.keyClick(composer.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClicks(composer.input, "second")
+    assert sent == []
+    one_line = composer.input.height()
+    qtbot.keyClick(composer.input, Qt.Key.Key_Return)
+    assert sent == ["first\nsecond"]
+    composer.set_text("\n".join(["line"] * 6))
+    assert composer.input.height() > one_line  # the box grows with its text
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path))
+    w = open_window(qtbot, tmp_path, scripted_model())
+    yield w
+    close_window(w)
+
+
+def test_ctrl_n_starts_a_new_chat_and_ctrl_l_focuses_the_message_box(qtbot, window):
+    send(qtbot, window, "Hello there")
+    assert window.current_id is not None
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_id is None and window.chat_view.message_ids() == []
+    window.sidebar.filter_box.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
+    assert window.composer.input.hasFocus() or QGuiApplication.focusObject() is window.composer.input
+
+
+def test_sidebar_rename_pin_filter_and_delete_with_undo(qtbot, window):
+    send(qtbot, window, "Alpha question")
+    alpha = window.current_id
+    window.new_chat()
+    send(qtbot, window, "Beta question")
+    assert window.sidebar.titles() == ["Beta question", "Alpha question"]
+    window._pin(alpha, True)
+    assert window.sidebar.titles() == ["Alpha question", "Beta question"]
+    assert window.sidebar.list.item(0).text() == "Pinned"
+    window._rename(alpha, "Renamed chat")
+    assert window.store.get_conversation(alpha).title == "Renamed chat"
+    window.sidebar.filter_box.setText("beta")
+    assert window.sidebar.titles() == ["Beta question"]
+    window.sidebar.filter_box.clear()
+    window.delete_conversation(alpha)
+    assert window.sidebar.titles() == ["Beta question"]
+    assert window.sidebar.undo_bar.isVisible()
+    qtbot.mouseClick(window.sidebar.undo_button, Qt.MouseButton.LeftButton)
+    assert sorted(window.sidebar.titles()) == ["Beta question", "Renamed chat"]
+    assert window.current_id == alpha
