@@ -4,6 +4,7 @@ except the engine choice, which says so."""
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import replace
 
@@ -150,7 +151,9 @@ class SettingsDialog(QDialog):
 
         self.quant_list = QuantList(self.switcher, page)
         lay = QVBoxLayout(page)
-        title = QLabel("<b>Quantization level</b>")
+        levels = self.quant_list.entries()
+        name = levels[0].label.split(" · ")[0] if levels else self.settings.model_id
+        title = QLabel(f"<b>Quantization level</b> of {html.escape(name)}")
         lay.addWidget(title)
         lay.addWidget(_hint("Smaller levels load faster and use less memory; larger ones answer a little "
                             "better. Click a level to use it — the open chat stays, and the next answer "
@@ -172,6 +175,10 @@ class SettingsDialog(QDialog):
         lay.addWidget(self.prompt_edit, 1)
         form = QFormLayout()
         self.policy_box = _combo(POLICY_LABELS, s.context_policy)
+        # The chat does not act on "refuse" yet: offer only what works, and say so.
+        refuse = self.policy_box.findData("refuse")
+        self.policy_box.setItemText(refuse, POLICY_LABELS["refuse"] + " — not available yet")
+        self.policy_box.model().item(refuse).setEnabled(False)
         self.policy_box.currentIndexChanged.connect(self._on_policy)
         form.addRow("When a chat outgrows the context", self.policy_box)
         lay.addLayout(form)
