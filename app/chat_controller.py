@@ -239,7 +239,7 @@ class ChatController(QObject):
             self.notice.emit(e.message)
             return
         messages = tuple(m for m, _ in history)
-        request_id = self.engine.generate(messages, self.settings.sampling.to_params())
+        request_id = self.engine.generate(messages, self.settings.generation_params())
         self.active = _Generation(conversation_id, writer, request_id, [mid for _, mid in history])
         if reload:
             self.conversationChanged.emit(conversation_id)

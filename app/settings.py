@@ -123,6 +123,10 @@ class Settings:
     font_size: int = 11
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def generation_params(self) -> GenerationParams:
+        """What the engine gets for the next answer: sampling plus the context policy."""
+        return replace(self.sampling.to_params(), forget_oldest=self.context_policy == "drop-oldest")
+
     def with_preset(self, name: str) -> Settings:
         """These settings with a named sampling preset applied (length and seed are kept)."""
         preset = PRESETS[name]

@@ -175,10 +175,6 @@ class SettingsDialog(QDialog):
         lay.addWidget(self.prompt_edit, 1)
         form = QFormLayout()
         self.policy_box = _combo(POLICY_LABELS, s.context_policy)
-        # The chat does not act on "refuse" yet: offer only what works, and say so.
-        refuse = self.policy_box.findData("refuse")
-        self.policy_box.setItemText(refuse, POLICY_LABELS["refuse"] + " — not available yet")
-        self.policy_box.model().item(refuse).setEnabled(False)
         self.policy_box.currentIndexChanged.connect(self._on_policy)
         form.addRow("When a chat outgrows the context", self.policy_box)
         lay.addLayout(form)

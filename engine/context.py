@@ -64,13 +64,20 @@ def answer_budget(n_ctx: int, max_tokens: int) -> int:
 
 
 def fit_prompt(
-    messages: Sequence[Message], count_tokens: Callable[[Sequence[Message]], int], n_ctx: int, max_tokens: int
+    messages: Sequence[Message], count_tokens: Callable[[Sequence[Message]], int], n_ctx: int, max_tokens: int,
+    forget_oldest: bool = True,
 ) -> tuple[Fit, int]:
     """Fit the history with `max_tokens` reserved for the answer; if even the newest message
     does not fit with that reserve, accept a shorter answer (at least MIN_ANSWER_TOKENS) rather
-    than none. Returns the fit and the number of new tokens allowed."""
+    than none. Returns the fit and the number of new tokens allowed. With `forget_oldest=False`
+    a history that no longer fits raises ContextOverflowError instead of leaving turns out."""
     try:
         fit = fit_messages(messages, count_tokens, answer_budget(n_ctx, max_tokens))
     except ContextOverflowError:
         fit = fit_messages(messages, count_tokens, n_ctx - MIN_ANSWER_TOKENS)
+    if fit.forgotten and not forget_oldest:
+        raise ContextOverflowError(
+            f"This conversation no longer fits in what the model can read at once ({n_ctx} tokens). "
+            "Start a new chat, or choose to leave out the oldest messages in Settings → Chat.",
+            detail=f"{len(fit.forgotten)} messages would be left out")
     return fit, max(min(max_tokens, n_ctx - fit.tokens), 1)

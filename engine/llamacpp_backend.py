@@ -203,7 +203,8 @@ class LlamaCppEngine:
         t0 = time.perf_counter()
         try:
             llm = self._require()
-            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens)
+            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
+                                      params.forget_oldest)
         except (ContextOverflowError, EngineError) as e:
             log.warning("generate refused: %s (%s)", e.message, e.detail)
             yield Chunk("", "error", generation_stats(t0, 0, 0, [], None, None), error=e.message)

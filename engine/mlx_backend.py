@@ -266,7 +266,8 @@ class MlxEngine:
         t0 = time.perf_counter()
         try:
             self._require()
-            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens)
+            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
+                                      params.forget_oldest)
             prompt = self.prompt_ids([messages[i] for i in fit.kept])
         except (ContextOverflowError, EngineError) as e:
             log.warning("generate refused: %s (%s)", e.message, e.detail)

@@ -36,6 +36,7 @@ class GenerationParams:
     repeat_penalty: float = 1.1
     seed: int | None = None
     stop: tuple[str, ...] = ()  # extra stop strings on top of the chat format's own
+    forget_oldest: bool = True  # history too long: leave out the oldest turns (False: refuse with a message)
 
 
 @dataclass(frozen=True)

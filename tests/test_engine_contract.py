@@ -165,6 +165,18 @@ def test_long_history_forgets_oldest_turns_instead_of_failing(scripted):
     assert last.stats.prompt_tokens <= 2048 - 512
 
 
+def test_refuse_policy_stops_with_a_message_instead_of_forgetting(scripted):
+    convo = []
+    for i in range(30):
+        convo += [Message("user", f"question {i} " + "hello world " * 40), Message("assistant", "yes " * 40)]
+    convo.append(Message("user", "last question"))
+    chunks, last = run(scripted, convo, GenerationParams(temperature=0.0, forget_oldest=False))
+    assert last.finish_reason == "error" and "new chat" in last.error
+    assert text_of(chunks) == ""
+    _, short = run(scripted, convo[-3:], GenerationParams(temperature=0.0, forget_oldest=False))
+    assert short.finish_reason == "stop"  # a chat that fits is answered as usual
+
+
 def test_a_message_longer_than_the_context_gives_a_plain_error_not_an_exception(scripted):
     chunks, last = run(scripted, [Message("user", "hello world " * 3000)])
     assert last.finish_reason == "error"

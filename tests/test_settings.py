@@ -131,3 +131,12 @@ def test_settings_file_is_utf8_json_readable_by_other_tools(tmp_path: Path) -> N
     path = tmp_path / "settings.json"
     save_settings(replace(Settings(), system_prompt="Réponds en français 🎉"), path)
     assert "Réponds en français 🎉" in path.read_text(encoding="utf-8")
+
+
+def test_context_policy_reaches_the_engine_with_the_sampling_values():
+    from app.settings import Settings
+
+    keep = Settings().generation_params()
+    refuse = replace(Settings(), context_policy="refuse").with_preset("Creative").generation_params()
+    assert keep.forget_oldest and not refuse.forget_oldest
+    assert refuse.temperature == Settings().with_preset("Creative").sampling.temperature
