@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,28 @@ def run(qt_args: list[str]) -> int:
     window.show()
     for text in ([notice] if notice else []) + warnings:
         window.show_notice(text)
+    stop_on_signals(window)
     try:
         return app.exec()
     finally:
         store.close()
+
+
+def stop_on_signals(window: QWidget) -> None:
+    """Ctrl+C in a terminal, or SIGTERM at logout, closes the window the normal way: the answer
+    being written is saved as partial and the engine thread is joined before exit."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(signum: int, _frame: object) -> None:
+        log.info("signal %d: closing", signum)
+        window.close()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, close)
+    # Python runs signal handlers only between bytecodes; an idle timer gives it the chance while
+    # Qt's event loop (C++) waits.
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)

@@ -58,7 +58,11 @@ class StatusBar(QStatusBar):
         self.addPermanentWidget(self.meter)
 
     def set_model(self, engine: str, model: str, quant: str, chat_format: str) -> None:
-        self.model_label.setText(" · ".join(p for p in (engine, model, quant, chat_format) if p))
+        parts: list[str] = []
+        for p in (engine, model, quant, chat_format):
+            if p and not any(p in shown for shown in parts):  # catalog labels already name the level
+                parts.append(p)
+        self.model_label.setText(" · ".join(parts))
 
     def set_model_text(self, text: str) -> None:
         self.model_label.setText(text)

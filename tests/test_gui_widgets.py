@@ -166,3 +166,17 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo(qtbot, window):
     qtbot.mouseClick(window.sidebar.undo_button, Qt.MouseButton.LeftButton)
     assert sorted(window.sidebar.titles()) == ["Beta question", "Renamed chat"]
     assert window.current_id == alpha
+
+
+def test_status_bar_names_each_part_of_the_model_once(qtbot):
+    from PySide6.QtWidgets import QMainWindow
+
+    from app.status_bar import StatusBar
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    bar = StatusBar(window)
+    bar.set_model("llama.cpp", "TinyLlama 1.1B Chat v0.4 · Q4_K_M", "Q4_K_M", "chatml")
+    assert bar.model_label.text() == "llama.cpp · TinyLlama 1.1B Chat v0.4 · Q4_K_M · chatml"
+    bar.set_model("llama.cpp", "my-model.gguf", "Q8_0", "llama-2")
+    assert bar.model_label.text() == "llama.cpp · my-model.gguf · Q8_0 · llama-2"
