@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import paths
 from app.settings import Settings
+from engine.catalog import CatalogError
 from engine.select import choose_engine
-from engine.types import EngineError, ModelInfo
+from engine.types import ModelInfo
+
+if TYPE_CHECKING:
+    from engine.models import InstalledModel, ModelManager
 
 log = logging.getLogger(__name__)
 
@@ -27,25 +32,35 @@ def model_from_path(path: Path) -> ModelInfo:
 
 
 def choose_model(settings: Settings) -> tuple[ModelInfo | None, str]:
-    """The model to load: `$TINYCHAT_MODEL`, else the installed copy of the level chosen in settings,
-    else any installed model for this engine. Returns (None, reason) when there is none."""
+    """The model to load at start: `$TINYCHAT_MODEL`, else what `resolve_model` picks among the
+    installed ones. Returns (None, reason) when there is none."""
     env = os.environ.get(MODEL_ENV, "").strip()
     if env:
         return model_from_path(Path(env).expanduser()), ""
     try:
         from engine.models import ModelManager
 
-        manager = ModelManager(paths.models_dir())
-        engine = choose_engine(settings.engine).name
-        try:
-            found = manager.find(settings.model_id, settings.quant)
-        except EngineError:
-            found = None  # the chosen level is not one this engine offers: fall back below
-        if found is not None and found.engine == engine:
+        found = resolve_model(ModelManager(paths.models_dir()), settings)
+        if found is not None:
             return found.model_info(), ""
-        for m in manager.installed():
-            if m.engine == engine:
-                return m.model_info(), ""
     except Exception:  # the model list must never stop the window from opening
         log.exception("could not list installed models")
     return None, NO_MODEL
+
+
+def resolve_model(manager: ModelManager, settings: Settings) -> InstalledModel | None:
+    """The installed model to load at start: the one in the settings, else the engine's default level,
+    else any installed model of that engine. None means first run (nothing usable is installed)."""
+    engine = choose_engine(settings.engine).name
+    installed = [m for m in manager.installed() if m.engine == engine]
+    for m in installed:
+        if m.model == settings.model_id and m.level.lower() == settings.quant.lower():
+            return m
+    try:
+        default = manager.catalog.default(settings.model_id, engine)
+        for m in installed:
+            if m.id == default.id:
+                return m
+    except CatalogError:
+        pass
+    return installed[0] if installed else None

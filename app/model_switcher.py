@@ -18,31 +18,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.chat_controller import ChatController
 from app.download_worker import DownloadJob, DownloadThread, JobProgress, JobResult
+from app.model_choice import resolve_model
 from app.settings import Settings
-from engine.catalog import CatalogEntry, CatalogError
+from engine.catalog import CatalogEntry
 from engine.models import InstalledModel, ModelManager
 from engine.select import choose_engine
 from engine.types import ModelInfo
 
 log = logging.getLogger(__name__)
-
-
-def resolve_model(manager: ModelManager, settings: Settings) -> InstalledModel | None:
-    """The installed model to load at start: the one in the settings, else the engine's default level,
-    else any installed model of that engine. None means first run (nothing usable is installed)."""
-    engine = choose_engine(settings.engine).name
-    installed = [m for m in manager.installed() if m.engine == engine]
-    for m in installed:
-        if m.model == settings.model_id and m.level.lower() == settings.quant.lower():
-            return m
-    try:
-        default = manager.catalog.default(settings.model_id, engine)
-        for m in installed:
-            if m.id == default.id:
-                return m
-    except CatalogError:
-        pass
-    return installed[0] if installed else None
 
 
 def levels_for(manager: ModelManager, settings: Settings) -> tuple[CatalogEntry, ...]:
