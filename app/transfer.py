@@ -132,7 +132,7 @@ def parse_export(data: str | bytes | dict[str, Any]) -> list[tuple[Conversation,
     if not isinstance(data, dict):
         raise ImportRejected("This is not a TinyChat conversation export.")
     doc = _Obj(data, "the top level")
-    if doc.get("format", str) != FORMAT_NAME:
+    if doc.get("format", str, optional=True) != FORMAT_NAME:  # some other JSON file
         raise ImportRejected("This is not a TinyChat conversation export.")
     version = doc.get("version", int)
     if version > FORMAT_VERSION or version < 1:

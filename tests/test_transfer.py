@@ -125,6 +125,7 @@ def _msg(doc: dict[str, Any], i: int = 0) -> dict[str, Any]:
 
 BREAKERS = {
     "wrong format name": lambda d: d.update(format="something-else"),
+    "some other JSON file": lambda d: d.pop("format"),
     "newer version": lambda d: d.update(version=FORMAT_VERSION + 1),
     "version as text": lambda d: d.update(version="1"),
     "conversations not a list": lambda d: d.update(conversations={"a": 1}),
@@ -149,7 +150,8 @@ BREAKERS = {
     "title too long": lambda d: _conv(d).update(title="x" * 5000),
 }
 EXPECTED_WORDS = {
-    "wrong format name": "not a TinyChat", "newer version": "update TinyChat", "version as text": "“version”",
+    "wrong format name": "not a TinyChat", "some other JSON file": "not a TinyChat",
+    "newer version": "update TinyChat", "version as text": "“version”",
     "conversations not a list": "“conversations”", "conversation not an object": "conversation 3",
     "missing title": "lacks “title”", "missing messages": "lacks “messages”", "bad id characters": "valid id",
     "bad date": "not a date", "bad role": "“role”", "bad status": "“status”", "content not text": "“content”",
