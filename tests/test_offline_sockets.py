@@ -139,3 +139,21 @@ def test_model_manager_works_with_no_network_at_all(guard, installed):
     done, attempts = guard(["-c", MANAGER_SCRIPT, str(catalog), str(root)], prefix=["unshare", "-rn"])
     assert done.returncode == 0, done.stderr
     assert attempts == ""
+
+
+def test_the_whole_app_chatting_through_its_window_opens_no_socket(guard):
+    # --self-test opens the real main window (menus, model manager hooks, first-run checks included),
+    # loads the model and generates through the engine worker thread.
+    model = build_cached("tiny", "F32", scripted=True)
+    done, attempts = guard(["-m", "app", "--self-test", "--model", str(model)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert attempts == ""
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or subprocess.run(["unshare", "-rn", "true"]).returncode != 0,
+                    reason="needs unprivileged network namespaces (unshare -rn)")
+def test_the_whole_app_chats_with_no_network_at_all(guard):
+    model = build_cached("tiny", "F32", scripted=True)
+    done, attempts = guard(["-m", "app", "--self-test", "--model", str(model)], prefix=["unshare", "-rn"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert attempts == ""
