@@ -18,35 +18,18 @@ from app.window_actions import WindowActions, install
 from engine.models import ModelManager
 from tests.fakehub import FakeHub
 from tests.fixtures.vocab import SCRIPT_TEXT
-from tests.gui_app import FILES, TRANSFER, make_catalog, model_files, publish
+from tests.gui_app import FILES, TRANSFER, make_catalog, model_files
 
 WAIT_MS = 20_000
 
 
 @pytest.fixture
-def hub():
-    with FakeHub() as h:
-        h.commit = publish(h)
-        yield h
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> Path:
-    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.delenv("TINYCHAT_MODEL", raising=False)
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def window(qtbot, home: Path, hub: FakeHub, tmp_path: Path):
+def window(qtbot, hub_home: Path, hub: FakeHub, tmp_path: Path):
     catalog = make_catalog(tmp_path / "catalog.json", hub.commit)
-    store, _ = Store.open(home / "data" / "tinychat.db")
+    store, _ = Store.open(hub_home / "data" / "tinychat.db")
     settings = replace(Settings(), engine="llama.cpp", model_id="tiny", quant="Q4_K_M")
     w = MainWindow(store, settings)
-    w.actions_ = install(w, lambda: ModelManager(home / "data" / "models", catalog, settings=TRANSFER,
+    w.actions_ = install(w, lambda: ModelManager(hub_home / "data" / "models", catalog, settings=TRANSFER,
                                                  stall_timeout=5))
     w.resize(1000, 700)
     w.show()

@@ -10,31 +10,15 @@ import pytest
 
 from app.model_dialog import ModelDialog
 from tests.fakehub import FakeHub
-from tests.gui_app import FILES, GuiApp, Recorder, make_catalog, model_files, publish, start_app
+from tests.gui_app import FILES, GuiApp, Recorder, make_catalog, model_files, start_app
 
 WAIT_MS = 20_000
 Q4, Q8 = "tiny-q4_k_m", "tiny-q8_0"
 
 
 @pytest.fixture
-def hub():
-    with FakeHub() as h:
-        h.commit = publish(h)
-        yield h
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> Path:
-    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    return tmp_path
-
-
-@pytest.fixture
-def app(env: Path, hub: FakeHub, qtbot) -> GuiApp:
-    a = start_app(env / "home", make_catalog(env / "catalog.json", hub.commit))
+def app(hub_home: Path, tmp_path: Path, hub: FakeHub, qtbot) -> GuiApp:
+    a = start_app(hub_home, make_catalog(tmp_path / "catalog.json", hub.commit))
     yield a
     a.shutdown()
 
@@ -91,9 +75,10 @@ def test_verify_reports_a_model_whose_bytes_changed_on_disk(app, qtbot):
     assert "no longer match" in dialog.message.text() and "download it again" in dialog.message.text()
 
 
-def test_a_download_interrupted_by_closing_the_app_resumes_from_its_bytes_after_a_restart(env, hub, qtbot):
-    catalog = make_catalog(env / "catalog.json", hub.commit)
-    first = start_app(env / "home", catalog)
+def test_a_download_interrupted_by_closing_the_app_resumes_from_its_bytes_after_a_restart(
+        hub_home, tmp_path, hub, qtbot):
+    catalog = make_catalog(tmp_path / "catalog.json", hub.commit)
+    first = start_app(hub_home, catalog)
     dialog = open_dialog(first, qtbot)
     hub.faults.trickle_bps = 300_000
     rec = Recorder(lambda p: p.progress.done)
@@ -107,7 +92,7 @@ def test_a_download_interrupted_by_closing_the_app_resumes_from_its_bytes_after_
 
     hub.faults.trickle_bps = None
     hub.reset_counters()
-    second = start_app(env / "home", catalog)
+    second = start_app(hub_home, catalog)
     try:
         dialog = open_dialog(second, qtbot)
         status = dialog.status_of(Q8)

@@ -12,24 +12,14 @@ from app import theme
 from app.settings import Settings
 from app.settings_dialog import SettingsDialog
 from tests.fakehub import FakeHub
-from tests.gui_app import GuiApp, make_catalog, publish, start_app
+from tests.gui_app import GuiApp, make_catalog, start_app
 
 WAIT_MS = 20_000
 
 
 @pytest.fixture
-def hub():
-    with FakeHub() as h:
-        h.commit = publish(h)
-        yield h
-
-
-@pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub, qtbot) -> GuiApp:
-    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
-    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-    a = start_app(tmp_path / "home", make_catalog(tmp_path / "catalog.json", hub.commit))
+def app(hub_home: Path, tmp_path: Path, hub: FakeHub, qtbot) -> GuiApp:
+    a = start_app(hub_home, make_catalog(tmp_path / "catalog.json", hub.commit))
     with qtbot.waitSignal(a.switcher.switched, timeout=WAIT_MS):
         a.switcher.choose("tiny", "Q4_K_M")
     qtbot.waitUntil(lambda: a.controller.ready, timeout=WAIT_MS)
