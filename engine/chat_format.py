@@ -437,10 +437,39 @@ def self_test(fmt: ChatFormat, is_single_token: Callable[[str], bool],
     return [warning]
 
 
+@dataclass(frozen=True)
+class VocabBinding:
+    """A format resolved against one model's vocab: which ids end an answer, which stops must be
+    caught as text (the vocab lacks them as tokens), and the self-test's warnings."""
+
+    stop_ids: frozenset[int]
+    stop_strings: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def bind_to_vocab(fmt: ChatFormat, tokenize: Callable[[str], list[int]], eos_ids: Iterable[int]) -> VocabBinding:
+    """Resolve `fmt`'s stop tokens with `tokenize` (specials parsed, no BOS); the model's own end
+    token(s) `eos_ids` always stop too. Warnings are logged as well as returned."""
+    stop_ids = set(eos_ids)
+    stop_strings = list(fmt.stop_strings)
+    for tok in fmt.stop_tokens:
+        ids = tokenize(tok)
+        if len(ids) == 1:
+            stop_ids.add(ids[0])
+        else:
+            stop_strings.append(tok)  # the vocab lacks it: catch it as text instead
+    warnings = self_test(fmt, lambda t: len(tokenize(t)) == 1)
+    for w in warnings:
+        log.warning("template self-test: %s", w)
+    return VocabBinding(frozenset(stop_ids), tuple(stop_strings), tuple(warnings))
+
+
 __all__ = [
     "ChatFormat",
     "Part",
     "UnknownFormatError",
+    "VocabBinding",
+    "bind_to_vocab",
     "format_names",
     "get_format",
     "self_test",

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from engine import llama_log
-from engine.chat_format import ChatFormat, get_format, self_test
+from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.hardware import physical_cores
 from engine.prompt_tokens import common_prefix, prompt_ids
@@ -149,20 +149,9 @@ class LlamaCppEngine:
         """Switch format; returns the template self-test's warnings."""
         llm = self._require()
         fmt = get_format(name, gguf_template=llm.metadata.get("tokenizer.chat_template"))
-        self._fmt = fmt
-        stop_ids = {llm.token_eos()}
-        stop_strings = list(fmt.stop_strings)
-        for tok in fmt.stop_tokens:
-            ids = self._tokenize(tok)
-            if len(ids) == 1:
-                stop_ids.add(ids[0])
-            else:
-                stop_strings.append(tok)  # the vocab lacks it: catch it as text instead
-        self._stop_ids, self._stop_strings = frozenset(stop_ids), tuple(stop_strings)
-        warnings = self_test(fmt, lambda t: len(self._tokenize(t)) == 1)
-        for w in warnings:
-            log.warning("template self-test: %s", w)
-        return tuple(warnings)
+        binding = bind_to_vocab(fmt, self._tokenize, [llm.token_eos()])
+        self._fmt, self._stop_ids, self._stop_strings = fmt, binding.stop_ids, binding.stop_strings
+        return binding.warnings
 
     # --------------------------------------------------------------- prompting
     def _require(self):

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.chat_format import ChatFormat, get_format, self_test
+from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.prompt_tokens import common_prefix, prompt_ids
 from engine.stats import generation_stats
@@ -166,21 +166,12 @@ class MlxEngine:
         """Switch format; returns the template self-test's warnings."""
         tokenizer = self._require()
         fmt = get_format(name)  # an MLX folder has no GGUF template: gguf-jinja is refused with a message
-        stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-        stop_strings = list(fmt.stop_strings)
-        for tok in fmt.stop_tokens:
-            ids = self._tokenize(tok)
-            if len(ids) == 1:
-                stop_ids.add(ids[0])
-            else:
-                stop_strings.append(tok)  # the vocab lacks it: catch it as text instead
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        binding = bind_to_vocab(fmt, self._tokenize, eos)
         # stream_generate ends an answer on the tokenizer's end tokens: make them this format's.
-        tokenizer.eos_token_ids = stop_ids
-        self._fmt, self._stop_strings = fmt, tuple(stop_strings)
-        warnings = self_test(fmt, lambda t: len(self._tokenize(t)) == 1)
-        for w in warnings:
-            log.warning("template self-test: %s", w)
-        return tuple(warnings)
+        tokenizer.eos_token_ids = set(binding.stop_ids)
+        self._fmt, self._stop_strings = fmt, binding.stop_strings
+        return binding.warnings
 
     # --------------------------------------------------------------- prompting
     def _require(self) -> Any:

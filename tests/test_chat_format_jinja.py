@@ -9,7 +9,14 @@ import llama_cpp
 import pytest
 
 from engine import chat_format
-from engine.chat_format import ChatFormat, UnknownFormatError, format_names, get_format, self_test
+from engine.chat_format import (
+    ChatFormat,
+    UnknownFormatError,
+    bind_to_vocab,
+    format_names,
+    get_format,
+    self_test,
+)
 from engine.types import EngineError
 from tests.fixtures.gguf_model import CHATML_TEMPLATE
 from tests.test_chat_format import HF_LLAMA2_TEMPLATE, HF_ZEPHYR_TEMPLATE, M, llm, single_token
@@ -170,3 +177,19 @@ def test_self_test_only_suggests_formats_it_is_allowed_to() -> None:
     assert "(zephyr)" in warning
     [warning] = self_test(get_format("chatml"), LLAMA2_VOCAB.__contains__, available=["chatml"])
     assert warning.endswith("Choose another chat format in Settings.")
+
+
+def test_bind_to_vocab_turns_single_token_stops_into_ids_and_the_rest_into_stop_strings(llm) -> None:
+    def tokenize(text: str) -> list[int]:
+        return llm.tokenize(text.encode(), add_bos=False, special=True)
+
+    chatml = bind_to_vocab(get_format("chatml"), tokenize, [llm.token_eos()])
+    assert chatml.stop_ids == {llm.token_eos(), tokenize("<|im_end|>")[0]}
+    assert chatml.stop_strings == () and chatml.warnings == ()
+    # On a vocab without the ChatML markers, <|im_end|> can only be caught as text, and the user is warned.
+    def no_chatml(text: str) -> list[int]:
+        return tokenize(text) if text in {"<s>", "</s>"} else [7, 7]
+
+    bound = bind_to_vocab(get_format("chatml"), no_chatml, [2])
+    assert bound.stop_ids == {2} and bound.stop_strings == ("<|im_end|>",)
+    assert len(bound.warnings) == 1
