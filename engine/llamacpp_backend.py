@@ -19,12 +19,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from engine import llama_log
+from engine.answer_text import AnswerText
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.hardware import physical_cores
 from engine.prompt_tokens import common_prefix, prompt_ids
 from engine.stats import generation_stats
-from engine.stop import StopMatcher
 from engine.types import (
     Chunk,
     ContextOverflowError,
@@ -205,11 +205,10 @@ class LlamaCppEngine:
         llm.set_seed(params.seed if params.seed is not None else random.randrange(2**31))
         self._cancel = cancel
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        matcher = StopMatcher((*self._stop_strings, *params.stop))
+        answer = AnswerText((*self._stop_strings, *params.stop))
         out: list[int] = []
         finish, error = "length", None
         t_first: float | None = None
-        shown_any = False
         tokens = llm.generate(prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
                               temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
         self._set_abort(True)
@@ -225,11 +224,7 @@ class LlamaCppEngine:
                     finish = "stop"
                     break
                 out.append(token)
-                text = decoder.decode(llm.detokenize([token]))
-                if not shown_any:
-                    text = text.lstrip(" ")  # SentencePiece's word-start space before the first word
-                    shown_any = bool(text)
-                visible, stopped = matcher.push(text)
+                visible, stopped = answer.push(decoder.decode(llm.detokenize([token])))
                 if visible:
                     yield Chunk(visible)
                 if stopped:
@@ -248,6 +243,7 @@ class LlamaCppEngine:
             tokens.close()
             self._set_abort(False)
             self._cancel = None
-        tail = matcher.flush() + (decoder.decode(b"", final=True) if finish != "stop" else "")
+        # Bytes of a character cut off by the end of the answer are dropped, never shown as "\ufffd".
+        tail = answer.flush()
         stats = generation_stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
         yield Chunk(tail, finish, stats, error=error)

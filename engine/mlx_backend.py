@@ -25,11 +25,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.answer_text import AnswerText
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.prompt_tokens import common_prefix, prompt_ids
 from engine.stats import generation_stats
-from engine.stop import StopMatcher
 from engine.types import (
     Chunk,
     ContextOverflowError,
@@ -274,12 +274,11 @@ class MlxEngine:
             if cancel.is_set():
                 raise _Cancelled
 
-        matcher = StopMatcher((*self._stop_strings, *params.stop))
+        answer = AnswerText((*self._stop_strings, *params.stop))
         fed: list[int] = []  # every token fed back into the model, a stop token included
         out: list[int] = []  # the answer's tokens
         finish, error = "length", None
         t_first: float | None = None
-        shown_any = False
         responses = stream_generate(
             self._model, self._tokenizer, prompt[reused:], max_tokens=max_new, sampler=self._sampler(params),
             logits_processors=self._logits_processors(params.repeat_penalty, prompt[:reused]),
@@ -296,11 +295,7 @@ class MlxEngine:
                     finish = "stop"
                     break
                 out.append(r.token)
-                text = r.text
-                if not shown_any:
-                    text = text.lstrip(" ")  # SentencePiece's word-start space before the first word
-                    shown_any = bool(text)
-                visible, stopped = matcher.push(text)
+                visible, stopped = answer.push(r.text)
                 if visible:
                     yield Chunk(visible)
                 if stopped:
@@ -318,6 +313,6 @@ class MlxEngine:
             self._reset_cache()
         else:
             self._remember(prompt + fed)
-        tail = matcher.flush()
+        tail = answer.flush()
         stats = generation_stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
         yield Chunk(tail, finish, stats, error=error)
