@@ -18,7 +18,7 @@ DEB_PACKAGES := build-essential cmake libgl1 libegl1 libopengl0 libxkbcommon0 li
 	libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 \
 	xvfb xauth fonts-dejavu-core
 
-.PHONY: run test deps setup lint bench test-models clean
+.PHONY: run test deps setup lint bench test-models clean dist dist-deps
 
 run: setup
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -28,7 +28,7 @@ run: setup
 		xvfb-run -a $(PY) -m app; \
 	fi
 
-test: setup
+test: setup dist-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 setup: deps $(STAMP)
@@ -57,3 +57,15 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info
+
+# Installers for this OS, smoke-tested (packaging/release.py). On Linux: dist/tinychat/ (onedir),
+# dist/tinychat-VERSION-linux-x86_64.tar.gz and dist/tinychat_VERSION_amd64.deb. `make test` installs and
+# runs that .deb (tests/test_packaging_deb.py), rebuilding it only when sources or packages changed.
+dist: setup dist-deps
+	$(PY) packaging/release.py
+
+# What building and testing the Linux installers needs: dpkg-deb/xz, Xvfb for the x11 run, qemu-user for
+# the older-CPU run, desktop-file-validate for the desktop entry.
+DIST_DEB_PACKAGES := xz-utils binutils xvfb xauth qemu-user desktop-file-utils
+dist-deps:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DIST_DEB_PACKAGES)"
