@@ -84,7 +84,10 @@ class LoadOptions:
 
     n_ctx: int = DEFAULT_CONTEXT
     n_threads: int | None = None  # None: physical cores
-    use_mmap: bool = True
+    # Off by default: llama.cpp repacks K-quant weights into an interleaved copy for its CPU kernels,
+    # and with mmap the original pages stay resident too. Measured on the TinyLlama-shaped Q4_K_M:
+    # 1226 MiB resident with mmap, 781 MiB without, for ~5 % of generation speed and +0.2 s of load.
+    use_mmap: bool = False
     chat_format: str | None = None
 
 
