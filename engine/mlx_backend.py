@@ -295,7 +295,9 @@ class MlxEngine:
                     finish = "stop"
                     break
                 out.append(r.token)
-                visible, stopped = answer.push(r.text)
+                # At max_tokens mlx-lm flushes a character's leftover bytes as U+FFFD: drop them.
+                text = r.text.rstrip("\ufffd") if r.finish_reason == "length" else r.text
+                visible, stopped = answer.push(text)
                 if visible:
                     yield Chunk(visible)
                 if stopped:

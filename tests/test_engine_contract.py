@@ -80,6 +80,15 @@ def test_max_tokens_ends_the_answer_with_length(scripted):
     assert SCRIPT_TEXT.startswith(text_of(chunks))
 
 
+def test_an_answer_cut_off_inside_a_character_never_shows_half_of_it(scripted):
+    # The scripted answer spells é, 世 and 🎉 with several byte tokens each: stop after every count.
+    for n in range(1, 16):
+        chunks, last = run(scripted, HELLO, GenerationParams(temperature=0.0, max_tokens=n))
+        text = text_of(chunks)
+        assert "\ufffd" not in text, (n, text)
+        assert SCRIPT_TEXT.startswith(text) or last.finish_reason == "stop", (n, text)
+
+
 def test_sampling_at_temperature_one_keeps_the_scripted_answer(scripted):
     chunks, _ = run(scripted, HELLO, GenerationParams(temperature=1.0, seed=7))
     assert text_of(chunks) == SCRIPT_TEXT
