@@ -40,11 +40,31 @@ def physical_cores() -> int:
 def cpu_flags() -> tuple[str, ...]:
     """SIMD features the CPU reports (for diagnostics), e.g. ('avx2', 'fma', 'avx512f')."""
     interesting = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "neon", "asimd")
+    flags = cpuinfo_flags()
+    return tuple(f for f in interesting if f in flags) if flags else (platform.machine(),)
+
+
+# llama.cpp's names for instruction sets, as the CPU reports them in /proc/cpuinfo.
+_ISA_FLAGS = {"SSE3": "pni", "SSSE3": "ssse3", "AVX": "avx", "AVX2": "avx2", "F16C": "f16c", "FMA": "fma",
+              "BMI2": "bmi2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni", "AVX_VNNI": "avx_vnni"}
+
+
+def missing_instructions(system_info: str, cpuinfo_flags: set[str] | None) -> list[str]:
+    """Instruction sets llama.cpp was compiled to use (`llama_print_system_info()`, e.g.
+    "CPU : AVX = 1 | AVX2 = 1 | …") that this CPU lacks. Empty when the CPU's flags are unknown."""
+    if not cpuinfo_flags:
+        return []
+    built = [name.strip() for name, _, value in (item.partition("=") for item in system_info.replace(":", "|")
+                                                  .split("|")) if value.strip() == "1"]
+    return [n for n in built if n in _ISA_FLAGS and _ISA_FLAGS[n] not in cpuinfo_flags]
+
+
+def cpuinfo_flags() -> set[str] | None:
+    """Every flag /proc/cpuinfo lists (Linux; "Features" on ARM), or None elsewhere."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith(("flags", "Features")):
-                flags = set(line.partition(":")[2].split())
-                return tuple(f for f in interesting if f in flags)
+                return set(line.partition(":")[2].split())
     except OSError:
         pass
-    return (platform.machine(),)
+    return None

@@ -22,7 +22,7 @@ from engine import llama_log
 from engine.answer_text import AnswerText
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
-from engine.hardware import physical_cores
+from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
 from engine.prompt_tokens import common_prefix, prompt_ids
 from engine.stats import generation_stats
 from engine.types import (
@@ -85,6 +85,13 @@ class LlamaCppEngine:
         self.unload()
         path = Path(model.path)
         check_model_file(path)
+        missing = missing_instructions(llama_cpp.llama_print_system_info().decode(), cpuinfo_flags())
+        if missing:  # loading would die with SIGILL (illegal instruction) instead
+            raise EngineError(
+                f"This computer's processor lacks {', '.join(missing)}, which this build of TinyChat needs "
+                "(Intel and AMD processors made since 2015 have them). To run on this computer, build "
+                "TinyChat from source here: see docs/install.md.",
+                detail=llama_cpp.llama_print_system_info().decode())
         n_threads = options.n_threads or physical_cores()
         t0 = time.perf_counter()
         llama_log.clear_recent()

@@ -134,3 +134,24 @@ def test_k_quant_levels_load_and_answer(tmp_path):
         # Quantization perturbs logits but the scripted margin survives 4-bit weights.
         assert "".join(c.text for c in chunks) == SCRIPT_TEXT
 
+
+
+BUILT = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | BMI2 = 1 | OPENMP = 1 | REPACK = 1 | "
+
+
+def test_a_cpu_without_the_builds_instruction_sets_is_named_before_loading():
+    from engine.hardware import missing_instructions
+
+    haswell = {"pni", "ssse3", "avx", "avx2", "f16c", "fma", "bmi2"}
+    sandy_bridge = {"pni", "ssse3", "avx"}
+    assert missing_instructions(BUILT, haswell) == []
+    assert missing_instructions(BUILT, sandy_bridge) == ["AVX2", "F16C", "FMA", "BMI2"]
+    assert missing_instructions(BUILT, None) == []  # unknown CPU (not Linux): let llama.cpp try
+
+
+def test_this_machine_runs_the_installed_build():
+    import llama_cpp
+
+    from engine.hardware import cpuinfo_flags, missing_instructions
+
+    assert missing_instructions(llama_cpp.llama_print_system_info().decode(), cpuinfo_flags()) == []
