@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from PySide6.QtCore import QRect
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -57,8 +58,9 @@ def _seed(store) -> None:
                       "same format.")
 
 
-def _screen(path: Path) -> None:
-    QGuiApplication.primaryScreen().grabWindow(0).save(str(path))
+def _screen(path: Path, area: QRect) -> None:
+    """The screen inside `area`: for a popup window over the main one, which a widget grab misses."""
+    QGuiApplication.primaryScreen().grabWindow(0, area.x(), area.y(), area.width(), area.height()).save(str(path))
 
 
 def main() -> None:
@@ -155,7 +157,7 @@ def main() -> None:
         search.query.setText("tram")
         search.run_search()
         _settle(app, 0.6)
-        _screen(OUT / "search.png")
+        _screen(OUT / "search.png", window.frameGeometry())
         search.close()
         window.close()
         store2.close()
