@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.backend import Engine
 from engine.context import fit_prompt
+from engine.select import create_engine
 from engine.types import (
     ContextOverflowError,
     EngineError,
@@ -103,8 +104,15 @@ class EngineWorker(QObject):
     def _load(self, model: ModelInfo, options: LoadOptions) -> None:
         self.loadStarted.emit(model)
         try:
+            if self._engine is not None and self._engine.name != model.engine:
+                # A model for the other backend (the engine choice changed in Settings): switch engines.
+                log.info("switching engine %s -> %s", self._engine.name, model.engine)
+                self._engine.unload()
+                self._engine = create_engine(model.engine)
             if self._engine is None:
                 self._engine = self._factory()
+                if self._engine.name != model.engine:
+                    self._engine = create_engine(model.engine)
             report = self._engine.load(model, options)
         except EngineError as e:
             log.warning("model load failed: %s (%s)", e.message, e.detail)

@@ -1,6 +1,6 @@
 """Settings: model and quantization level, engine, chat format, system prompt, sampling, context,
-threads, theme and font size. Every change applies at once and is saved; nothing needs a restart
-except the engine choice, which says so."""
+threads, theme and font size. Every change applies at once and is saved; nothing needs a restart.
+Choosing the other engine loads its installed model at once, or says which level to download."""
 
 from __future__ import annotations
 
@@ -29,11 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from app import panel_style, theme
+from app.model_choice import resolve_model
 from app.model_switcher import ModelSwitcher
 from app.quant_list import QuantList
 from app.settings import CUSTOM_PRESET, MAX_SYSTEM_PROMPT, PRESETS, Sampling, Settings, preset_name_for
 from engine.chat_format import GGUF_JINJA, format_names, get_format
 from engine.hardware import physical_cores
+from engine.models import InstalledModel
 from engine.select import choose_engine
 from engine.types import EngineError
 
@@ -252,9 +254,13 @@ class SettingsDialog(QDialog):
         text = choice.reason
         if choice.fallback_message:
             text = choice.fallback_message
-        if running and running != choice.name:
-            text += f" TinyChat is running {running} now; the change applies the next time it starts."
+        if running and running != choice.name and self._model_for(pref) is None:
+            text += (f" No model for {choice.name} is installed yet: choose a level above to download it. "
+                     f"Until then TinyChat keeps using {running}.")
         self.engine_note.setText(text)
+
+    def _model_for(self, engine_pref: str) -> InstalledModel | None:
+        return resolve_model(self.switcher.manager, replace(self.settings, engine=engine_pref))
 
     def _fill_formats(self) -> None:
         current = self.switcher.current()
@@ -311,8 +317,13 @@ class SettingsDialog(QDialog):
 
     @Slot()
     def _on_engine(self) -> None:
-        self._describe_engine()
         self.commit(replace(self.settings, engine=self.engine_box.currentData()))
+        loaded = self.controller.model.loaded
+        target = self._model_for(self.settings.engine)
+        if loaded is not None and target is not None and loaded.engine_name != target.engine:
+            self.switcher.use(target)  # the open chat stays; the next answer comes from the other engine
+        self.quant_list.refresh()  # the levels on offer are the new engine's
+        self._describe_engine()
 
     @Slot()
     def _on_format(self) -> None:

@@ -116,3 +116,18 @@ def test_the_level_list_shows_size_memory_note_and_state_of_each_level(app, dial
     assert rows["Q4_K_M ★"] == [f"{q4_size / 1e3:.0f} KB", "90 MB", "Recommended test level.",
                                             "● In use"]
     assert rows["Q8_0"] == ["1 MB", "120 MB", "Larger and closer to the original.", "Not downloaded"]
+
+
+def test_choosing_mlx_without_an_mlx_model_says_which_level_to_download_and_keeps_llama_cpp(app, dialog):
+    def listed() -> set[str]:
+        tree = dialog.quant_list.tree
+        return {tree.topLevelItem(i).text(0).rstrip(" ★") for i in range(tree.topLevelItemCount())}
+
+    assert listed() == {e.level for e in app.catalog.levels("tiny", "llama.cpp")} != set()
+    dialog.engine_box.setCurrentIndex(dialog.engine_box.findData("mlx"))
+    note = dialog.engine_note.text()
+    assert "No model for mlx is installed yet" in note and "keeps using llama.cpp" in note
+    assert app.controller.model.loaded.engine_name == "llama.cpp"  # the chat goes on
+    # The list now offers the MLX levels (this test catalog has none), no longer the GGUF ones.
+    assert listed() == {e.level for e in app.catalog.levels("tiny", "mlx")}
+    assert app.settings_on_disk().engine == "mlx"
