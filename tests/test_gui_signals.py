@@ -20,12 +20,17 @@ def test_a_terminal_signal_closes_the_window_and_joins_the_engine_thread(tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "app"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     log = tmp_path / "logs" / "tinychat.log"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not (log.exists() and "loaded" in log.read_text()):
-        time.sleep(0.1)
-    assert log.exists() and "loaded" in log.read_text(), "the app never loaded its model"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=20)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (log.exists() and "loaded" in log.read_text()):
+            time.sleep(0.1)
+        assert log.exists() and "loaded" in log.read_text(), "the app never loaded its model"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:  # a failed run must not leave the app behind
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 0, err
     assert "QThread: Destroyed" not in err
     assert f"signal {int(sig)}: closing" in log.read_text()
