@@ -23,6 +23,7 @@ import time
 
 import llama_cpp
 
+from bench.workloads import history
 from engine.hardware import cpu_flags, physical_cores
 from engine.llamacpp_backend import LlamaCppEngine
 from engine.types import GenerationParams, LoadOptions, Message, ModelInfo
@@ -54,14 +55,6 @@ def ours_generate(engine: LlamaCppEngine, messages: list[Message], n: int) -> tu
     last = list(engine.generate(messages, params, threading.Event()))[-1]
     s = last.stats
     return s.prompt_tokens_per_s, s.tokens_per_s, s.completion_tokens
-
-
-def history(n_exchanges: int) -> list[Message]:
-    msgs = [Message("system", "You are a helpful assistant.")]
-    for i in range(n_exchanges):
-        msgs.append(Message("user", f"Question number {i}: " + "tell me about the history of code and python " * 4))
-        msgs.append(Message("assistant", "Here is the answer: " + "it is a story of time and help " * 5))
-    return msgs
 
 
 def turn_ttft(path, threads: int, target_tokens: int = 1500) -> tuple[int, float, float]:

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.workloads import history
 from engine.mlx_backend import MlxEngine
 from engine.select import is_apple_silicon
 from engine.types import GenerationParams, LoadOptions, Message, ModelInfo
@@ -70,14 +71,6 @@ def seed_without_early_stop(engine: MlxEngine, messages: list[Message], n: int) 
         if ours(engine, messages, n, seed)[2] == n:
             return seed
     raise RuntimeError("every seed hit an end token; use fewer --tokens")
-
-
-def history(n_exchanges: int) -> list[Message]:
-    msgs = [Message("system", "You are a helpful assistant.")]
-    for i in range(n_exchanges):
-        msgs.append(Message("user", f"Question number {i}: " + "tell me about the history of code and python " * 4))
-        msgs.append(Message("assistant", "Here is the answer: " + "it is a story of time and help " * 5))
-    return msgs
 
 
 def turn_ttft(path: Path, target_tokens: int = 1500) -> tuple[int, float, float]:

@@ -1,0 +1,14 @@
+"""Conversations the benchmarks feed every engine, so their figures compare like with like."""
+
+from __future__ import annotations
+
+from engine.types import Message
+
+
+def history(n_exchanges: int) -> list[Message]:
+    """A system prompt and `n_exchanges` question/answer pairs of ordinary prose."""
+    msgs = [Message("system", "You are a helpful assistant.")]
+    for i in range(n_exchanges):
+        msgs.append(Message("user", f"Question number {i}: " + "tell me about the history of code and python " * 4))
+        msgs.append(Message("assistant", "Here is the answer: " + "it is a story of time and help " * 5))
+    return msgs
