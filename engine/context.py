@@ -35,13 +35,14 @@ def fit_messages(
     pinned = {i for i, m in enumerate(messages) if m.role == "system"}
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=len(messages) - 1)
     droppable = [i for i in range(last_user) if i not in pinned]
-    dropped: list[int] = []
+    dropped: list[int] = []  # in order, oldest first
     while True:
-        kept = tuple(i for i in range(len(messages)) if i not in set(dropped))
+        gone = set(dropped)
+        kept = tuple(i for i in range(len(messages)) if i not in gone)
         tokens = count_tokens([messages[i] for i in kept])
         if tokens <= budget:
             return Fit(kept, tuple(dropped), tokens)
-        remaining = [i for i in droppable if i not in dropped]
+        remaining = [i for i in droppable if i not in gone]
         if not remaining:
             raise ContextOverflowError(
                 f"Your message is too long for the model: it needs about {tokens} tokens and only "

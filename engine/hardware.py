@@ -34,7 +34,9 @@ def physical_cores() -> int:
                 return int(out.stdout.strip())  # performance cores only: efficiency cores slow llama.cpp
         except (OSError, subprocess.SubprocessError):
             pass
-    return max((os.cpu_count() or 2) // 2, 1) if (os.cpu_count() or 1) > 4 else (os.cpu_count() or 1)
+    # Unknown topology: assume hyper-threading on larger machines, where it is the norm.
+    logical = os.cpu_count() or 1
+    return max(logical // 2, 1) if logical > 4 else logical
 
 
 def cpu_flags() -> tuple[str, ...]:

@@ -61,6 +61,11 @@ def check_model_file(path: Path) -> None:
                              detail=f"magic {magic!r}")
 
 
+def _unsupported(path: Path, arch: str, detail: str) -> ModelFileError:
+    return ModelFileError(f"{path.name} is a model of an architecture TinyChat cannot run ({arch}): it runs "
+                          "Llama-family models such as TinyLlama. Choose another model file.", detail=detail)
+
+
 class LlamaCppEngine:
     """Engine protocol implementation on llama-cpp-python."""
 
@@ -85,13 +90,13 @@ class LlamaCppEngine:
         self.unload()
         path = Path(model.path)
         check_model_file(path)
-        missing = missing_instructions(llama_cpp.llama_print_system_info().decode(), cpuinfo_flags())
+        system_info = llama_cpp.llama_print_system_info().decode()
+        missing = missing_instructions(system_info, cpuinfo_flags())
         if missing:  # loading would die with SIGILL (illegal instruction) instead
             raise EngineError(
                 f"This computer's processor lacks {', '.join(missing)}, which this build of TinyChat needs "
                 "(Intel and AMD processors made since 2015 have them). To run on this computer, build "
-                "TinyChat from source here: see docs/install.md.",
-                detail=llama_cpp.llama_print_system_info().decode())
+                "TinyChat from source here: see docs/install.md.", detail=system_info)
         n_threads = options.n_threads or physical_cores()
         t0 = time.perf_counter()
         llama_log.clear_recent()
@@ -108,9 +113,7 @@ class LlamaCppEngine:
             problems = llama_log.recent_problems()
             detail = f"{e!r}; llama.cpp said: {' | '.join(problems)}"
             if any("unknown model architecture" in p for p in problems):
-                raise ModelFileError(
-                    f"{path.name} is a model of an architecture TinyChat cannot run: it runs Llama-family "
-                    "models such as TinyLlama. Choose another model file.", detail=detail) from e
+                raise _unsupported(path, "unknown to llama.cpp", detail) from e
             raise ModelFileError(
                 f"The model file {path.name} could not be loaded: it may be incomplete or damaged. "
                 "Download it again, or choose another model file.", detail=detail) from e
@@ -120,9 +123,7 @@ class LlamaCppEngine:
         arch = llm.metadata.get("general.architecture", "unknown")
         if arch not in SUPPORTED_ARCHITECTURES:
             llm.close()
-            raise ModelFileError(
-                f"This model's architecture ({arch}) is not supported: TinyChat runs Llama-family models "
-                "such as TinyLlama. Choose another model file.", detail=str(path))
+            raise _unsupported(path, arch, str(path))
         self._llm, self._model, self._n_ctx = llm, model, options.n_ctx
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         try:
