@@ -28,7 +28,9 @@ run: setup
 		xvfb-run -a $(PY) -m app; \
 	fi
 
+# The layer contracts (pyproject.toml) first: a broken one fails with import-linter's own message.
 test: setup dist-deps
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 setup: deps $(STAMP)

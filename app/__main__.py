@@ -9,15 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
-
-def app_version() -> str:
-    """The installed package version ("dev" when running from an uninstalled tree)."""
-    try:
-        return version("tinychat")
-    except PackageNotFoundError:
-        return "dev"
+from app.core.version import app_version
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if argv and argv[0] in ("export", "import"):
-        from app.data_cli import main as data_main
+        from app.core.data_cli import main as data_main
 
         return data_main(argv)
     parser = argparse.ArgumentParser(prog="tinychat", description="Offline chat with TinyLlama.")
@@ -40,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="with --self-test: also load this model and generate")
     args, qt_args = parser.parse_known_args(argv)
     if args.self_test:
-        from app.self_test import run as run_self_test
+        from app.shell.self_test import run as run_self_test
 
         return run_self_test(args.model)
-    from app.gui import run
+    from app.shell.gui import run
 
     return run(qt_args)
 

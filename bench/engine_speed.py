@@ -1,6 +1,6 @@
 """Engine speed: our llama.cpp engine vs raw llama-cpp-python, same file and threads, one run.
 
-Measures (DESIGN.md §8):
+Measures (targets in docs/benchmarks.md):
 - generation and prompt tokens/s, ours ÷ raw (target ≥ 0.97×), runs interleaved so machine
   noise hits both sides alike;
 - turn-N time to first token with ~1500 tokens of history, KV reuse vs cold (target ≤ 1.5 s

@@ -3,7 +3,7 @@
 1. Event-loop stalls while an answer streams from the TinyLlama-shaped Q4_K_M model through the real
    window: a 5 ms QTimer records the gap between its ticks; a stall is a gap minus the interval.
    The same probe on the idle window gives the floor the machine itself adds.
-2. Launch → window visible: `app.gui.run` in a fresh process, clock started before the interpreter.
+2. Launch → window visible: `app.shell.gui.run` in a fresh process, clock started before the interpreter.
 3. Opening a 500-message conversation (every answer with a code block), then scrolling it from the
    bottom to the top in wheel-sized steps; the worst step is the scroll stall.
 
@@ -77,10 +77,10 @@ def _pump(app: QApplication, seconds: float) -> None:
 
 
 def _window(home: Path, model_path: Path | None, max_tokens: int = 512):
-    from app.main_window import MainWindow
-    from app.model_choice import model_from_path
-    from app.settings import Sampling, Settings
-    from app.store import Store
+    from app.core.model_choice import model_from_path
+    from app.core.settings import Sampling, Settings
+    from app.core.store import Store
+    from app.shell.main_window import MainWindow
 
     store, _ = Store.open(home / "data" / "tinychat.db")
     settings = Settings(sampling=Sampling(max_tokens=max_tokens, seed=7))
@@ -146,7 +146,7 @@ def bench_launch(runs: int) -> list[float]:
                     return
             QTimer.singleShot(1, poll)
         QTimer.singleShot(0, poll)
-        from app.gui import run
+        from app.shell.gui import run
         sys.exit(run([]))
     """)
     times = []
@@ -164,7 +164,7 @@ def bench_launch(runs: int) -> list[float]:
 
 def bench_open_and_scroll(app: QApplication, messages: int) -> dict[str, float]:
     """Open a conversation of `messages` messages with code, then scroll it to the top."""
-    from app.store import Store
+    from app.core.store import Store
 
     home = Path(tempfile.mkdtemp(prefix="tinychat-open-"))
     os.environ["TINYCHAT_HOME"] = str(home)

@@ -71,10 +71,10 @@ def _settle(app: QApplication, seconds: float) -> None:
 def shoot(theme_name: str) -> list[Path]:
     """Take the three screenshots in one theme; returns the files written."""
     app = QApplication.instance() or QApplication([])  # first: the test helpers default to offscreen
-    from app import theme
-    from app.main_window import MainWindow
-    from app.settings import Settings
-    from app.store import Store
+    from app.core.settings import Settings
+    from app.core.store import Store
+    from app.shell.main_window import MainWindow
+    from app.ui import theme
     from tests.gui_support import PacedEngine, scripted_model
 
     theme.apply(app, theme_name, 11)

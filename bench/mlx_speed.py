@@ -1,6 +1,6 @@
 """MLX engine speed: our MlxEngine vs raw `mlx_lm.stream_generate`, same model folder, one run.
 
-Measures (DESIGN.md §8):
+Measures (targets in docs/benchmarks.md):
 - generation and prompt tokens/s, ours ÷ raw (target ≥ 0.95×), runs interleaved so machine noise
   hits both sides alike, with the same prompt ids, sampler settings and seed;
 - turn-2 time to first token with ~1500 tokens of history: prompt-cache reuse vs a cold engine.

@@ -1,4 +1,4 @@
-"""Search speed over a store of 10,000 messages (target: < 50 ms per search, DESIGN/issue 4).
+"""Search speed over a store of 10,000 messages (target: < 50 ms per search).
 
 Builds a real SQLite store in a temp dir — 200 conversations of 50 messages, text drawn from a
 Zipf-distributed vocabulary so common and rare words behave as in real chats — then times
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.store import Store
+from app.core.store import Store
 
 COMMON_WORDS = (
     "the be to of and a in that have it for not on with he as you do at this but his by from "

@@ -65,11 +65,11 @@ def _screen(path: Path, area: QRect) -> None:
 
 def main() -> None:
     app = QApplication.instance() or QApplication([])
-    from app import theme
-    from app.main_window import MainWindow
-    from app.settings import Settings
-    from app.store import Store
-    from app.window_actions import install
+    from app.core.settings import Settings
+    from app.core.store import Store
+    from app.shell.main_window import MainWindow
+    from app.shell.window_actions import install
+    from app.ui import theme
     from engine.download import TransferSettings
     from engine.models import ModelManager
     from tests.fakehub import FakeHub

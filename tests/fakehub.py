@@ -1,4 +1,4 @@
-"""A local stand-in for the Hugging Face Hub, for download tests (DESIGN.md §6).
+"""A local stand-in for the Hugging Face Hub, for download tests.
 
 A real HTTP server on 127.0.0.1 answering what TinyChat's model manager asks the Hub:
 - `GET /api/models/{repo}/revision/{rev}?blobs=true` → model info with every file's size, blob id and

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Slot
 
-from app import paths
-from app.chat_controller import ChatController
-from app.download_worker import DownloadThread
-from app.engine_worker import EngineThread
-from app.model_switcher import ModelSwitcher
-from app.settings import Settings, load_settings, save_settings
-from app.store import Store
+from app.background.download_worker import DownloadThread
+from app.background.engine_worker import EngineThread
+from app.chat.chat_controller import ChatController
+from app.core import paths
+from app.core.settings import Settings, load_settings, save_settings
+from app.core.store import Store
+from app.models.model_switcher import ModelSwitcher
 from engine.catalog import Catalog
 from engine.download import TransferSettings
 from engine.models import ModelManager

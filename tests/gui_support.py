@@ -11,10 +11,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from app.main_window import MainWindow
-from app.model_choice import model_from_path
-from app.settings import Settings
-from app.store import Store
+from app.core.model_choice import model_from_path
+from app.core.settings import Settings
+from app.core.store import Store
+from app.shell.main_window import MainWindow
 from engine.llamacpp_backend import LlamaCppEngine
 from engine.types import Chunk, GenerationParams, Message, ModelInfo
 from tests.fixtures.gguf_model import build_cached

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.store import Store
-from app.store_writer import StreamingWriter
+from app.core.store import Store
+from app.core.store_writer import StreamingWriter
 
 # The answer every turn streams: deterministic, so the parent knows what each prefix must be.
 ANSWER = "".join(f"w{i} é世🎉 " for i in range(120))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.store import Store, StoreError
-from app.store_writer import StreamingWriter
+from app.core.store import Store, StoreError
+from app.core.store_writer import StreamingWriter
 
 
 def report(**fields: object) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store
+from app.core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 

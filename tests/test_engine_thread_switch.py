@@ -10,7 +10,7 @@ WAIT_MS = 30_000
 
 
 def test_a_model_for_the_other_backend_switches_the_engine_without_a_restart(qtbot):
-    from app.engine_worker import EngineThread
+    from app.background.engine_worker import EngineThread
 
     gguf, mlx = (next(b for b in BACKENDS if b.name == n).scripted_model() for n in ("llama.cpp", "mlx"))
     thread = EngineThread(lambda: create_engine("llama.cpp"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import llama_cpp
 from PySide6.QtGui import QGuiApplication
 
-from app import paths
-from app.about_dialog import AboutDialog
+from app.core import paths
+from app.shell.about_dialog import AboutDialog
 from engine.hardware import cpu_flags
 from tests.gui_support import close_window, open_window, scripted_model
 

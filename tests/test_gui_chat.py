@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 from PySide6.QtCore import Qt, QThread
 
-from app.settings import Sampling, Settings
-from app.store import Store
+from app.core.settings import Sampling, Settings
+from app.core.store import Store
 from tests.gui_support import (
     PLATFORM_NOISE,
     SCRIPT,
@@ -202,7 +202,7 @@ def test_a_history_too_long_for_the_context_marks_old_messages_not_in_context(qt
 def test_a_corrupt_model_file_shows_a_message_and_the_window_keeps_working(qtbot, home):
     bad = home / "broken-q4_k_m.gguf"
     bad.write_bytes(b"GGUF" + b"\x00\xff" * 5000)
-    from app.model_choice import model_from_path
+    from app.core.model_choice import model_from_path
 
     w = open_window(qtbot, home, model_from_path(bad))
     try:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.main_window import MainWindow
-from app.settings import Settings
-from app.store import Store
-from app.window_actions import WindowActions, install
+from app.core.settings import Settings
+from app.core.store import Store
+from app.shell.main_window import MainWindow
+from app.shell.window_actions import WindowActions, install
 from engine.models import ModelManager
 from tests.fakehub import FakeHub
 from tests.fixtures.vocab import SCRIPT_TEXT

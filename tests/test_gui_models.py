@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.model_dialog import ModelDialog
+from app.models.model_dialog import ModelDialog
 from tests.fakehub import FakeHub
 from tests.gui_app import FILES, GuiApp, Recorder, make_catalog, model_files, start_app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings_dialog import SettingsDialog
+from app.shell.settings_dialog import SettingsDialog
 from tests.fakehub import FakeHub
 from tests.fixtures.vocab import SCRIPT_TEXT
 from tests.gui_app import FILES, GuiApp, Recorder, make_catalog, start_app
@@ -58,7 +58,7 @@ def test_picking_an_installed_level_reloads_and_the_next_answer_is_recorded_with
     same_conv, second = ask(app, qtbot, conv, "and again")
     assert same_conv == conv
     assert (second.content, second.quant) == (SCRIPT_TEXT, "Q8_0")
-    branch = app.store.active_branch(conv)
+    branch = app.core.store.active_branch(conv)
     assert [(m.role, m.quant) for m in branch] == [("user", None), ("assistant", "Q4_K_M"),
                                                    ("user", None), ("assistant", "Q8_0")]
     assert app.settings_on_disk().quant == "Q8_0"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from app.search_dialog import SearchDialog
-from app.window_actions import install
+from app.chat.search_dialog import SearchDialog
+from app.shell.window_actions import install
 from tests.gui_support import close_window, open_window, scripted_model
 
 

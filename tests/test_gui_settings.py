@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from app import theme
-from app.settings import Settings
-from app.settings_dialog import SettingsDialog
+from app.core.settings import Settings
+from app.shell.settings_dialog import SettingsDialog
+from app.ui import theme
 from tests.fakehub import FakeHub
 from tests.gui_app import GuiApp, make_catalog, start_app
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from app.store import Store
-from app.transfer_actions import JSON_FILTER, MARKDOWN_FILTER, TransferError, read_import, write_export
-from app.window_actions import install
+from app.core.store import Store
+from app.shell.transfer_actions import JSON_FILTER, MARKDOWN_FILTER, TransferError, read_import, write_export
+from app.shell.window_actions import install
 from tests.gui_support import close_window, open_window
 
 

@@ -9,12 +9,12 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
-from app import chat_view
-from app.chat_view import ChatView
-from app.composer import Composer
-from app.markdown import Block, prose_to_html, split_blocks
-from app.message_widget import MessageView
-from app.store_types import StoredMessage
+from app.chat import chat_view
+from app.chat.chat_view import ChatView
+from app.chat.composer import Composer
+from app.chat.markdown import Block, prose_to_html, split_blocks
+from app.chat.message_widget import MessageView
+from app.core.store_types import StoredMessage
 from tests.gui_support import close_window, open_window, scripted_model, send
 
 
@@ -171,7 +171,7 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo(qtbot, window):
 def test_status_bar_names_each_part_of_the_model_once(qtbot):
     from PySide6.QtWidgets import QMainWindow
 
-    from app.status_bar import StatusBar
+    from app.shell.status_bar import StatusBar
 
     window = QMainWindow()
     qtbot.addWidget(window)

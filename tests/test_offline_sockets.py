@@ -1,4 +1,4 @@
-"""Offline by construction (DESIGN.md §6): the app's entry points and the model manager, when the
+"""Offline by construction: the app's entry points and the model manager, when the
 model is already installed, never create a network socket. Each runs in a child process whose
 `sitecustomize` makes creating an AF_INET/AF_INET6 socket fail *and* records the attempt, so even
 code that swallows the error is caught."""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app import paths
-from app.logging_setup import LOG_FILENAME, setup_logging
+from app.core import paths
+from app.core.logging_setup import LOG_FILENAME, setup_logging
 
 
 def test_tinychat_home_puts_every_directory_under_one_folder(tmp_path: Path, monkeypatch) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import (
+from app.core.settings import (
     PRESETS,
     Sampling,
     Settings,
@@ -55,7 +55,7 @@ def test_bad_values_become_defaults_with_a_log_line_and_good_values_stay(tmp_pat
         "engine": "cuda", "font_size": "huge", "theme": "dark", "n_threads": 0, "quant": "",
         "sampling": {"temperature": 9.5, "top_k": 10, "seed": -1, "top_p": True},
     }))
-    with caplog.at_level(logging.WARNING, logger="app.settings"):
+    with caplog.at_level(logging.WARNING, logger="app.core.settings"):
         settings, warnings = load_settings(path)
     defaults = Settings()
     assert settings.engine == defaults.engine
@@ -134,7 +134,7 @@ def test_settings_file_is_utf8_json_readable_by_other_tools(tmp_path: Path) -> N
 
 
 def test_context_policy_reaches_the_engine_with_the_sampling_values():
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     keep = Settings().generation_params()
     refuse = replace(Settings(), context_policy="refuse").with_preset("Creative").generation_params()

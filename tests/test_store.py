@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import Sampling
-from app.store import Store, StoreError
-from app.store_types import DEFAULT_TITLE
+from app.core.settings import Sampling
+from app.core.store import Store, StoreError
+from app.core.store_types import DEFAULT_TITLE
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store, StoreError
-from app.store_writer import StreamingWriter
+from app.core.store import Store, StoreError
+from app.core.store_writer import StreamingWriter
 
 CHILD = Path(__file__).with_name("store_disk_child.py")
 

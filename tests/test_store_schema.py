@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app import store_schema
-from app.store import Store, StoreError
+from app.core import store_schema
+from app.core.store import Store, StoreError
 
 
 def _seed_v1(conn: sqlite3.Connection) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store
-from app.store_types import MARK_END, MARK_START
+from app.core.store import Store
+from app.core.store_types import MARK_END, MARK_START
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.store import Store
-from app.store_writer import StreamingWriter
+from app.core.store import Store
+from app.core.store_writer import StreamingWriter
 from engine.types import GenerationStats
 
 

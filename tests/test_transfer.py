@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from app.settings import Sampling
-from app.store import Store
-from app.store_types import ImportRejected
-from app.transfer import FORMAT_VERSION, MAX_IMPORT_BYTES
+from app.core import transfer
+from app.core.settings import Sampling
+from app.core.store import Store
+from app.core.store_types import ImportRejected
+from app.core.transfer import FORMAT_VERSION, MAX_IMPORT_BYTES
 
 
 @pytest.fixture
@@ -51,9 +52,9 @@ def _snapshot(store: Store) -> list[tuple[Any, ...]]:
 def test_json_round_trip_keeps_every_branch_field_and_the_current_leaf(store: Store, target: Store) -> None:
     cid = _branchy(store)
     _branchy(store, "Second")
-    data = json.loads(json.dumps(store.export_json()))  # through real JSON text
+    data = json.loads(json.dumps(transfer.export_json(store)))  # through real JSON text
     assert data["format"] == "tinychat-conversations" and data["version"] == FORMAT_VERSION
-    summary = target.import_json(data)
+    summary = transfer.import_json(target, data)
     assert summary.conversations_added == 2 and summary.messages_added == 8
     for conv in store.list_conversations():
         got = target.get_conversation(conv.id)
@@ -74,10 +75,10 @@ def test_json_round_trip_keeps_every_branch_field_and_the_current_leaf(store: St
 
 def test_importing_the_same_file_twice_adds_nothing_the_second_time(store: Store, target: Store) -> None:
     _branchy(store)
-    data = store.export_json()
-    target.import_json(data)
+    data = transfer.export_json(store)
+    transfer.import_json(target, data)
     before = _snapshot(target)
-    summary = target.import_json(json.dumps(data))
+    summary = transfer.import_json(target, json.dumps(data))
     assert summary.conversations_added == 0 and summary.skipped_titles == ("Branches",)
     assert "skipped 1 already present" in summary.describe()
     assert _snapshot(target) == before
@@ -86,13 +87,13 @@ def test_importing_the_same_file_twice_adds_nothing_the_second_time(store: Store
 def test_export_of_chosen_conversations_only(store: Store) -> None:
     a = _branchy(store, "A")
     _branchy(store, "B")
-    data = store.export_json([a])
+    data = transfer.export_json(store, [a])
     assert [c["title"] for c in data["conversations"]] == ["A"]
 
 
 def test_markdown_shows_the_branch_on_screen_with_titles_roles_and_status(store: Store) -> None:
     _branchy(store, "Maths")
-    text = store.export_markdown()
+    text = transfer.export_markdown(store)
     assert text.startswith("# Maths\n")
     assert "Model tinyllama Q4_K_M" in text and "format chatml" in text
     assert "> Be kind.\n> And brief." in text
@@ -104,7 +105,7 @@ def test_markdown_shows_the_branch_on_screen_with_titles_roles_and_status(store:
 def test_markdown_separates_conversations(store: Store) -> None:
     _branchy(store, "One")
     _branchy(store, "Two")
-    text = store.export_markdown()
+    text = transfer.export_markdown(store)
     assert text.count("\n---\n") == 1 and "# One" in text and "# Two" in text
 
 
@@ -112,7 +113,7 @@ def _two_conversations(store: Store) -> dict[str, Any]:
     """An export of a good conversation followed by the one each breaker damages."""
     good = _branchy(store, "Good")
     victim = _branchy(store, "Victim")
-    return store.export_json([good, victim])
+    return transfer.export_json(store, [good, victim])
 
 
 def _conv(doc: dict[str, Any]) -> dict[str, Any]:
@@ -167,11 +168,11 @@ EXPECTED_WORDS = {
 def test_a_malformed_export_is_rejected_with_a_sentence_and_writes_nothing(store: Store, target: Store,
                                                                            name: str) -> None:
     doc = _two_conversations(store)
-    target.import_json(copy.deepcopy(doc))  # proves the undamaged file imports
+    transfer.import_json(target, copy.deepcopy(doc))  # proves the undamaged file imports
     fresh, _ = Store.open(target.path.with_name("fresh.db"))
     BREAKERS[name](doc)
     with pytest.raises(ImportRejected) as info:
-        fresh.import_json(json.dumps(doc))
+        transfer.import_json(fresh, json.dumps(doc))
     assert EXPECTED_WORDS[name] in info.value.message
     assert info.value.message.endswith(".") and len(info.value.message) < 300
     assert _snapshot(fresh) == []  # not even the good first conversation
@@ -184,21 +185,21 @@ def test_a_malformed_export_is_rejected_with_a_sentence_and_writes_nothing(store
 ])
 def test_garbage_and_hostile_json_is_rejected(target: Store, raw: bytes) -> None:
     with pytest.raises(ImportRejected):
-        target.import_json(raw)
+        transfer.import_json(target, raw)
     assert _snapshot(target) == []
 
 
 def test_an_oversized_file_is_rejected_before_parsing(target: Store) -> None:
     with pytest.raises(ImportRejected) as info:
-        target.import_json(b" " * (MAX_IMPORT_BYTES + 1))
+        transfer.import_json(target, b" " * (MAX_IMPORT_BYTES + 1))
     assert "larger than" in info.value.message
 
 
 def test_a_file_whose_message_ids_clash_with_another_conversation_writes_nothing(store: Store,
                                                                                 target: Store) -> None:
     _branchy(store)
-    doc = store.export_json()
-    target.import_json(doc)
+    doc = transfer.export_json(store)
+    transfer.import_json(target, doc)
     before = _snapshot(target)
     fresh = copy.deepcopy(doc["conversations"][0]) | {"id": "b" * 32, "title": "Copy"}
     other = copy.deepcopy(doc["conversations"][0]) | {"id": "c" * 32, "title": "New and fine"}
@@ -208,6 +209,6 @@ def test_a_file_whose_message_ids_clash_with_another_conversation_writes_nothing
     other["current_leaf_id"] = other["current_leaf_id"][::-1]
     doc["conversations"] = [other, fresh]
     with pytest.raises(ImportRejected) as info:
-        target.import_json(doc)
+        transfer.import_json(target, doc)
     assert "Copy" in info.value.message
     assert _snapshot(target) == before

@@ -1,0 +1,313 @@
+"""The conversation on screen: a centred column of MessageWidgets in a scroll area.
+
+Only a window of messages exists as widgets at any time (at most MAX_BUILT): the newest when a chat opens,
+then batches built at the edge the user scrolls towards while the far edge is taken down. A box layout
+re-lays out every child it holds, so a chat with 500 built messages would stall each scroll step and each
+streamed frame for ~200 ms; with the window, opening and scrolling cost the same for 50 or 5,000 messages.
+Streamed text is held and painted at most ~30 times a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+
+from app.chat.message_widget import MessageView, MessageWidget
+from app.core.resources import resource_path
+
+FRAME_MS = 33  # ~30 repaints a second while streaming
+FIRST_WINDOW = 30  # messages built when a conversation opens
+BATCH = 6  # messages built each time the user scrolls near an edge (one scroll step stays < 50 ms)
+MAX_BUILT = 48  # widgets alive at once; the far edge is taken down beyond this
+EDGE_PX = 600  # how close to an edge (in pixels) building starts
+COLUMN_MAX = 860  # the readable line length of the chat column, like LM Studio and ChatGPT
+
+
+class ChatView(QScrollArea):
+    """Shows one conversation's active branch. It renders; the ChatController decides."""
+
+    regenerateRequested = Signal(str)
+    editSubmitted = Signal(str, str)
+    deleteRequested = Signal(str)
+    branchRequested = Signal(str, int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ChatScroll")
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.column = QWidget()
+        self.column.setObjectName("ChatColumn")
+        self._layout = QVBoxLayout(self.column)
+        self._layout.setContentsMargins(24, 16, 24, 16)
+        self._layout.setSpacing(8)
+        self._layout.addStretch(1)  # keeps a short conversation at the top
+        self.setWidget(self.column)
+        self._empty = self._build_empty_state()
+        self._layout.insertWidget(0, self._empty)
+
+        self._widgets: dict[str, MessageWidget] = {}
+        self._order: list[str] = []  # ids on screen, oldest first
+        self._above: list[MessageView] = []  # older messages not built, oldest first
+        self._below: list[MessageView] = []  # newer messages not built (the user scrolled far up)
+        self._stream_target: str | None = None
+        self._stream_text: str | None = None
+        self._stick_to_bottom = True
+        self._anchor: tuple[MessageWidget, int] | None = None  # keep this widget at this viewport y
+        self._applying = False
+        self._frame = QTimer(self)
+        self._frame.setInterval(FRAME_MS)
+        self._frame.timeout.connect(self._paint_stream)
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._on_scrolled)
+        bar.rangeChanged.connect(self._on_range_changed)
+
+    def _build_empty_state(self) -> QWidget:
+        box = QWidget(self.column)
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 120, 0, 0)
+        icon = QLabel(box)
+        icon.setPixmap(QIcon(str(resource_path("assets/tinychat.png"))).pixmap(64, 64))
+        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(icon)
+        title = QLabel("TinyChat", box)
+        title.setObjectName("EmptyTitle")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint = QLabel(
+            "Ask anything. TinyLlama runs entirely on this computer — nothing you type leaves it.", box)
+        self.empty_hint.setObjectName("EmptyHint")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        lay.addWidget(title)
+        lay.addWidget(self.empty_hint)
+        return box
+
+    # ------------------------------------------------------------ whole chat
+    def show_messages(self, views: Sequence[MessageView]) -> None:
+        """Replace everything with `views` (a conversation's active branch, oldest first)."""
+        self._frame.stop()
+        self._stream_text = None
+        self._anchor = None
+        self.column.setUpdatesEnabled(False)
+        for w in self._widgets.values():
+            self._layout.removeWidget(w)
+            w.hide()  # at once: deleteLater only runs when control is back in the event loop
+            w.deleteLater()
+        self._widgets.clear()
+        self._order.clear()
+        split = max(len(views) - FIRST_WINDOW, 0)
+        self._above, self._below = list(views[:split]), []
+        for view in views[split:]:
+            self._insert(len(self._order), view)
+        self._empty.setVisible(not views)
+        self.column.setUpdatesEnabled(True)
+        self._stick_to_bottom = True
+        self.scroll_to_bottom()
+
+    def set_empty_hint(self, text: str) -> None:
+        self.empty_hint.setText(text)
+
+    def message_widget(self, message_id: str) -> MessageWidget | None:
+        return self._widgets.get(message_id)
+
+    def message_ids(self) -> list[str]:
+        """Every message of the branch on show, oldest first (built or not)."""
+        return [v.message.id for v in self._above] + list(self._order) + [v.message.id for v in self._below]
+
+    def built_count(self) -> int:
+        return len(self._order)
+
+    # ---------------------------------------------------------- single ones
+    def append_message(self, view: MessageView) -> MessageWidget:
+        self._empty.hide()
+        while self._below:  # the user scrolled far up: a new message brings the newest part back
+            self._build_newer()
+        w = self._insert(len(self._order), view)
+        self._trim_top()
+        return w
+
+    def update_message(self, view: MessageView) -> None:
+        w = self._widgets.get(view.message.id)
+        if w is not None:
+            w.set_view(view)
+        else:
+            self._above = [view if v.message.id == view.message.id else v for v in self._above]
+            self._below = [view if v.message.id == view.message.id else v for v in self._below]
+
+    def remove_from(self, message_id: str) -> None:
+        """Remove a message and everything shown after it (a branch switch or a delete)."""
+        if message_id not in self._order:
+            return
+        i = self._order.index(message_id)
+        for mid in self._order[i:]:
+            w = self._widgets.pop(mid)
+            self._layout.removeWidget(w)
+            w.hide()
+            w.deleteLater()
+        del self._order[i:]
+        self._below.clear()  # everything after a removed message goes too
+        self._empty.setVisible(not self._order and not self._above)
+
+    def _insert(self, index: int, view: MessageView) -> MessageWidget:
+        w = MessageWidget(view, self.column)
+        w.regenerateRequested.connect(self.regenerateRequested)
+        w.editSubmitted.connect(self.editSubmitted)
+        w.deleteRequested.connect(self.deleteRequested)
+        w.branchRequested.connect(self.branchRequested)
+        w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        w.set_bubble_max_width(self._bubble_width())
+        # Style sheet fonts apply at polish; done later, they would change the height after the scroll
+        # position was anchored, and the text being read would jump.
+        w.ensurePolished()
+        self._layout.insertWidget(index + 1, w)  # +1: the empty-state box stays first
+        w.show()  # now: a layout only queues the show, and a hidden widget takes no space in it yet
+        self._widgets[view.message.id] = w
+        self._order.insert(index, view.message.id)
+        return w
+
+    # -------------------------------------------------------------- streaming
+    def stream(self, message_id: str, text: str) -> None:
+        """Record the latest text of a streaming answer; it is painted on the next frame tick."""
+        self._stream_target, self._stream_text = message_id, text
+        if not self._frame.isActive():
+            self._frame.start()
+
+    @Slot()
+    def _paint_stream(self) -> None:
+        if self._stream_text is None:
+            self._frame.stop()
+            return
+        w = self._widgets.get(self._stream_target or "")
+        if w is not None:
+            w.set_streaming_text(self._stream_text)
+        else:  # scrolled out of the window: keep the text for when it is built again
+            self._below = [replace(v, message=replace(v.message, content=self._stream_text))
+                           if v.message.id == self._stream_target else v for v in self._below]
+        self._stream_text = None
+
+    def flush_stream(self) -> None:
+        """Paint any held text now (the answer finished)."""
+        self._paint_stream()
+        self._frame.stop()
+
+    # -------------------------------------------------------------- scrolling
+    def scroll_to_bottom(self) -> None:
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    @Slot(int)
+    def _on_scrolled(self, value: int) -> None:
+        if not self._applying:
+            self._anchor = None  # the user moved: stop holding the old position
+        bar = self.verticalScrollBar()
+        self._stick_to_bottom = value >= bar.maximum() - 24 and not self._below
+        if (value < EDGE_PX and self._above) or (value > bar.maximum() - EDGE_PX and self._below):
+            QTimer.singleShot(0, self, self._fill_edges)
+
+    @Slot()
+    def _fill_edges(self) -> None:
+        """Build one batch at the edge the view is near, and take down the far edge."""
+        bar = self.verticalScrollBar()
+        if bar.value() < EDGE_PX and self._above:
+            self._build_older()
+        elif bar.value() > bar.maximum() - EDGE_PX and self._below:
+            self._build_newer()
+        else:
+            return
+        # Lay the new messages out now (the column and the scroll area both re-layout through posted
+        # events), so the reading position is restored before anything is painted.
+        for _ in range(3):
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        self._apply_anchor()
+        # Still near the edge once laid out (short messages)? Then one more batch, in a later event.
+        QTimer.singleShot(0, self, self._recheck_edges)
+
+    @Slot()
+    def _recheck_edges(self) -> None:
+        bar = self.verticalScrollBar()
+        if (bar.value() < EDGE_PX and self._above) or (bar.value() > bar.maximum() - EDGE_PX and self._below):
+            self._fill_edges()
+
+    def _set_anchor(self) -> None:
+        """Remember where the first message in view is, so a change above it does not move the text."""
+        top = self.verticalScrollBar().value()
+        for mid in self._order:
+            w = self._widgets[mid]
+            if w.y() + w.height() > top:
+                self._anchor = (w, w.y() - top)
+                QTimer.singleShot(0, self, self._apply_anchor)
+                return
+
+    def _build_older(self) -> None:
+        self._set_anchor()
+        batch = self._above[-BATCH:]
+        del self._above[-BATCH:]
+        for i, view in enumerate(batch):
+            self._insert(i, view)
+        excess = len(self._order) - MAX_BUILT
+        if excess > 0:
+            self._below[:0] = [self._take_down(mid) for mid in self._order[-excess:]]
+            del self._order[-excess:]
+
+    def _build_newer(self) -> None:
+        self._set_anchor()
+        batch = self._below[:BATCH]
+        del self._below[:BATCH]
+        for view in batch:
+            self._insert(len(self._order), view)
+        self._trim_top()
+
+    def _trim_top(self) -> None:
+        excess = len(self._order) - MAX_BUILT
+        if excess <= 0:
+            return
+        if self._anchor is None:
+            self._set_anchor()
+        for mid in self._order[:excess]:
+            self._above.append(self._take_down(mid))
+        del self._order[:excess]
+
+    def _take_down(self, message_id: str) -> MessageView:
+        """Remove a built message; returns its view with the text it showed (it may have been streaming)."""
+        w = self._widgets.pop(message_id)
+        if self._anchor is not None and self._anchor[0] is w:
+            self._anchor = None
+        self._layout.removeWidget(w)
+        w.hide()
+        w.deleteLater()
+        view = w.view
+        if w.body.text != view.message.content and view.streaming:
+            view = replace(view, message=replace(view.message, content=w.body.text))
+        return view
+
+    @Slot(int, int)
+    def _on_range_changed(self, _lo: int, hi: int) -> None:
+        if self._anchor is not None:
+            self._apply_anchor()
+        elif self._stick_to_bottom:
+            self.verticalScrollBar().setValue(hi)
+
+    @Slot()
+    def _apply_anchor(self) -> None:
+        # Applied on every range change until the user scrolls again: heights settle over more than one
+        # layout pass (word wrap, polish), and each pass would otherwise move the text being read.
+        if self._anchor is not None:
+            widget, offset = self._anchor
+            self._applying = True
+            self.verticalScrollBar().setValue(widget.y() - offset)
+            self._applying = False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        side = max((self.viewport().width() - COLUMN_MAX) // 2, 24)
+        self._layout.setContentsMargins(side, 16, side, 16)
+        width = self._bubble_width()
+        for w in self._widgets.values():
+            w.set_bubble_max_width(width)
+
+    def _bubble_width(self) -> int:
+        return int(min(self.viewport().width(), COLUMN_MAX) * 0.8)

@@ -1,0 +1,427 @@
+"""The SQLite conversation store: conversations holding a tree of messages, search, export and import.
+
+One `Store` belongs to one thread (the GUI thread or a script). Every write is its own transaction
+with `synchronous=FULL` in WAL mode, so whatever a call returned is on disk before the next line
+runs, and a crash at any moment leaves the database as of the last finished call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from app.core import store_schema
+from app.core.store_rows import (
+    MESSAGE_META,
+    STATS_FIELDS,
+    conversation_from_row,
+    conversation_row,
+    conversation_values,
+    encode_fields,
+    insert,
+    message_from_row,
+    message_row,
+)
+from app.core.store_types import (
+    DEFAULT_TITLE,
+    MARK_END,
+    MARK_START,
+    Conversation,
+    ImportRejected,
+    ImportSummary,
+    SearchHit,
+    StoredMessage,
+    StoreError,
+)
+
+__all__ = ["Conversation", "ImportSummary", "SearchHit", "Store", "StoreError", "StoredMessage"]
+
+log = logging.getLogger(__name__)
+
+_WRITE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR)
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_TITLE_LEN = 48
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _errcode(exc: sqlite3.Error) -> int:
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF  # primary code of an extended one
+
+
+def _as_store_error(exc: sqlite3.Error, path: Path, action: str, writing: bool = True) -> StoreError:
+    """A sentence for the user saying what failed and what to do; `writing`: the caller still holds
+    the text it tried to save, so the sentence can promise it is not lost."""
+    code = _errcode(exc)
+    kept = " Your text is still here." if writing else ""
+    if code == sqlite3.SQLITE_FULL:
+        message = f"The disk is full, so TinyChat could not {action}. Free some space and try again.{kept}"
+    elif code in _WRITE_CODES:
+        message = (f"TinyChat could not {action} because it cannot write to {path} (read-only disk, "
+                   f"missing permission or a disk error). Fix that and try again.{kept}")
+    elif code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        message = (f"TinyChat could not {action} because another program is using {path}. "
+                   "Close other copies of TinyChat and try again.")
+    else:
+        message = f"TinyChat could not {action} ({exc}). Try again.{kept}"
+    log.error("Store failure while trying to %s on %s: %r (code %s)", action, path, exc, code)
+    return StoreError(message, detail=repr(exc))
+
+
+class Store:
+    """Conversations and messages in one SQLite file. Use `Store.open(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # --- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> tuple[Store, str | None]:
+        """Open (or create) the store. A damaged database is moved aside and a fresh one created;
+        the returned notice then tells the user where the old file is. Other failures raise StoreError."""
+        path = Path(path)
+        try:
+            return cls(cls._connect(path), path), None
+        except store_schema.NewerSchemaError as exc:
+            raise StoreError(
+                f"Your conversations at {path} were saved by a newer version of TinyChat. "
+                "Please update TinyChat to open them.", detail=str(exc)) from exc
+        except sqlite3.Error as exc:
+            if _errcode(exc) not in _CORRUPT_CODES:
+                raise _as_store_error(exc, path, "open your conversations", writing=False) from exc
+            log.error("Database %s is damaged: %r", path, exc)
+        except OSError as exc:  # the folder itself cannot be created
+            raise StoreError(f"TinyChat cannot create its folder {path.parent} ({exc.strerror}). "
+                             "Check the disk and permissions, then start TinyChat again.",
+                             detail=repr(exc)) from exc
+        try:
+            moved = _move_aside(path)
+            store = cls(cls._connect(path), path)
+        except OSError as exc:
+            raise StoreError(f"Your conversation database at {path} is damaged and could not be moved "
+                             f"aside ({exc.strerror}). Move it away by hand, then start TinyChat again.",
+                             detail=repr(exc)) from exc
+        except sqlite3.Error as exc:
+            raise _as_store_error(exc, path, "create a new conversation database", writing=False) from exc
+        return store, (f"Your conversation database was damaged and could not be opened. It was moved to "
+                       f"{moved} and TinyChat started a new one.")
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None)  # we issue BEGIN/COMMIT ourselves
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                err = sqlite3.DatabaseError("quick_check failed: " + "; ".join(problems[:5]))
+                err.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
+                raise err
+            store_schema.migrate(conn, backup_to=path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        """Close the database (checkpointing the WAL). Safe to call twice."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite failure rolls it back and becomes a StoreError."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise _as_store_error(exc, self.path, action) from exc
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+        except sqlite3.Error as exc:
+            raise _as_store_error(exc, self.path, "read your conversations", writing=False) from exc
+
+    # --- conversations -------------------------------------------------------------------------
+
+    def create_conversation(self, **fields: Any) -> Conversation:
+        """A new, empty conversation (title defaults to "New chat")."""
+        values = conversation_values(fields)
+        values.setdefault("title", DEFAULT_TITLE)
+        now = time.time()
+        cid = new_id()
+        with self._write("create the conversation") as db:
+            insert(db, "conversations", {"id": cid, "created_at": now, "updated_at": now, **values})
+        return self.get_conversation(cid)
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        rows = self._read("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        if not rows:
+            raise StoreError("That conversation no longer exists.", detail=conversation_id)
+        return conversation_from_row(rows[0])
+
+    def list_conversations(self, include_trashed: bool = False) -> list[Conversation]:
+        """Pinned first, then most recently active first. Trashed ones only on request."""
+        where = "" if include_trashed else "WHERE trashed_at IS NULL"
+        rows = self._read(f"SELECT * FROM conversations {where} "
+                          "ORDER BY pinned DESC, updated_at DESC, rowid DESC")
+        return [conversation_from_row(r) for r in rows]
+
+    def update_conversation(self, conversation_id: str, **fields: Any) -> Conversation:
+        """Change title, pinned, model_id, quant, chat_format, system_prompt or sampling."""
+        values = conversation_values(fields)
+        if values:
+            sets = ", ".join(f"{k} = ?" for k in values)
+            with self._write("save the conversation") as db:
+                db.execute(f"UPDATE conversations SET {sets} WHERE id = ?",
+                           (*values.values(), conversation_id))
+        return self.get_conversation(conversation_id)
+
+    def rename(self, conversation_id: str, title: str) -> Conversation:
+        return self.update_conversation(conversation_id, title=" ".join(title.split()) or DEFAULT_TITLE)
+
+    def set_pinned(self, conversation_id: str, pinned: bool) -> Conversation:
+        return self.update_conversation(conversation_id, pinned=pinned)
+
+    def trash_conversation(self, conversation_id: str) -> None:
+        """Hide a conversation (kept until `purge_trash`, so the GUI can offer Undo)."""
+        with self._write("move the conversation to the trash") as db:
+            db.execute("UPDATE conversations SET trashed_at = ? WHERE id = ?", (time.time(), conversation_id))
+
+    def restore_conversation(self, conversation_id: str) -> None:
+        with self._write("restore the conversation") as db:
+            db.execute("UPDATE conversations SET trashed_at = NULL WHERE id = ?", (conversation_id,))
+
+    def purge_trash(self) -> int:
+        """Delete every trashed conversation for good; returns how many."""
+        with self._write("empty the trash") as db:
+            return db.execute("DELETE FROM conversations WHERE trashed_at IS NOT NULL").rowcount
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation and all its messages for good."""
+        with self._write("delete the conversation") as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def auto_title(self, conversation_id: str, force: bool = False) -> str:
+        """Title the conversation after its first user message, unless the user already named it."""
+        conv = self.get_conversation(conversation_id)
+        if conv.title not in ("", DEFAULT_TITLE) and not force:
+            return conv.title
+        rows = self._read("SELECT content FROM messages WHERE conversation_id = ? AND role = 'user' "
+                          "ORDER BY created_at, seq LIMIT 1", (conversation_id,))
+        if not rows:
+            return conv.title
+        title = _title_from(rows[0]["content"])
+        return self.rename(conversation_id, title).title
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def add_message(self, conversation_id: str, parent_id: str | None, role: str, content: str,
+                    status: str = "complete", **meta: Any) -> StoredMessage:
+        """Append a message under `parent_id` (None: a new root) and make it the current leaf.
+        Committed to disk before this returns."""
+        unknown = set(meta) - set(MESSAGE_META)
+        if unknown:
+            raise TypeError(f"unknown message fields: {sorted(unknown)}")
+        meta = encode_fields(meta)
+        mid, now = new_id(), time.time()
+        with self._write("save the message") as db:
+            if parent_id is not None:
+                owner = db.execute("SELECT conversation_id FROM messages WHERE id = ?",
+                                   (parent_id,)).fetchone()
+                if owner is None or owner[0] != conversation_id:
+                    raise StoreError("The message this one answers no longer exists.", detail=str(parent_id))
+            insert(db, "messages", {"id": mid, "conversation_id": conversation_id, "parent_id": parent_id,
+                                    "role": role, "content": content, "status": status, "created_at": now,
+                                    **meta})
+            db.execute("UPDATE conversations SET current_leaf_id = ?, updated_at = ? WHERE id = ?",
+                       (mid, now, conversation_id))
+        return self.get_message(mid)
+
+    def update_message(self, message_id: str, content: str | None = None, status: str | None = None,
+                       **stats: Any) -> None:
+        """Rewrite a message in place — the streaming update. `stats` may hold prompt_tokens,
+        completion_tokens, reused_tokens, ttft_s, tokens_per_s, error and token_ids."""
+        unknown = set(stats) - set(STATS_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown message fields: {sorted(unknown)}")
+        values = encode_fields(stats)
+        if content is not None:
+            values["content"] = content
+        if status is not None:
+            values["status"] = status
+        if not values:
+            return
+        sets = ", ".join(f"{k} = ?" for k in values)
+        with self._write("save the answer") as db:
+            db.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*values.values(), message_id))
+
+    def get_message(self, message_id: str) -> StoredMessage:
+        rows = self._read("SELECT * FROM messages WHERE id = ?", (message_id,))
+        if not rows:
+            raise StoreError("That message no longer exists.", detail=message_id)
+        return message_from_row(rows[0])
+
+    def messages(self, conversation_id: str) -> list[StoredMessage]:
+        """Every message of a conversation, all branches, oldest first (parents before children)."""
+        rows = self._read("SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,))
+        return [message_from_row(r) for r in rows]
+
+    def active_branch(self, conversation_id: str) -> list[StoredMessage]:
+        """The messages on show: root → current leaf."""
+        leaf = self.get_conversation(conversation_id).current_leaf_id
+        if leaf is None:
+            # A conversation written by an older or foreign tool may lack a leaf: show its newest branch.
+            root = self._newest_root(conversation_id)
+            if root is None:
+                return []
+            leaf = self._newest_leaf_under(root)
+        rows = self._read(
+            "WITH RECURSIVE branch (id, depth) AS ("
+            "  SELECT id, 0 FROM messages WHERE id = ? AND conversation_id = ?"
+            "  UNION ALL SELECT m.parent_id, b.depth + 1 FROM messages m JOIN branch b ON m.id = b.id"
+            "  WHERE m.parent_id IS NOT NULL)"
+            " SELECT m.* FROM branch b JOIN messages m ON m.id = b.id ORDER BY b.depth DESC",
+            (leaf, conversation_id))
+        return [message_from_row(r) for r in rows]
+
+    def siblings(self, message_id: str) -> tuple[list[StoredMessage], int]:
+        """The alternatives at this point of the tree (edits, regenerations), oldest first,
+        and this message's index among them — the GUI shows `index + 1 / len`."""
+        msg = self.get_message(message_id)
+        rows = self._read("SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS ? "
+                          "ORDER BY created_at, seq", (msg.conversation_id, msg.parent_id))
+        found = [message_from_row(r) for r in rows]
+        return found, next(i for i, m in enumerate(found) if m.id == message_id)
+
+    def switch_branch(self, message_id: str) -> list[StoredMessage]:
+        """Show the branch through `message_id`: the current leaf becomes its newest deepest
+        descendant (following the most recent child at each step). Returns the new active branch."""
+        msg = self.get_message(message_id)
+        leaf = self._newest_leaf_under(msg.id)
+        with self._write("switch branch") as db:
+            db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
+                       (leaf, msg.conversation_id))
+        return self.active_branch(msg.conversation_id)
+
+    def _newest_leaf_under(self, message_id: str) -> str:
+        leaf = message_id
+        while True:
+            rows = self._read("SELECT id FROM messages WHERE parent_id = ? "
+                              "ORDER BY created_at DESC, seq DESC LIMIT 1", (leaf,))
+            if not rows:
+                return leaf
+            leaf = rows[0]["id"]
+
+    def delete_message(self, message_id: str) -> None:
+        """Delete a message and everything under it. If the branch on show went with it, the
+        conversation shows the newest remaining branch at that point instead."""
+        msg = self.get_message(message_id)
+        subtree = ("WITH RECURSIVE sub (id) AS (SELECT ? UNION ALL "
+                   "SELECT m.id FROM messages m JOIN sub ON m.parent_id = sub.id) SELECT id FROM sub")
+        with self._write("delete the message") as db:
+            doomed = {row[0] for row in db.execute(subtree, (message_id,))}
+            db.execute(f"DELETE FROM messages WHERE id IN ({subtree})", (message_id,))
+            leaf = db.execute("SELECT current_leaf_id FROM conversations WHERE id = ?",
+                              (msg.conversation_id,)).fetchone()[0]
+            if leaf in doomed or leaf is None:
+                start = msg.parent_id or self._newest_root(msg.conversation_id)
+                db.execute("UPDATE conversations SET current_leaf_id = ? WHERE id = ?",
+                           (self._newest_leaf_under(start) if start else None, msg.conversation_id))
+
+    def _newest_root(self, conversation_id: str) -> str | None:
+        rows = self._read("SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS NULL "
+                          "ORDER BY created_at DESC, seq DESC LIMIT 1", (conversation_id,))
+        return rows[0]["id"] if rows else None
+
+    # --- search --------------------------------------------------------------------------------
+
+    def search(self, query: str, limit: int = 50) -> list[SearchHit]:
+        """Messages matching every word of `query` (each word also as a prefix), best first.
+        Anything a user types is safe: FTS syntax characters are treated as plain text."""
+        match = " ".join(f'"{word}"*' for word in _WORD.findall(query))
+        if not match:
+            return []
+        rows = self._read(
+            "SELECT m.id, m.conversation_id, c.title, m.role, m.created_at,"
+            "       snippet(messages_fts, 0, ?, ?, '…', 12) AS snip"
+            " FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? AND c.trashed_at IS NULL ORDER BY rank LIMIT ?",
+            (MARK_START, MARK_END, match, limit))
+        return [SearchHit(r["id"], r["conversation_id"], r["title"], r["role"], r["snip"], r["created_at"])
+                for r in rows]
+
+    # --- import (the export format and its validation live in app.core.transfer) -------------------
+
+    def insert_conversations(self, records: list[tuple[Conversation, list[StoredMessage]]]) -> ImportSummary:
+        """Write whole conversations as they are (ids included) in one transaction; ones whose id is
+        already stored are skipped. Messages must come parents first. Used by import."""
+        added: list[str] = []
+        skipped: list[str] = []
+        count = 0
+        with self._write("import the conversations") as db:
+            for conv, msgs in records:
+                if db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv.id,)).fetchone():
+                    skipped.append(conv.title)
+                    continue
+                try:
+                    insert(db, "conversations", conversation_row(conv))
+                    for m in msgs:
+                        insert(db, "messages", message_row(m))
+                except sqlite3.IntegrityError as exc:  # a message id that another conversation already has
+                    raise ImportRejected(f"“{conv.title}” holds messages already stored in another "
+                                         "conversation; nothing was imported.", detail=repr(exc)) from exc
+                count += len(msgs)
+                added.append(conv.title)
+        return ImportSummary(tuple(added), count, tuple(skipped))
+
+
+def _title_from(text: str) -> str:
+    words = " ".join(text.split())
+    if len(words) <= _TITLE_LEN:
+        return words or DEFAULT_TITLE
+    cut = words[:_TITLE_LEN].rsplit(" ", 1)[0] if " " in words[:_TITLE_LEN] else words[:_TITLE_LEN]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a damaged database (and its WAL/SHM, which belong to it) to `<name>.corrupt-<time>`."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.replace(target.with_name(target.name + suffix))
+    path.replace(target)
+    log.error("Moved the damaged database %s to %s", path, target)
+    return target

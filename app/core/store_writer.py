@@ -1,0 +1,100 @@
+"""Writes an assistant answer into the store while it streams, so a crash keeps what was shown."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from app.core.store import Store
+from app.core.store_types import MessageStatus, StoredMessage, StoreError
+from engine.types import GenerationStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = 0.5
+
+
+class StreamingWriter:
+    """An assistant message written in place: inserted as `partial` when the answer starts,
+    rewritten at most every `interval` seconds while text arrives, finalised by `finish`.
+
+    Not thread-safe and starts no threads: call it from the one thread that owns the store.
+    The full text always stays in memory (`text`), so a failed write loses nothing:
+    `append` never raises (it retries on the next interval and records `error`), and a failed
+    `finish` raises StoreError and may simply be called again.
+    """
+
+    def __init__(self, store: Store, message_id: str, interval: float = DEFAULT_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.message_id = message_id
+        self.interval = interval
+        self.error: StoreError | None = None  # the last failed write, None once one succeeds
+        self._clock = clock
+        self._parts: list[str] = []
+        self._flushed_len = 0
+        self._last_flush = clock()
+
+    @classmethod
+    def start(cls, store: Store, conversation_id: str, parent_id: str, interval: float = DEFAULT_INTERVAL_S,
+              **meta: Any) -> StreamingWriter:
+        """Insert an empty `partial` assistant answer under `parent_id` (committed) and write into it.
+        `meta` takes model_id, quant and chat_format. Raises StoreError if the insert fails."""
+        msg = store.add_message(conversation_id, parent_id, "assistant", "", status="partial", **meta)
+        return cls(store, msg.id, interval)
+
+    @property
+    def text(self) -> str:
+        """Everything appended so far, written or not."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    @property
+    def flushed_text(self) -> str:
+        """The part of the text known to be on disk."""
+        return self.text[: self._flushed_len]
+
+    def append(self, delta: str) -> bool:
+        """Add streamed text; writes it if `interval` has passed since the last write.
+        Returns True when this call wrote to disk."""
+        if delta:
+            self._parts.append(delta)
+        if self._clock() - self._last_flush < self.interval:
+            return False
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Write the text now if anything is new. Never raises; returns True if it wrote."""
+        text = self.text
+        if len(text) == self._flushed_len:
+            return False
+        self._last_flush = self._clock()
+        try:
+            self.store.update_message(self.message_id, content=text)
+        except StoreError as exc:
+            self.error = exc
+            log.warning("Streaming write failed, will retry: %s", exc.detail)
+            return False
+        self._flushed_len, self.error = len(text), None
+        return True
+
+    def finish(self, status: MessageStatus, stats: GenerationStats | None = None,
+               error: str | None = None) -> StoredMessage:
+        """Write the whole text with its final status (`complete`, `partial` when stopped, `error`)
+        and the generation stats. Raises StoreError on failure; calling it again retries."""
+        fields: dict[str, Any] = {"error": error}
+        if stats is not None:
+            fields.update(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
+                          reused_tokens=stats.reused_tokens, ttft_s=stats.ttft_s,
+                          tokens_per_s=stats.tokens_per_s, token_ids=stats.token_ids or None)
+        text = self.text
+        try:
+            self.store.update_message(self.message_id, content=text, status=status, **fields)
+        except StoreError as exc:
+            self.error = exc
+            raise
+        self._flushed_len, self.error = len(text), None
+        return self.store.get_message(self.message_id)

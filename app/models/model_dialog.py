@@ -1,0 +1,382 @@
+"""The model manager window: every level the catalog offers plus imported models, with what is on
+disk, downloads (progress, speed, ETA, cancel; a paused or interrupted one resumes from its bytes on
+disk, even after a restart), verify, delete, "Import GGUF…" and the models folder. All work runs on
+the download thread; this window only shows it."""
+
+from __future__ import annotations
+
+import html
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.background.download_worker import DownloadJob, JobProgress, JobResult
+from app.models.download_panel import describe
+from app.models.model_switcher import ModelSwitcher, levels_for
+from app.models.welcome_view import GGUF_FILTER
+from app.ui import panel_style, theme
+from engine.catalog import CatalogEntry
+from engine.download import free_bytes, human
+from engine.models import InstalledModel
+from engine.types import EngineError
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("Level", "Size", "Status", "")
+ROW_HEIGHT_LINES = 2.4
+ROLE_KEY = Qt.ItemDataRole.UserRole
+
+
+class ModelDialog(QDialog):
+    """Non-modal window over the switcher's download thread and model manager."""
+
+    def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.setObjectName("ModelDialog")
+        self.setStyleSheet(panel_style.style_sheet())
+        self.resize(900, 520)
+        self.switcher = switcher
+        self.downloads = switcher.downloads
+        self._progress: dict[str, JobProgress] = {}  # row key → last progress of its running job
+        self._jobs: dict[str, DownloadJob] = {}  # row key → queued or running job started here
+
+        self.folder_label = QLabel(self)
+        self.folder_label.setObjectName("Muted")
+        self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        open_button = QPushButton("Open models folder", self)
+        open_button.clicked.connect(self._open_folder)
+        self.import_button = QPushButton("Import GGUF…", self)
+        self.import_button.clicked.connect(self._choose_import)
+        top = QHBoxLayout()
+        top.addWidget(self.folder_label, 1)
+        top.addWidget(self.import_button)
+        top.addWidget(open_button)
+
+        self.tree = QTreeWidget(self)
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setRootIsDecorated(False)
+        self.tree.setSelectionMode(QTreeWidget.SelectionMode.NoSelection)
+        self.tree.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        for col in (0, 1, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+
+        self.message = QLabel(self)
+        self.message.setWordWrap(True)
+        self.message.setTextFormat(Qt.TextFormat.RichText)
+        self.message.hide()
+        close = QPushButton("Close", self)
+        close.clicked.connect(self.close)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.message, 1)
+        bottom.addStretch(0)
+        bottom.addWidget(close, 0, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignRight)
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.tree, 1)
+        lay.addLayout(bottom)
+
+        w = self.downloads.worker
+        w.progress.connect(self._on_progress)
+        self.downloads.jobFinished.connect(self._on_finished)
+        switcher.switched.connect(self._on_switched)
+        switcher.controller.modelStateChanged.connect(self._on_model_state)
+        self.refresh()
+
+    # ------------------------------------------------------------------ rows
+    def refresh(self) -> None:
+        """Rebuild every row from what is on disk and what is running."""
+        manager = self.switcher.manager
+        usage = manager.disk_usage()
+        used = sum(u.bytes for u in usage)
+        try:
+            free = human(free_bytes(manager.root))
+        except OSError:
+            free = "unknown"
+        self.folder_label.setText(f"Models folder: {manager.root} — {human(used)} used, {free} free")
+        self.tree.clear()
+        partial = {u.id: u.bytes for u in usage if u.state == "partial"}
+        current = self.switcher.in_use()
+        entries = levels_for(manager, self.switcher.controller.settings)
+        if entries:
+            self._heading(entries[0].label.split(" · ")[0])
+        for entry in entries:
+            installed = manager.find(entry.model, entry.level)
+            have = partial.get(entry.id) or partial.get(entry.source_id or "", 0)
+            self._add_catalog_row(entry, installed, have, current)
+        imported = [m for m in manager.installed() if m.kind == "imported"]
+        if imported:
+            self._heading("Imported models")
+        for model in imported:
+            self._add_installed_row(model.id, model.label, model, current)
+
+    def _heading(self, text: str) -> None:
+        item = QTreeWidgetItem([text])
+        font = item.font(0)
+        font.setBold(True)
+        item.setFont(0, font)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.tree.addTopLevelItem(item)
+        item.setFirstColumnSpanned(True)
+
+    def _add_catalog_row(self, entry: CatalogEntry, installed: InstalledModel | None, have: int,
+                         current: InstalledModel | None) -> None:
+        name = entry.label.split(" · ")[0]
+        if installed is not None:
+            self._add_installed_row(entry.id, name, installed, current, entry)
+            return
+        size = human(entry.size_mb * 1_000_000)
+        if self._active(entry.id) is not None:
+            status = "Queued" if entry.id not in self._progress else ""
+            buttons = [("Cancel", self._cancel_job)]
+        elif have:
+            status = f"Paused — {human(have)} of {size} kept"
+            buttons = [("Resume", self._download), ("Delete", self._delete)]
+        else:
+            status = "Not downloaded"
+            buttons = [("Download", self._download)]
+        item = self._row(entry.id, entry.level, size, status, buttons)
+        item.setToolTip(0, f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
+        if entry.id in self._progress:
+            self._show_progress(item, self._progress[entry.id])
+
+    def _add_installed_row(self, key: str, name: str, model: InstalledModel, current: InstalledModel | None,
+                           entry: CatalogEntry | None = None) -> None:
+        in_use = current is not None and current.id == model.id
+        status = "● In use" if in_use else "Installed"
+        if self._active(key) is not None:
+            status = "Checking…"
+        buttons = [] if in_use else [("Use", self._use)]
+        buttons += [("Verify", self._verify)] + ([] if in_use else [("Delete", self._delete)])
+        level = model.level or "—"
+        item = self._row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes),
+                         status, buttons)
+        tip = f"{model.path}"
+        if entry is not None:
+            tip = f"{entry.note}\n{tip}"
+        item.setToolTip(0, tip)
+        if key in self._progress:
+            self._show_progress(item, self._progress[key])
+
+    def _row(self, key: str, level: str, size: str, status: str,
+             buttons: list[tuple[str, object]]) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([level, size, status, ""])
+        item.setData(0, ROLE_KEY, key)
+        # Column 2 stretches, so this hint sets the row height without narrowing any column.
+        item.setSizeHint(2, QSize(0, int(ROW_HEIGHT_LINES * self.tree.fontMetrics().lineSpacing())))
+        self.tree.addTopLevelItem(item)
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(2, 1, 2, 1)
+        row.addStretch(1)
+        for text, handler in buttons:
+            b = QPushButton(text, box)
+            b.setObjectName(f"{text}Button")
+            b.setAutoDefault(False)
+            b.setProperty("rowKey", key)
+            b.clicked.connect(handler)
+            row.addWidget(b)
+        self.tree.setItemWidget(item, 3, box)
+        return item
+
+    def _show_progress(self, item: QTreeWidgetItem, p: JobProgress) -> None:
+        cell = QWidget()
+        lay = QVBoxLayout(cell)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.setSpacing(1)
+        bar = QProgressBar(cell)
+        bar.setTextVisible(False)
+        bar.setMaximumHeight(8)
+        if p.progress.total:
+            bar.setRange(0, 1000)
+            bar.setValue(int(1000 * min(p.progress.done, p.progress.total) / p.progress.total))
+        else:
+            bar.setRange(0, 0)
+        text = QLabel(describe(p.progress), cell)
+        text.setObjectName("Muted")
+        lay.addWidget(bar)
+        lay.addWidget(text)
+        item.setText(2, "")
+        self.tree.setItemWidget(item, 2, cell)
+
+    def item(self, key: str) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            it = self.tree.topLevelItem(i)
+            if it.data(0, ROLE_KEY) == key:
+                return it
+        return None
+
+    def status_of(self, key: str) -> str:
+        """The status a row shows (the progress line while it downloads)."""
+        it = self.item(key)
+        if it is None:
+            return ""
+        cell = self.tree.itemWidget(it, 2)
+        label = cell.findChild(QLabel) if cell is not None else None
+        return label.text() if label is not None else it.text(2)
+
+    def button(self, key: str, text: str) -> QPushButton | None:
+        it = self.item(key)
+        box = self.tree.itemWidget(it, 3) if it is not None else None
+        return box.findChild(QPushButton, f"{text}Button") if box is not None else None
+
+    def _active(self, key: str) -> DownloadJob | None:
+        """The queued or running job of row `key`, whoever started it (this window or Settings)."""
+        return next((j for j in self.downloads.active_jobs() if self._row_key(j) == key), None)
+
+    def _key(self) -> str:
+        return str(self.sender().property("rowKey"))
+
+    # --------------------------------------------------------------- actions
+    @Slot()
+    def _download(self) -> None:
+        self.download(self._key())
+
+    def download(self, entry_id: str) -> None:
+        entry = self.switcher.manager.catalog.by_id(entry_id)
+        self._jobs[entry_id] = self.downloads.download(entry.model, entry.level)
+        self.say("")
+        self.refresh()
+
+    @Slot()
+    def _cancel_job(self) -> None:
+        job = self._active(self._key())
+        if job is not None:
+            self.downloads.cancel(job)
+
+    @Slot()
+    def _use(self) -> None:
+        key = self._key()
+        model = next((m for m in self.switcher.manager.installed() if m.id == key), None)
+        if model is not None:
+            self.switcher.use(model)
+            self.say(f"Switched to {html.escape(model.label)}. The next answer comes from it.")
+
+    @Slot()
+    def _verify(self) -> None:
+        key = self._key()
+        self._jobs[key] = self.downloads.verify(key)
+        self.say("")
+        self.refresh()
+
+    @Slot()
+    def _delete(self) -> None:
+        key = self._key()
+        label = self.item(key).text(0) if self.item(key) else key
+        answer = QMessageBox.question(self, "Delete model", f"Delete {label} ({self.item(key).text(1)}) from "
+                                      "this computer? A catalog level can be downloaded again later.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete(key)
+
+    def delete(self, key: str) -> None:
+        """Remove an installed model or a paused download (never the one in use)."""
+        current = self.switcher.in_use()
+        if current is not None and current.id == key:
+            self.say("This model is in use. Switch to another level first.", error=True)
+            return
+        try:
+            freed = self.switcher.manager.delete(key)
+        except (EngineError, OSError) as e:
+            log.warning("delete %s failed: %r", key, e)
+            self.say(getattr(e, "message", None) or f"It could not be deleted ({e}).", error=True)
+            return
+        self.say(f"Deleted. {human(freed)} freed.")
+        self.refresh()
+
+    @Slot()
+    def _choose_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model file", str(Path.home()), GGUF_FILTER)
+        if path:
+            self.import_file(Path(path))
+
+    def import_file(self, path: Path) -> None:
+        """Validate and copy `path` into the models folder (on the download thread)."""
+        key = f"import:{path}"
+        self._jobs[key] = self.downloads.import_file(path)
+        self.say(f"Checking {html.escape(path.name)}…")
+
+    @Slot()
+    def _open_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.switcher.manager.root)))
+
+    def say(self, text: str, error: bool = False) -> None:
+        """Show one line under the table (a result or a refusal with its reason)."""
+        if error:
+            text = f"<span style='color:{theme.current().error}'>{html.escape(text)}</span>"
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    # --------------------------------------------------------------- signals
+    def _row_key(self, job: DownloadJob) -> str:
+        return f"import:{job.key}" if job.kind == "import" else job.key
+
+    @Slot(object)
+    def _on_progress(self, p: JobProgress) -> None:
+        key = self._row_key(p.job)
+        self._progress[key] = p
+        item = self.item(key)
+        if item is not None:
+            self._show_progress(item, p)
+            box = self.tree.itemWidget(item, 3)
+            if box is not None and box.findChild(QPushButton, "CancelButton") is None:
+                self.refresh()
+        elif p.job.kind == "import":
+            self.message.setText(f"Importing {html.escape(Path(p.job.key).name)}: {describe(p.progress)}")
+
+    @Slot(object)
+    def _on_finished(self, result: JobResult) -> None:
+        key = self._row_key(result.job)
+        self._progress.pop(key, None)
+        started_here = self._jobs.pop(key, None) is not None
+        if started_here or result.status != "done" or result.job.kind != "download":
+            self._report(result)
+        self.refresh()
+
+    def _report(self, result: JobResult) -> None:
+        job = result.job
+        if result.status == "cancelled":
+            self.say("Download paused. What was downloaded is kept; Resume continues from there."
+                     if job.kind == "download" else result.message)
+        elif result.status == "failed":
+            what = Path(job.key).name if job.kind == "import" else job.key
+            self.say(f"{what}: {result.message}" if job.kind == "import" else result.message, error=True)
+        elif job.kind == "verify":
+            self.say("All files match what was downloaded." if result.verified else result.message,
+                     error=not result.verified)
+        elif job.kind == "import" and result.model is not None:
+            self.say(f"Imported {html.escape(result.model.label)} ({html.escape(result.model.level or 'GGUF')}). "
+                     "Press Use to chat with it.")
+        elif result.model is not None and self.switcher.in_use() is None:
+            self.switcher.use(result.model)  # nothing was loaded: the new model is what the user wants
+            self.say(f"{html.escape(result.model.label)} is ready and in use.")
+        elif result.model is not None:
+            self.say(f"{html.escape(result.model.label)} is ready. Press Use to switch to it.")
+
+    @Slot(object)
+    def _on_switched(self, _model: object) -> None:
+        self.refresh()
+
+    @Slot(str, str)
+    def _on_model_state(self, _state: str, _text: str) -> None:
+        self.refresh()

@@ -1,0 +1,251 @@
+"""The quantization switch: every level of the model with its size on disk, the memory it needs, a
+quality/speed note and whether it is installed. Clicking an installed level switches to it at once
+(the engine reloads in the background, the chat stays open); clicking one that is not installed offers
+to download it, shows the progress inline with Cancel, and switches when it is ready."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QSize, Qt, Signal, Slot
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.background.download_worker import JobProgress
+from app.models.download_panel import DownloadPanel
+from app.models.model_switcher import ModelSwitcher, levels_for
+from app.ui import theme
+from engine.catalog import CatalogEntry
+from engine.download import human
+
+COLUMNS = ("Level", "On disk", "Memory", "Quality and speed", "Status")
+ROLE_ENTRY = Qt.ItemDataRole.UserRole
+
+
+def size_text(entry: CatalogEntry, installed_bytes: int | None) -> str:
+    """What the level takes on disk: the real size when installed, the catalog's figure otherwise."""
+    if installed_bytes is not None:
+        return human(installed_bytes)
+    return human(entry.size_mb * 1_000_000)
+
+
+class QuantList(QWidget):
+    """The level table plus the inline download offer. `levelChosen` fires when a switch starts."""
+
+    levelChosen = Signal(str)  # level
+
+    def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.switcher = switcher
+        self.tree = QTreeWidget(self)
+        self.tree.setObjectName("QuantList")
+        self.tree.setColumnCount(len(COLUMNS))
+        self.tree.setHeaderLabels(COLUMNS)
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(False)  # the quality/speed note wraps onto a second line
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setWordWrap(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        for col in (0, 1, 2, 4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.tree.itemClicked.connect(self._on_clicked)
+        self.tree.itemActivated.connect(self._on_clicked)
+
+        self.offer = QLabel(self)
+        self.offer.setWordWrap(True)
+        self.offer_button = QPushButton(self)
+        self.offer_button.setDefault(False)
+        self.offer_button.setAutoDefault(False)
+        self.offer_button.clicked.connect(self._download_offered)
+        offer_row = QHBoxLayout()
+        offer_row.addWidget(self.offer, 1)
+        offer_row.addWidget(self.offer_button)
+        self.panel = DownloadPanel(self)
+        self.panel.cancelRequested.connect(self._on_cancel)
+        self.panel.hide()
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.tree, 1)
+        lay.addLayout(offer_row)
+        lay.addWidget(self.panel)
+
+        self._offered: CatalogEntry | None = None
+        self._downloading: CatalogEntry | None = None
+        switcher.progress.connect(self._on_progress)
+        switcher.switched.connect(self._on_switched)
+        switcher.failed.connect(self._on_failed)
+        switcher.cancelled.connect(self._on_cancelled)
+        switcher.controller.modelStateChanged.connect(self._on_model_state)
+        self._set_offer(None, "")
+        self.refresh()
+
+    # ------------------------------------------------------------------ state
+    def entries(self) -> tuple[CatalogEntry, ...]:
+        return levels_for(self.switcher.manager, self.switcher.controller.settings)
+
+    def refresh(self) -> None:
+        """Rebuild the rows from what is on disk now."""
+        manager = self.switcher.manager
+        partial = {u.id: u.bytes for u in manager.disk_usage() if u.state == "partial"}
+        model_state = self.switcher.controller.model.state
+        current = self.switcher.in_use()
+        selected = self._offered.id if self._offered else None
+        self.tree.clear()
+        for entry in self.entries():
+            installed = manager.find(entry.model, entry.level)
+            in_use = installed is not None and current is not None and current.id == installed.id
+            if in_use:
+                status = "Loading…" if model_state == "loading" else "● In use"
+            elif self._downloading is not None and self._downloading.id == entry.id:
+                status = "Downloading…"
+            elif installed is not None:
+                status = "Installed"
+            elif entry.id in partial or (entry.source_id and entry.source_id in partial):
+                status = f"Paused ({human(partial.get(entry.id) or partial.get(entry.source_id or '', 0))})"
+            else:
+                status = "Not downloaded"
+            level = entry.level + (" ★" if entry.default else "")
+            note = entry.note
+            if entry.needs_conversion and installed is None:
+                note += f" Converted here from the original ({human((entry.download_mb or 0) * 1_000_000)} " \
+                        "download, once for all levels)."
+            item = QTreeWidgetItem([level, size_text(entry, installed.size_bytes if installed else None),
+                                    human(entry.memory_mb * 1_000_000), note, status])
+            item.setData(0, ROLE_ENTRY, entry.id)
+            item.setToolTip(3, note)
+            item.setToolTip(0, "Recommended" if entry.default else "")
+            # Room for two lines: the view wraps the note instead of cutting it off.
+            item.setSizeHint(3, QSize(200, 2 * self.tree.fontMetrics().lineSpacing() + 6))
+            if in_use:
+                bold = QFont(item.font(0))
+                bold.setBold(True)
+                for col in range(len(COLUMNS)):
+                    item.setFont(col, bold)
+            self.tree.addTopLevelItem(item)
+            if entry.id == selected or (selected is None and in_use):
+                self.tree.setCurrentItem(item)
+        # Every level in view without scrolling: there are only a handful.
+        row = 2 * self.tree.fontMetrics().lineSpacing() + 6
+        self.tree.setMinimumHeight(self.tree.header().sizeHint().height() + row * self.tree.topLevelItemCount() + 4)
+
+    def status_of(self, level: str) -> str:
+        """The Status column of `level` as shown."""
+        item = self._item(level)
+        return item.text(4) if item is not None else ""
+
+    def _item(self, level: str) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            entry = self.switcher.manager.catalog.by_id(item.data(0, ROLE_ENTRY))
+            if entry.level.lower() == level.lower():
+                return item
+        return None
+
+    # ---------------------------------------------------------------- actions
+    def pick(self, level: str) -> None:
+        """What a click on `level` does (also used by tests and the keyboard)."""
+        item = self._item(level)
+        if item is not None:
+            self.tree.setCurrentItem(item)
+            self._on_clicked(item)
+
+    @Slot(QTreeWidgetItem)
+    def _on_clicked(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        entry = self.switcher.manager.catalog.by_id(item.data(0, ROLE_ENTRY))
+        if self._downloading is not None:
+            if entry.id != self._downloading.id:
+                self._set_offer(None, f"{self._downloading.level} is downloading. Cancel it first to choose "
+                                      "another level.")
+            return
+        if self.switcher.manager.find(entry.model, entry.level) is not None:
+            self._set_offer(None, "")
+            current = self.switcher.in_use()
+            if current is not None and current.id == entry.id:
+                return
+            self.switcher.choose(entry.model, entry.level)
+            self.levelChosen.emit(entry.level)
+            self.refresh()
+            return
+        self._offer_download(entry)
+
+    def _offer_download(self, entry: CatalogEntry) -> None:
+        have = sum(u.bytes for u in self.switcher.manager.disk_usage()
+                   if u.state == "partial" and u.id in (entry.id, entry.source_id))
+        size = human(entry.size_mb * 1_000_000)
+        text = (f"<b>{entry.level}</b> is not downloaded yet. It takes {size} on disk and needs about "
+                f"{human(entry.memory_mb * 1_000_000)} of memory.")
+        if entry.needs_conversion:
+            text += (f" TinyChat downloads the original weights ({human((entry.download_mb or 0) * 1_000_000)}) "
+                     "once and converts them on this computer.")
+        button = f"Resume download ({human(have)} already here)" if have else f"Download {size} and use it"
+        self._set_offer(entry, text, button)
+
+    def _set_offer(self, entry: CatalogEntry | None, text: str, button: str = "") -> None:
+        self._offered = entry
+        self.offer.setText(text)
+        self.offer.setVisible(bool(text))
+        self.offer_button.setText(button)
+        self.offer_button.setVisible(bool(button))
+
+    @Slot()
+    def _download_offered(self) -> None:
+        entry = self._offered
+        if entry is None:
+            return
+        self._downloading = entry
+        self._set_offer(None, "")
+        self.panel.begin(f"Getting {entry.label}")
+        self.switcher.choose(entry.model, entry.level)
+        self.levelChosen.emit(entry.level)
+        self.refresh()
+
+    @Slot()
+    def _on_cancel(self) -> None:
+        self.switcher.cancel()
+
+    @Slot(object)
+    def _on_progress(self, p: JobProgress) -> None:
+        if self._downloading is not None and p.job.key == self._downloading.id:
+            self.panel.set_progress(p.progress)
+
+    @Slot(object)
+    def _on_switched(self, _model: object) -> None:
+        self._downloading = None
+        self.panel.hide()
+        self.refresh()
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        entry, self._downloading = self._downloading, None
+        self.panel.hide()
+        self.refresh()
+        if entry is not None:
+            color = theme.current().error
+            self._set_offer(entry, f"<span style='color:{color}'>{html.escape(message)}</span>", "Try again")
+
+    @Slot(str)
+    def _on_cancelled(self, _message: str) -> None:
+        entry, self._downloading = self._downloading, None
+        self.panel.hide()
+        self.refresh()
+        if entry is not None:
+            self._offer_download(entry)
+            self.offer.setText("Download paused. What was downloaded is kept; resuming continues from there.")
+
+    @Slot(str, str)
+    def _on_model_state(self, _state: str, _text: str) -> None:
+        self.refresh()

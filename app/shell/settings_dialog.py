@@ -1,0 +1,382 @@
+"""Settings: model and quantization level, engine, chat format, system prompt, sampling, context,
+threads, theme and font size. Every change applies at once and is saved; nothing needs a restart.
+Choosing the other engine loads its installed model at once, or says which level to download."""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import replace
+
+from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtGui import QHideEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPlainTextEdit,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.model_choice import resolve_model
+from app.core.settings import CUSTOM_PRESET, MAX_SYSTEM_PROMPT, PRESETS, Sampling, Settings, preset_name_for
+from app.models.model_switcher import ModelSwitcher
+from app.models.quant_list import QuantList
+from app.ui import panel_style, theme
+from engine.chat_format import GGUF_JINJA, format_names, get_format
+from engine.hardware import physical_cores
+from engine.models import InstalledModel
+from engine.select import choose_engine
+from engine.types import EngineError
+
+log = logging.getLogger(__name__)
+
+ENGINE_LABELS = {"auto": "Automatic", "mlx": "MLX (Apple Silicon)", "llama.cpp": "llama.cpp (GGUF, any CPU)"}
+POLICY_LABELS = {"drop-oldest": "Leave out the oldest messages (the chat goes on)",
+                 "refuse": "Stop and tell me, so I can start a new chat"}
+THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+PAGES = ("Model", "Chat", "Sampling", "Appearance")
+
+
+def format_label(name: str) -> str:
+    """The chat format's name as the settings list shows it."""
+    if name == GGUF_JINJA:
+        return "Model's own template (stored in the GGUF file)"
+    try:
+        return get_format(name).label
+    except EngineError:
+        return name
+
+
+def _combo(options: dict[str, str], current: str) -> QComboBox:
+    box = QComboBox()
+    for key, label in options.items():
+        box.addItem(label, key)
+    box.setCurrentIndex(max(box.findData(current), 0))
+    return box
+
+
+def _hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("Muted")
+    label.setWordWrap(True)
+    return label
+
+
+class SettingsDialog(QDialog):
+    """Live settings. `settingsChanged` fires after each change was applied to the controller and saved."""
+
+    settingsChanged = Signal(object)  # Settings
+
+    def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setObjectName("SettingsDialog")
+        self.setStyleSheet(panel_style.style_sheet())
+        self.resize(960, 700)
+        self.switcher = switcher
+        self.controller = switcher.controller
+        self._loading = True
+        self.error = QLabel(self)
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet(f"color: {theme.current().error}")
+        self.error.hide()
+
+        self.pages = QStackedWidget(self)
+        self.nav = QListWidget(self)
+        self.nav.setObjectName("SettingsNav")
+        self.nav.setFixedWidth(150)
+        for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
+                                       self._appearance_page), strict=True):
+            self.nav.addItem(name)
+            self.pages.addWidget(build())
+        self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        body = QHBoxLayout()
+        body.addWidget(self.nav)
+        body.addWidget(self.pages, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(body, 1)
+        lay.addWidget(self.error)
+        lay.addWidget(buttons)
+        self._prompt_timer = QTimer(self)
+        self._prompt_timer.setSingleShot(True)
+        self._prompt_timer.setInterval(400)
+        self._prompt_timer.timeout.connect(self._commit_prompt)
+        self._loading = False
+
+    @property
+    def settings(self) -> Settings:
+        return self.controller.settings
+
+    def show_page(self, name: str) -> None:
+        self.nav.setCurrentRow(PAGES.index(name))
+
+    # ------------------------------------------------------------------ pages
+    def _model_page(self) -> QWidget:
+        s = self.settings
+        page = QWidget()
+        form = QFormLayout()
+        self.engine_box = _combo(ENGINE_LABELS, s.engine)
+        self.engine_box.currentIndexChanged.connect(self._on_engine)
+        self.engine_note = _hint("")
+        self._describe_engine()
+        form.addRow("Engine", self.engine_box)
+        form.addRow("", self.engine_note)
+
+        self.format_box = QComboBox()
+        self._fill_formats()
+        self.format_box.currentIndexChanged.connect(self._on_format)
+        form.addRow("Chat format", self.format_box)
+        form.addRow("", _hint("TinyLlama Chat v0.4 was trained on ChatML; other formats (such as Llama 2) "
+                              "make it answer worse. Changing it reloads the model."))
+
+        self.threads_box = QSpinBox()
+        self.threads_box.setRange(0, 256)
+        self.threads_box.setSpecialValueText(f"Automatic ({physical_cores()} physical cores)")
+        self.threads_box.setValue(s.n_threads or 0)
+        self.threads_box.valueChanged.connect(self._on_threads)
+        form.addRow("CPU threads", self.threads_box)
+
+        self.quant_list = QuantList(self.switcher, page)
+        lay = QVBoxLayout(page)
+        levels = self.quant_list.entries()
+        name = levels[0].label.split(" · ")[0] if levels else self.settings.model_id
+        title = QLabel(f"<b>Quantization level</b> of {html.escape(name)}")
+        lay.addWidget(title)
+        lay.addWidget(_hint("Smaller levels load faster and use less memory; larger ones answer a little "
+                            "better. Click a level to use it — the open chat stays, and the next answer "
+                            "comes from the new level."))
+        lay.addWidget(self.quant_list, 1)
+        lay.addLayout(form)
+        return page
+
+    def _chat_page(self) -> QWidget:
+        s = self.settings
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.addWidget(QLabel("<b>System prompt</b>"))
+        lay.addWidget(_hint("Sent before every conversation to tell the model how to behave. Leave it empty "
+                            "for the model's default behaviour."))
+        self.prompt_edit = QPlainTextEdit(s.system_prompt)
+        self.prompt_edit.setPlaceholderText("For example: You are a concise assistant. Answer in English.")
+        self.prompt_edit.textChanged.connect(self._prompt_timer_start)
+        lay.addWidget(self.prompt_edit, 1)
+        form = QFormLayout()
+        self.policy_box = _combo(POLICY_LABELS, s.context_policy)
+        self.policy_box.currentIndexChanged.connect(self._on_policy)
+        form.addRow("When a chat outgrows the context", self.policy_box)
+        lay.addLayout(form)
+        lay.addWidget(_hint("The model sees at most 2048 tokens (about 1500 words) at a time, the answer "
+                            "included."))
+        return page
+
+    def _sampling_page(self) -> QWidget:
+        s = self.settings.sampling
+        page = QWidget()
+        form = QFormLayout(page)
+        self.preset_box = QComboBox()
+        self.preset_box.addItems([*PRESETS, CUSTOM_PRESET])
+        self.preset_box.setCurrentText(preset_name_for(s))
+        self.preset_box.currentTextChanged.connect(self._on_preset)
+        form.addRow("Preset", self.preset_box)
+        form.addRow("", _hint("Precise: focused, repeatable answers. Balanced: the default. Creative: more "
+                              "varied wording. Changing a value below makes it Custom."))
+
+        def spin(lo: float, hi: float, step: float, decimals: int) -> QDoubleSpinBox:
+            box = QDoubleSpinBox()
+            box.setRange(lo, hi)
+            box.setSingleStep(step)
+            box.setDecimals(decimals)
+            box.valueChanged.connect(self._on_sampling)
+            return box
+
+        self.temperature = spin(0.0, 2.0, 0.05, 2)
+        self.top_p = spin(0.01, 1.0, 0.01, 2)
+        self.repeat_penalty = spin(0.5, 2.0, 0.01, 2)
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 1000)
+        self.top_k.setSpecialValueText("off")
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 2048)
+        self.seed_fixed = QCheckBox("Same seed every time")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        for box in (self.top_k, self.max_tokens, self.seed):
+            box.valueChanged.connect(self._on_sampling)
+        self.seed_fixed.toggled.connect(self._on_sampling)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed_fixed)
+        seed_row.addWidget(self.seed, 1)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top-p", self.top_p)
+        form.addRow("Top-k", self.top_k)
+        form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Max new tokens", self.max_tokens)
+        form.addRow("Seed", seed_row)
+        form.addRow("", _hint("With a fixed seed and the same settings, the same question gets the same answer."))
+        self._show_sampling(s)
+        return page
+
+    def _appearance_page(self) -> QWidget:
+        s = self.settings
+        page = QWidget()
+        form = QFormLayout(page)
+        self.theme_box = _combo(THEME_LABELS, s.theme)
+        self.theme_box.currentIndexChanged.connect(self._on_appearance)
+        self.font_box = QSpinBox()
+        self.font_box.setRange(6, 48)
+        self.font_box.setSuffix(" pt")
+        self.font_box.setValue(s.font_size)
+        self.font_box.valueChanged.connect(self._on_appearance)
+        form.addRow("Theme", self.theme_box)
+        form.addRow("Font size", self.font_box)
+        return page
+
+    # ----------------------------------------------------------------- values
+    def _describe_engine(self) -> None:
+        pref = self.engine_box.currentData()
+        choice = choose_engine(pref)
+        running = self.controller.model.loaded.engine_name if self.controller.model.loaded else None
+        text = choice.reason
+        if choice.fallback_message:
+            text = choice.fallback_message
+        if running and running != choice.name and self._model_for(pref) is None:
+            text += (f" No model for {choice.name} is installed yet: choose a level above to download it. "
+                     f"Until then TinyChat keeps using {running}.")
+        self.engine_note.setText(text)
+
+    def _model_for(self, engine_pref: str) -> InstalledModel | None:
+        return resolve_model(self.switcher.manager, replace(self.settings, engine=engine_pref))
+
+    def _fill_formats(self) -> None:
+        current = self.switcher.current()
+        trained = current.chat_format if current else "chatml"
+        self.format_box.blockSignals(True)
+        self.format_box.clear()
+        self.format_box.addItem(f"Automatic: the trained format ({format_label(trained)})", None)
+        for name in format_names():
+            mark = "  ✓ trained format" if name == trained else ""
+            self.format_box.addItem(format_label(name) + mark, name)
+        self.format_box.setCurrentIndex(max(self.format_box.findData(self.settings.chat_format), 0))
+        self.format_box.blockSignals(False)
+
+    def _show_sampling(self, s: Sampling) -> None:
+        self._loading, was = True, self._loading
+        self.temperature.setValue(s.temperature)
+        self.top_p.setValue(s.top_p)
+        self.top_k.setValue(s.top_k)
+        self.repeat_penalty.setValue(s.repeat_penalty)
+        self.max_tokens.setValue(s.max_tokens)
+        self.seed_fixed.setChecked(s.seed is not None)
+        self.seed.setValue(s.seed or 0)
+        self.seed.setEnabled(s.seed is not None)
+        self._loading = was
+
+    def _sampling_from_boxes(self) -> Sampling:
+        return Sampling(
+            temperature=round(self.temperature.value(), 2), top_p=round(self.top_p.value(), 2),
+            top_k=self.top_k.value(), repeat_penalty=round(self.repeat_penalty.value(), 2),
+            max_tokens=self.max_tokens.value(), seed=self.seed.value() if self.seed_fixed.isChecked() else None)
+
+    # ---------------------------------------------------------------- changes
+    def commit(self, new: Settings) -> None:
+        """Apply `new` to the running app and save it; reload the model if the change needs it."""
+        if self._loading or new == self.settings:
+            return
+        old = self.settings
+        self.controller.settings = new
+        try:
+            self.switcher.save_settings(new)
+            self.error.hide()
+        except Exception as e:  # SettingsError: applied now, but not remembered
+            self.error.setText(getattr(e, "message", str(e)))
+            self.error.show()
+        if (old.theme, old.font_size) != (new.theme, new.font_size):
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                theme.apply(app, new.theme, new.font_size)
+        if (old.chat_format, old.n_threads) != (new.chat_format, new.n_threads):
+            current = self.switcher.current()
+            if current is not None and self.controller.model.state != "none":
+                self.controller.load_model(current.model_info())
+        self.settingsChanged.emit(new)
+
+    @Slot()
+    def _on_engine(self) -> None:
+        self.commit(replace(self.settings, engine=self.engine_box.currentData()))
+        loaded = self.controller.model.loaded
+        target = self._model_for(self.settings.engine)
+        if loaded is not None and target is not None and loaded.engine_name != target.engine:
+            self.switcher.use(target)  # the open chat stays; the next answer comes from the other engine
+        self.quant_list.refresh()  # the levels on offer are the new engine's
+        self._describe_engine()
+
+    @Slot()
+    def _on_format(self) -> None:
+        self.commit(replace(self.settings, chat_format=self.format_box.currentData()))
+
+    @Slot()
+    def _on_threads(self) -> None:
+        self.commit(replace(self.settings, n_threads=self.threads_box.value() or None))
+
+    @Slot()
+    def _prompt_timer_start(self) -> None:
+        self._prompt_timer.start()
+
+    @Slot()
+    def _commit_prompt(self) -> None:
+        text = self.prompt_edit.toPlainText()
+        if len(text) > MAX_SYSTEM_PROMPT:
+            self.error.setText(f"The system prompt is limited to {MAX_SYSTEM_PROMPT} characters; the rest is "
+                               "not saved.")
+            self.error.show()
+            text = text[:MAX_SYSTEM_PROMPT]
+        self.commit(replace(self.settings, system_prompt=text))
+
+    @Slot()
+    def _on_policy(self) -> None:
+        self.commit(replace(self.settings, context_policy=self.policy_box.currentData()))
+
+    @Slot(str)
+    def _on_preset(self, name: str) -> None:
+        if self._loading or name == CUSTOM_PRESET:
+            return
+        new = self.settings.with_preset(name)
+        self._show_sampling(new.sampling)
+        self.commit(new)
+
+    @Slot()
+    def _on_sampling(self) -> None:
+        if self._loading:
+            return
+        self.seed.setEnabled(self.seed_fixed.isChecked())
+        sampling = self._sampling_from_boxes()
+        preset = preset_name_for(sampling)
+        self._loading = True
+        self.preset_box.setCurrentText(preset)
+        self._loading = False
+        self.commit(replace(self.settings, sampling=sampling, sampling_preset=preset))
+
+    @Slot()
+    def _on_appearance(self) -> None:
+        self.commit(replace(self.settings, theme=self.theme_box.currentData(), font_size=self.font_box.value()))
+
+    def hideEvent(self, event: QHideEvent) -> None:  # Qt override: save a prompt still being typed
+        if self._prompt_timer.isActive():
+            self._prompt_timer.stop()
+            self._commit_prompt()
+        super().hideEvent(event)

@@ -1,0 +1,27 @@
+"""Styles for the settings, model manager, search and first-run widgets, from the theme's colours.
+
+Set on each top-level widget of those features (so they cascade to its children only); the main style
+sheet in theme.py stays the chat window's.
+"""
+
+from __future__ import annotations
+
+from app.ui import theme
+
+
+def style_sheet() -> str:
+    """Muted hint text, the primary (accent) button and the result list, in the current theme."""
+    c = theme.current()
+    return f"""
+QLabel#Muted {{ color: {c.muted}; }}
+QPushButton#PrimaryButton {{ background: {c.accent}; color: {c.accent_text}; border: none; border-radius: 8px;
+    padding: 8px 16px; font-weight: 600; }}
+QPushButton#PrimaryButton:disabled {{ background: {c.border}; color: {c.muted}; }}
+QLabel#WelcomeTitle {{ font-weight: 700; }}
+QListWidget#SearchResults {{ background: {c.base}; border: 1px solid {c.border}; border-radius: 6px; }}
+QListWidget#SearchResults::item {{ border-bottom: 1px solid {c.border}; }}
+QListWidget#SearchResults::item:selected {{ background: {c.hover}; }}
+QListWidget#SettingsNav {{ background: {c.sidebar}; border: none; outline: none; }}
+QListWidget#SettingsNav::item {{ padding: 8px 10px; border-radius: 6px; margin: 1px 4px; }}
+QListWidget#SettingsNav::item:selected {{ background: {c.accent}; color: {c.accent_text}; }}
+"""
