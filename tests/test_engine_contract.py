@@ -280,6 +280,17 @@ def test_control_token_text_typed_by_a_person_stays_text(scripted, role, text):
     assert text[2:] in read_back(scripted, typed)
 
 
+def test_a_chat_with_typed_token_texts_is_counted_exactly_and_reused_from_the_cache(scripted):
+    convo = [Message("system", TYPED[0]), Message("user", TYPED[1])]
+    _, first = run(scripted, convo)
+    assert scripted.count_tokens(convo) == first.stats.prompt_tokens
+    convo += [Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids), Message("user", TYPED[0])]
+    chunks, second = run(scripted, convo)
+    assert text_of(chunks) == SCRIPT_TEXT
+    assert second.stats.reused_tokens >= first.stats.prompt_tokens + first.stats.completion_tokens - 1
+    assert scripted.count_tokens(convo) == second.stats.prompt_tokens
+
+
 def test_an_answer_in_which_the_model_opens_a_new_turn_ends_there_and_never_shows_it(case):
     engine = case.make_engine()
     engine.load(case.turn_start_model(), LoadOptions())
