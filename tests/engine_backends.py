@@ -72,27 +72,21 @@ def _truncated_mlx(tmp: Path) -> ModelInfo:
     return ModelInfo(path=bad, engine="mlx")
 
 
+def _case(name: str, make_engine: Callable[[], Engine], model: Callable[..., Callable[[], ModelInfo]],
+          slow_model: Callable[[], ModelInfo], corrupt_model: Callable[[Path], ModelInfo]) -> BackendCase:
+    """A case whose test models all come from `model(shape, **kind)`."""
+    return BackendCase(name, make_engine, scripted_model=model("tiny", scripted=True),
+                       turn_start_model=model("tiny", scripted=True, script=TURN_START_SCRIPT),
+                       random_model=model("tiny"), slow_model=slow_model, corrupt_model=corrupt_model)
+
+
 def _cases(published: bool) -> list[BackendCase]:
     suffix = " published" if published else ""
     return [
-        BackendCase(
-            name="llama.cpp" + suffix,
-            make_engine=_llamacpp_engine,
-            scripted_model=_gguf("tiny", scripted=True, published=published),
-            turn_start_model=_gguf("tiny", scripted=True, published=published, script=TURN_START_SCRIPT),
-            random_model=_gguf("tiny", published=published),
-            slow_model=_gguf("medium", "F16"),
-            corrupt_model=_truncated_gguf,
-        ),
-        BackendCase(
-            name="mlx" + suffix,
-            make_engine=_mlx_engine,
-            scripted_model=_mlx("tiny", scripted=True, published=published),
-            turn_start_model=_mlx("tiny", scripted=True, published=published, script=TURN_START_SCRIPT),
-            random_model=_mlx("tiny", published=published),
-            slow_model=_mlx("slow"),
-            corrupt_model=_truncated_mlx,
-        ),
+        _case("llama.cpp" + suffix, _llamacpp_engine, lambda shape, **kind: _gguf(shape, published=published, **kind),
+              _gguf("medium", "F16"), _truncated_gguf),
+        _case("mlx" + suffix, _mlx_engine, lambda shape, **kind: _mlx(shape, published=published, **kind),
+              _mlx("slow"), _truncated_mlx),
     ]
 
 
