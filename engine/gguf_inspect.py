@@ -199,15 +199,24 @@ def _expected_shapes(meta: dict[str, Any], n_vocab: int) -> tuple[dict[str, tupl
     return shapes, {"n_layer": n_layer, "n_embd": n_embd, "n_ctx": n_ctx}
 
 
-def _quantization(meta: dict[str, Any], tensors: dict[str, tuple[tuple[int, ...], int, int]]) -> str:
-    from gguf.constants import GGMLQuantizationType, LlamaFileType
+def file_type_name(file_type: Any) -> str | None:
+    """The level a `general.file_type` value names ("Q4_K_M", "F16", ...), None if it names none."""
+    from gguf.constants import LlamaFileType
 
-    file_type = meta.get("general.file_type")
-    if isinstance(file_type, int):
-        try:
-            return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
-        except ValueError:
-            pass
+    if not isinstance(file_type, int) or isinstance(file_type, bool):
+        return None
+    try:
+        return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    except ValueError:
+        return None
+
+
+def _quantization(meta: dict[str, Any], tensors: dict[str, tuple[tuple[int, ...], int, int]]) -> str:
+    from gguf.constants import GGMLQuantizationType
+
+    named = file_type_name(meta.get("general.file_type"))
+    if named is not None:
+        return named
     common = Counter(t for dims, t, _ in tensors.values() if len(dims) >= 2).most_common(1)
     try:
         return GGMLQuantizationType(common[0][0]).name if common else "unknown"

@@ -23,7 +23,8 @@ from engine.answer_text import AnswerText
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
-from engine.prompt_tokens import common_prefix, prompt_ids
+from engine.literal_tokens import LiteralTokenizer
+from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.stats import generation_stats
 from engine.types import (
     Chunk,
@@ -61,6 +62,18 @@ def check_model_file(path: Path) -> None:
                              detail=f"magic {magic!r}")
 
 
+def _token_texts(llm) -> list[str]:
+    """Texts of the vocab's control, user-defined and unknown tokens: the ones llama.cpp may match
+    as whole tokens in text."""
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    markup = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED | \
+        llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+    return [llama_cpp.llama_vocab_get_text(vocab, i).decode("utf-8", errors="replace")
+            for i in range(llm.n_vocab()) if llama_cpp.llama_vocab_get_attr(vocab, i) & markup]
+
+
 def _unsupported(path: Path, arch: str, detail: str) -> ModelFileError:
     return ModelFileError(f"{path.name} is a model of an architecture TinyChat cannot run ({arch}): it runs "
                           "Llama-family models such as TinyLlama. Choose another model file.", detail=detail)
@@ -77,6 +90,7 @@ class LlamaCppEngine:
         self._model: ModelInfo | None = None
         self._stop_ids: frozenset[int] = frozenset()
         self._stop_strings: tuple[str, ...] = ()
+        self._literal: LiteralTokenizer | None = None
         self._cancel: threading.Event | None = None
         self._abort_cb = None
         self._n_ctx = 0
@@ -125,6 +139,7 @@ class LlamaCppEngine:
             llm.close()
             raise _unsupported(path, arch, str(path))
         self._llm, self._model, self._n_ctx = llm, model, options.n_ctx
+        self._literal = LiteralTokenizer(self._tokenize_plain, _token_texts(llm))
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
@@ -158,7 +173,8 @@ class LlamaCppEngine:
         llm = self._require()
         fmt = get_format(name, gguf_template=llm.metadata.get("tokenizer.chat_template"))
         binding = bind_to_vocab(fmt, self._tokenize, [llm.token_eos()])
-        self._fmt, self._stop_ids, self._stop_strings = fmt, binding.stop_ids, binding.stop_strings
+        stop_ids = binding.stop_ids | control_token_ids(fmt, self._tokenize)
+        self._fmt, self._stop_ids, self._stop_strings = fmt, stop_ids, binding.stop_strings
         return binding.warnings
 
     # --------------------------------------------------------------- prompting
@@ -176,7 +192,7 @@ class LlamaCppEngine:
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
         assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize, self._tokenize_plain)
+        return prompt_ids(self._fmt, messages, self._tokenize, self._literal)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt length in tokens for `messages`, generation prompt included."""

@@ -28,7 +28,8 @@ from typing import Any
 from engine.answer_text import AnswerText
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
-from engine.prompt_tokens import common_prefix, prompt_ids
+from engine.literal_tokens import LiteralTokenizer
+from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.stats import generation_stats
 from engine.types import (
     Chunk,
@@ -90,6 +91,7 @@ class MlxEngine:
         self._tokenizer: Any = None  # mlx_lm's TokenizerWrapper
         self._fmt: ChatFormat | None = None
         self._stop_strings: tuple[str, ...] = ()
+        self._literal: LiteralTokenizer | None = None
         self._n_ctx = 0
         self._cache: list[Any] = []  # the prompt cache: one KV cache per layer
         self._cached_ids: list[int] = []  # the exact tokens the cache holds
@@ -129,6 +131,7 @@ class MlxEngine:
             if chatter.getvalue():
                 log.debug("mlx-lm load output: %s", chatter.getvalue()[-4000:])
         self._n_ctx = options.n_ctx
+        self._literal = LiteralTokenizer(self._tokenize_plain, self._tokenizer._tokenizer.get_added_vocab())
         self._reset_cache()
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
@@ -169,7 +172,7 @@ class MlxEngine:
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         binding = bind_to_vocab(fmt, self._tokenize, eos)
         # stream_generate ends an answer on the tokenizer's end tokens: make them this format's.
-        tokenizer.eos_token_ids = set(binding.stop_ids)
+        tokenizer.eos_token_ids = set(binding.stop_ids | control_token_ids(fmt, self._tokenize))
         self._fmt, self._stop_strings = fmt, binding.stop_strings
         return binding.warnings
 
@@ -183,14 +186,14 @@ class MlxEngine:
         return list(self._require().encode(text, add_special_tokens=False)) if text else []
 
     def _tokenize_plain(self, text: str) -> list[int]:
-        # split_special_tokens: control-token text typed by the user stays text.
+        # split_special_tokens: special tokens' text stays text (LiteralTokenizer also cuts it up).
         hf = self._require()._tokenizer
         return list(hf.encode(text, add_special_tokens=False, split_special_tokens=True)) if text else []
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
         assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize, self._tokenize_plain)
+        return prompt_ids(self._fmt, messages, self._tokenize, self._literal)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt length in tokens for `messages`, generation prompt included."""
