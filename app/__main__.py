@@ -1,6 +1,7 @@
 """Entry point: `python -m app` / `tinychat`.
 
 `tinychat` opens the window; `tinychat export|import …` are the conversation backup commands;
+`tinychat serve` is the OpenAI-compatible API without the window;
 `--self-test` checks an installed build; `--version` prints the version.
 """
 
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.core.data_cli import main as data_main
 
         return data_main(argv)
+    if argv and argv[0] == "serve":
+        from app.server.serve_cli import main as serve_main
+
+        return serve_main(argv[1:])
     parser = argparse.ArgumentParser(prog="tinychat", description="Offline chat with TinyLlama.")
     parser.add_argument("--version", action="version", version=f"TinyChat {app_version()}")
     parser.add_argument("--self-test", action="store_true", help="check this installation and exit")

@@ -46,3 +46,12 @@ def test_core_reaching_up_into_the_gui_breaks_the_build(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "depend downward only BROKEN" in result.stdout
     assert "app.core.settings -> app.chat.composer" in result.stdout
+
+
+def test_the_server_importing_qt_breaks_the_build(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    with (root / "app" / "server" / "api.py").open("a") as f:
+        f.write("\nfrom PySide6 import QtCore  # noqa\n")
+    result = _lint(root)
+    assert result.returncode != 0
+    assert "app.server (the HTTP API) has no Qt" in result.stdout and "BROKEN" in result.stdout
