@@ -60,6 +60,9 @@ class Answer:
                 if chunk.text:
                     self._put(Piece(text=chunk.text))
                 if chunk.finish_reason is not None:
+                    if chunk.finish_reason == "cancelled":
+                        log.info("answer stopped after %d tokens: the client left",
+                                 chunk.stats.completion_tokens if chunk.stats else 0)
                     self._put(Piece(final=chunk))
                     return
         except Exception:
