@@ -54,7 +54,11 @@ def choose_engine(preference: str = "auto") -> EngineChoice:
 
 
 def create_engine(preference: str = "auto") -> Engine:
-    """A new, unloaded engine for the chosen backend."""
+    """A new, unloaded engine for the chosen backend ("remote": a server the user chose in Settings)."""
+    if preference == "remote":
+        from engine.remote_backend import RemoteEngine
+
+        return RemoteEngine()
     choice = choose_engine(preference)
     if choice.fallback_message:
         log.warning("%s", choice.fallback_message)

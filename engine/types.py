@@ -8,7 +8,7 @@ from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
-EngineName = Literal["llama.cpp", "mlx"]
+EngineName = Literal["llama.cpp", "mlx", "remote"]
 
 DEFAULT_CONTEXT = 2048  # TinyLlama's training length; llama.cpp would default to 512
 DEFAULT_MAX_TOKENS = 512
@@ -66,8 +66,17 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class RemoteServer:
+    """An OpenAI-compatible server the user chose to answer with: its `/v1` URL and optional API key."""
+
+    url: str
+    api_key: str = field(default="", repr=False)  # kept out of logs
+
+
+@dataclass(frozen=True)
 class ModelInfo:
-    """A model file or folder on disk and what the app knows about it."""
+    """A model file or folder on disk and what the app knows about it (for the remote engine: the model's
+    name on `server`; `path` is unused)."""
 
     path: Path
     engine: EngineName = "llama.cpp"
@@ -76,6 +85,7 @@ class ModelInfo:
     chat_format: str = "chatml"  # the format the model was trained on
     n_ctx: int = DEFAULT_CONTEXT
     label: str = ""
+    server: RemoteServer | None = None
 
 
 @dataclass(frozen=True)
