@@ -140,3 +140,17 @@ def test_context_policy_reaches_the_engine_with_the_sampling_values():
     refuse = replace(Settings(), context_policy="refuse").with_preset("Creative").generation_params()
     assert keep.forget_oldest and not refuse.forget_oldest
     assert refuse.temperature == Settings().with_preset("Creative").sampling.temperature
+
+
+def test_server_and_remote_settings_round_trip_and_bad_values_fall_back(tmp_path):
+    from app.core.settings import RemoteSettings, ServeSettings
+
+    path = tmp_path / "settings.json"
+    s = Settings(serve=ServeSettings(enabled=True, port=9000, lan=True, api_key="k"),
+                 remote=RemoteSettings(enabled=True, url="http://10.0.0.2:8000/v1", model="m"))
+    save_settings(s, path)
+    assert load_settings(path) == (s, [])
+    path.write_text('{"serve": {"enabled": "yes", "port": 70000}, "remote": "http://x"}')
+    loaded, warnings = load_settings(path)
+    assert loaded.serve == ServeSettings() and loaded.remote == RemoteSettings()
+    assert len(warnings) == 3

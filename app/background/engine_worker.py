@@ -88,6 +88,7 @@ class EngineWorker(QObject):
     _load_requested = Signal(object, object)
     _generate_requested = Signal(object)
     _count_requested = Signal(int, object, int)
+    _job_requested = Signal(object)  # a callable run with the engine (the local API server's requests)
     _shutdown_requested = Signal()
 
     def __init__(self, engine_factory: Callable[[], Engine]) -> None:
@@ -98,6 +99,7 @@ class EngineWorker(QObject):
         self._load_requested.connect(self._load)
         self._generate_requested.connect(self._generate)
         self._count_requested.connect(self._count)
+        self._job_requested.connect(self._run_job)
         self._shutdown_requested.connect(self._shutdown)
 
     @Slot(object, object)
@@ -162,6 +164,13 @@ class EngineWorker(QObject):
             return
         self.usage.emit(usage)
 
+    @Slot(object)
+    def _run_job(self, job: Callable[[Engine | None], None]) -> None:
+        try:
+            job(self._engine if self._n_ctx else None)
+        except Exception:
+            log.exception("an engine job failed")
+
     @Slot()
     def _shutdown(self) -> None:
         if self._engine is not None:
@@ -211,6 +220,14 @@ class EngineThread:
         if self._running:
             self.worker._count_requested.emit(self._next_id, messages, max_tokens)
         return self._next_id
+
+    def submit(self, job: Callable[[Engine | None], None]) -> None:
+        """Run `job(engine)` on the engine thread after everything queued before it (None: no model is
+        loaded). Callable from any thread: the local API server hands its requests in this way."""
+        if self._running:
+            self.worker._job_requested.emit(job)
+        else:
+            job(None)
 
     def cancel(self) -> None:
         """Stop the current generation now: the engine checks this Event between tokens and inside

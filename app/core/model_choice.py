@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from app.core import paths
 from app.core.settings import Settings
 from engine.catalog import CatalogError
+from engine.remote_backend import remote_model
 from engine.select import choose_engine
 from engine.types import ModelInfo
 
@@ -32,11 +33,14 @@ def model_from_path(path: Path) -> ModelInfo:
 
 
 def choose_model(settings: Settings) -> tuple[ModelInfo | None, str]:
-    """The model to load at start: `$TINYCHAT_MODEL`, else what `resolve_model` picks among the
-    installed ones. Returns (None, reason) when there is none."""
+    """The model to load at start: `$TINYCHAT_MODEL`, else the server chosen in Settings, else what
+    `resolve_model` picks among the installed ones. Returns (None, reason) when there is none."""
     env = os.environ.get(MODEL_ENV, "").strip()
     if env:
         return model_from_path(Path(env).expanduser()), ""
+    if settings.remote.enabled and settings.remote.url:  # the user chose a server in Settings → Server
+        r = settings.remote
+        return remote_model(r.url, r.model, r.api_key), ""
     try:
         from engine.models import ModelManager
 

@@ -73,21 +73,43 @@ class Sampling:
     @classmethod
     def from_json(cls, data: object, warnings: list[str] | None = None) -> Sampling:
         """Build from a decoded JSON object; each bad or missing value falls back to its default."""
-        base = cls()
-        if not isinstance(data, dict):
-            if data is not None:
-                _warn(warnings, "sampling", data)
-            return base
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in data:
-                continue
-            checked = _SAMPLING_CHECKS[f.name](data[f.name])
-            if checked is _BAD:
-                _warn(warnings, f"sampling.{f.name}", data[f.name])
-            else:
-                values[f.name] = checked
-        return replace(base, **values)
+        return _nested_from_json(cls, data, _SAMPLING_CHECKS, "sampling", warnings)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """"Serve on this computer": the OpenAI-compatible API, off by default, on 127.0.0.1 unless the user
+    lets other computers in (`lan`), which needs an API key."""
+
+    enabled: bool = False
+    port: int = 8080
+    lan: bool = False
+    api_key: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object, warnings: list[str] | None = None) -> ServeSettings:
+        return _nested_from_json(cls, data, _SERVE_CHECKS, "serve", warnings)
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """Answer with a model on another OpenAI-compatible server (`url` ends in /v1; `model` empty: the
+    server's first) instead of one on this computer. Off unless the user turns it on."""
+
+    enabled: bool = False
+    url: str = ""
+    api_key: str = ""
+    model: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object, warnings: list[str] | None = None) -> RemoteSettings:
+        return _nested_from_json(cls, data, _REMOTE_CHECKS, "remote", warnings)
 
 
 PRESETS: dict[str, Sampling] = {
@@ -121,6 +143,8 @@ class Settings:
     n_threads: int | None = None  # None: the engine picks (physical cores)
     theme: Theme = "system"
     font_size: int = 11
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def generation_params(self) -> GenerationParams:
@@ -141,7 +165,7 @@ class Settings:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            data[f.name] = value.to_json() if isinstance(value, Sampling) else value
+            data[f.name] = value.to_json() if isinstance(value, Sampling | ServeSettings | RemoteSettings) else value
         return data
 
 
@@ -185,6 +209,10 @@ def _text(max_len: int, optional: bool = False, nonempty: bool = False) -> Calla
     return check
 
 
+def _flag(v: object) -> object:
+    return v if isinstance(v, bool) else _BAD
+
+
 _SAMPLING_CHECKS: dict[str, Callable[[object], object]] = {
     "temperature": _number(0.0, 2.0),
     "top_p": _number(0.01, 1.0),
@@ -192,6 +220,14 @@ _SAMPLING_CHECKS: dict[str, Callable[[object], object]] = {
     "repeat_penalty": _number(0.5, 2.0),
     "max_tokens": _integer(1, 2048),
     "seed": _integer(0, 2**32 - 1, optional=True),
+}
+
+_SERVE_CHECKS: dict[str, Callable[[object], object]] = {
+    "enabled": _flag, "port": _integer(0, 65535), "lan": _flag, "api_key": _text(200),
+}
+
+_REMOTE_CHECKS: dict[str, Callable[[object], object]] = {
+    "enabled": _flag, "url": _text(2000), "api_key": _text(500), "model": _text(200),
 }
 
 _CHECKS: dict[str, Callable[[object], object]] = {
@@ -216,6 +252,26 @@ def _warn(warnings: list[str] | None, key: str, value: object) -> None:
         warnings.append(f"The setting “{key}” had an invalid value and was reset to its default.")
 
 
+def _nested_from_json(cls: Any, data: object, checks: dict[str, Callable[[object], object]], key: str,
+                      warnings: list[str] | None) -> Any:
+    """A nested settings object from JSON; each bad or missing value falls back to its default."""
+    base = cls()
+    if not isinstance(data, dict):
+        if data is not None:
+            _warn(warnings, key, data)
+        return base
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        checked = checks[f.name](data[f.name])
+        if checked is _BAD:
+            _warn(warnings, f"{key}.{f.name}", data[f.name])
+        else:
+            values[f.name] = checked
+    return replace(base, **values)
+
+
 def settings_from_json(data: dict[str, Any], warnings: list[str] | None = None) -> Settings:
     """Build settings from a decoded JSON object, replacing each bad value by its default."""
     values: dict[str, Any] = {}
@@ -227,6 +283,8 @@ def settings_from_json(data: dict[str, Any], warnings: list[str] | None = None) 
             else:
                 values[name] = checked
     values["sampling"] = Sampling.from_json(data.get("sampling"), warnings)
+    values["serve"] = ServeSettings.from_json(data.get("serve"), warnings)
+    values["remote"] = RemoteSettings.from_json(data.get("remote"), warnings)
     known = {f.name for f in fields(Settings)} | {"version"}
     values["extra"] = {k: v for k, v in data.items() if k not in known}
     return Settings(**values)

@@ -19,6 +19,8 @@ from engine.types import Chunk, ContextOverflowError, EngineError, GenerationPar
 
 log = logging.getLogger(__name__)
 
+NO_MODEL = "No model is loaded yet. Wait for it to load, or choose one in TinyChat."
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -46,10 +48,13 @@ class Answer:
         except RuntimeError:  # the server's loop has closed: nobody is listening any more
             self.cancel.set()
 
-    def run(self, engine: Engine) -> None:
+    def run(self, engine: Engine | None) -> None:
         """The job: runs on the engine thread, after every request queued before it."""
         if self.cancel.is_set():  # the client left while this waited in the queue
             self._put(Piece(final=Chunk("", "cancelled")))
+            return
+        if engine is None:
+            self._put(Piece(refused=NO_MODEL, status=503))
             return
         refused = self._refusal(engine)
         if refused is not None:

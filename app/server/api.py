@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.server.answer import Answer, Piece
+from app.server.answer import NO_MODEL, Answer, Piece
 from app.server.engine_queue import Submit
 from app.server.openai_wire import ApiError, ApiRequest, Reply, parse_chat, parse_completion
-from engine.types import Chunk, GenerationParams, Message
+from engine.types import Chunk, EngineError, GenerationParams, Message
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,7 @@ class Api:
     def _served(self) -> ServedModel:
         served = self.hooks.model()
         if served is None:
-            raise ApiError(503, "No model is loaded yet. Wait for it to load, or choose one in TinyChat.",
-                           type_="server_error", code="model_not_loaded")
+            raise ApiError(503, NO_MODEL, type_="server_error", code="model_not_loaded")
         return served
 
     @staticmethod
@@ -167,6 +166,8 @@ class Api:
 
         def count(engine: Any) -> None:
             try:
+                if engine is None:
+                    raise EngineError(NO_MODEL)
                 n = engine.count_tokens(req.messages)
                 loop.call_soon_threadsafe(counted.set_result, n)
             except Exception as e:

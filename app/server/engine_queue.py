@@ -16,7 +16,7 @@ from engine.backend import Engine
 
 log = logging.getLogger(__name__)
 
-Job = Callable[[Engine], None]
+Job = Callable[[Engine | None], None]  # None: no model is loaded
 Submit = Callable[[Job], None]
 
 

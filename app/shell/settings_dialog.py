@@ -32,6 +32,7 @@ from app.core.model_choice import resolve_model
 from app.core.settings import CUSTOM_PRESET, MAX_SYSTEM_PROMPT, PRESETS, Sampling, Settings, preset_name_for
 from app.models.model_switcher import ModelSwitcher
 from app.models.quant_list import QuantList
+from app.shell.server_page import ServerPage
 from app.ui import panel_style, theme
 from engine.chat_format import GGUF_JINJA, format_names, get_format
 from engine.hardware import physical_cores
@@ -45,7 +46,7 @@ ENGINE_LABELS = {"auto": "Automatic", "mlx": "MLX (Apple Silicon)", "llama.cpp":
 POLICY_LABELS = {"drop-oldest": "Leave out the oldest messages (the chat goes on)",
                  "refuse": "Stop and tell me, so I can start a new chat"}
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
-PAGES = ("Model", "Chat", "Sampling", "Appearance")
+PAGES = ("Model", "Chat", "Sampling", "Appearance", "Server")
 
 
 def format_label(name: str) -> str:
@@ -97,7 +98,7 @@ class SettingsDialog(QDialog):
         self.nav.setObjectName("SettingsNav")
         self.nav.setFixedWidth(150)
         for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
-                                       self._appearance_page), strict=True):
+                                       self._appearance_page, lambda: ServerPage(self)), strict=True):
             self.nav.addItem(name)
             self.pages.addWidget(build())
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)

@@ -1,4 +1,5 @@
-"""The status bar: engine · model · quantization · chat format · speed, and the context meter."""
+"""The status bar: engine · model · quantization · chat format · speed, the local API's note, and the
+context meter."""
 
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ class StatusBar(QStatusBar):
         self.setSizeGripEnabled(False)
         self.model_label = QLabel("No model loaded", self)
         self.speed_label = QLabel(self)
+        self.server_label = QLabel(self)
         self.meter = ContextMeter(self)
         self.addWidget(self.model_label, 1)
+        self.addPermanentWidget(self.server_label)
         self.addPermanentWidget(self.speed_label)
         self.addPermanentWidget(self.meter)
 
@@ -66,6 +69,11 @@ class StatusBar(QStatusBar):
 
     def set_model_text(self, text: str) -> None:
         self.model_label.setText(text)
+
+    def set_server_note(self, text: str, url: str = "") -> None:
+        """Whether the local API is on and answering (empty: off); the tooltip gives its address."""
+        self.server_label.setText(text)
+        self.server_label.setToolTip(f"Programs on this computer can use the model at {url}" if url else "")
 
     def set_stats(self, stats: GenerationStats | None) -> None:
         if stats is None or not stats.completion_tokens:

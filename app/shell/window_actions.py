@@ -25,6 +25,7 @@ from app.models.model_dialog import ModelDialog
 from app.models.model_switcher import ModelSwitcher
 from app.models.welcome_view import GGUF_FILTER, WelcomeView
 from app.shell.about_dialog import AboutDialog
+from app.shell.server_switch import ServerSwitch
 from app.shell.settings_dialog import SettingsDialog
 from app.shell.transfer_actions import TransferActions
 from engine.models import InstalledModel, ModelManager
@@ -44,6 +45,7 @@ class WindowActions(QObject):
                                       lambda s: save_settings(s, paths.settings_path()))
         self.transfer = TransferActions(window.store, window, lambda: window.current_id, window.show_notice,
                                         window.refresh_conversations)
+        self.server = ServerSwitch(window)  # "Serve on this computer", on the window's engine thread
         self.settings_dialog: SettingsDialog | None = None
         self.model_dialog: ModelDialog | None = None
         self.welcome = WelcomeView(self.switcher, window)
@@ -108,6 +110,7 @@ class WindowActions(QObject):
     def open_settings(self, page: str = "Model") -> SettingsDialog:
         if self.settings_dialog is None:
             self.settings_dialog = SettingsDialog(self.switcher, self.window)
+            self.settings_dialog.settingsChanged.connect(self.server.apply)
         self.settings_dialog.show_page(page)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
