@@ -15,7 +15,6 @@ Prints a Markdown section for docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import threading
@@ -23,7 +22,7 @@ import time
 
 import llama_cpp
 
-from bench.workloads import history
+from bench.workloads import history, speed_arguments
 from engine.hardware import cpu_flags, physical_cores
 from engine.llamacpp_backend import LlamaCppEngine
 from engine.types import GenerationParams, LoadOptions, Message, ModelInfo
@@ -101,12 +100,7 @@ def load_and_memory(path) -> tuple[float, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", default="tinyllama")
-    ap.add_argument("--quant", default="Q4_K_M")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--tokens", type=int, default=96)
-    args = ap.parse_args()
+    args = speed_arguments(__doc__)
     path = build_cached(args.shape, args.quant)
     threads = physical_cores()
 

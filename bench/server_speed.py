@@ -13,7 +13,6 @@ Prints a Markdown section for docs/benchmarks.md.
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import threading
@@ -21,6 +20,7 @@ import time
 
 from openai import OpenAI
 
+from bench.workloads import speed_arguments
 from engine.hardware import physical_cores
 from engine.llamacpp_backend import LlamaCppEngine
 from engine.types import GenerationParams, LoadOptions, Message, ModelInfo
@@ -57,12 +57,7 @@ def through_server(client: OpenAI, model: str, tokens: int, seed: int) -> tuple[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shape", default="tinyllama")
-    ap.add_argument("--quant", default="Q4_K_M")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--tokens", type=int, default=96)
-    args = ap.parse_args()
+    args = speed_arguments(__doc__)
     path = build_cached(args.shape, args.quant)
     threads = physical_cores()
     engine = LlamaCppEngine()

@@ -1,8 +1,20 @@
-"""Conversations the benchmarks feed every engine, so their figures compare like with like."""
+"""Conversations and options the benchmarks share, so their figures compare like with like."""
 
 from __future__ import annotations
 
+import argparse
+
 from engine.types import Message
+
+
+def speed_arguments(doc: str | None) -> argparse.Namespace:
+    """The command line of a speed benchmark: model shape and level, rounds, tokens per answer."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", default="tinyllama")
+    ap.add_argument("--quant", default="Q4_K_M")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--tokens", type=int, default=96)
+    return ap.parse_args()
 
 
 def history(n_exchanges: int) -> list[Message]:
