@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
+from app.core.setting_checks import BAD, choice, flag, integer, nested_from_json, number, text, warn
 from engine.types import GenerationParams
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,26 @@ class SettingsError(Exception):
         self.detail = detail
 
 
+class _Group:
+    """A group of settings stored as one JSON object under `KEY`; each bad or missing value of it falls
+    back to its default on load."""
+
+    KEY: ClassVar[str] = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, data: object, warnings: list[str] | None = None) -> Self:
+        """Build from a decoded JSON object; each bad or missing value falls back to its default."""
+        return nested_from_json(cls, data, _GROUP_CHECKS[cls.KEY], cls.KEY, warnings)
+
+
 @dataclass(frozen=True)
-class Sampling:
+class Sampling(_Group):
     """How an answer is sampled. `max_tokens` is the number of new tokens at most."""
+
+    KEY: ClassVar[str] = "sampling"
 
     temperature: float = 0.7
     top_p: float = 0.95
@@ -67,49 +85,31 @@ class Sampling:
             stop=stop,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: object, warnings: list[str] | None = None) -> Sampling:
-        """Build from a decoded JSON object; each bad or missing value falls back to its default."""
-        return _nested_from_json(cls, data, _SAMPLING_CHECKS, "sampling", warnings)
-
 
 @dataclass(frozen=True)
-class ServeSettings:
+class ServeSettings(_Group):
     """"Serve on this computer": the OpenAI-compatible API, off by default, on 127.0.0.1 unless the user
     lets other computers in (`lan`), which needs an API key."""
+
+    KEY: ClassVar[str] = "serve"
 
     enabled: bool = False
     port: int = 8080
     lan: bool = False
     api_key: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: object, warnings: list[str] | None = None) -> ServeSettings:
-        return _nested_from_json(cls, data, _SERVE_CHECKS, "serve", warnings)
-
 
 @dataclass(frozen=True)
-class RemoteSettings:
+class RemoteSettings(_Group):
     """Answer with a model on another OpenAI-compatible server (`url` ends in /v1; `model` empty: the
     server's first) instead of one on this computer. Off unless the user turns it on."""
+
+    KEY: ClassVar[str] = "remote"
 
     enabled: bool = False
     url: str = ""
     api_key: str = ""
     model: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: object, warnings: list[str] | None = None) -> RemoteSettings:
-        return _nested_from_json(cls, data, _REMOTE_CHECKS, "remote", warnings)
 
 
 PRESETS: dict[str, Sampling] = {
@@ -165,111 +165,42 @@ class Settings:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            data[f.name] = value.to_json() if isinstance(value, Sampling | ServeSettings | RemoteSettings) else value
+            data[f.name] = value.to_json() if isinstance(value, _Group) else value
         return data
 
 
-# --- value checks: each returns the cleaned value, or _BAD -------------------------------------------
-
-_BAD = object()
-
-
-def _number(lo: float, hi: float) -> Callable[[object], object]:
-    def check(v: object) -> object:
-        if isinstance(v, bool) or not isinstance(v, int | float) or v != v:
-            return _BAD
-        return float(v) if lo <= v <= hi else _BAD
-
-    return check
-
-
-def _integer(lo: int, hi: int, optional: bool = False) -> Callable[[object], object]:
-    def check(v: object) -> object:
-        if v is None and optional:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int):
-            return _BAD
-        return v if lo <= v <= hi else _BAD
-
-    return check
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[object], object]:
-    return lambda v: v if v in options else _BAD
-
-
-def _text(max_len: int, optional: bool = False, nonempty: bool = False) -> Callable[[object], object]:
-    def check(v: object) -> object:
-        if v is None and optional:
-            return None
-        if not isinstance(v, str) or len(v) > max_len or (nonempty and not v.strip()):
-            return _BAD
-        return v
-
-    return check
-
-
-def _flag(v: object) -> object:
-    return v if isinstance(v, bool) else _BAD
-
-
 _SAMPLING_CHECKS: dict[str, Callable[[object], object]] = {
-    "temperature": _number(0.0, 2.0),
-    "top_p": _number(0.01, 1.0),
-    "top_k": _integer(0, 1000),
-    "repeat_penalty": _number(0.5, 2.0),
-    "max_tokens": _integer(1, 2048),
-    "seed": _integer(0, 2**32 - 1, optional=True),
+    "temperature": number(0.0, 2.0),
+    "top_p": number(0.01, 1.0),
+    "top_k": integer(0, 1000),
+    "repeat_penalty": number(0.5, 2.0),
+    "max_tokens": integer(1, 2048),
+    "seed": integer(0, 2**32 - 1, optional=True),
 }
 
 _SERVE_CHECKS: dict[str, Callable[[object], object]] = {
-    "enabled": _flag, "port": _integer(0, 65535), "lan": _flag, "api_key": _text(200),
+    "enabled": flag, "port": integer(0, 65535), "lan": flag, "api_key": text(200),
 }
 
 _REMOTE_CHECKS: dict[str, Callable[[object], object]] = {
-    "enabled": _flag, "url": _text(2000), "api_key": _text(500), "model": _text(200),
+    "enabled": flag, "url": text(2000), "api_key": text(500), "model": text(200),
 }
+
+_GROUP_CHECKS: dict[str, dict[str, Callable[[object], object]]] = {
+    "sampling": _SAMPLING_CHECKS, "serve": _SERVE_CHECKS, "remote": _REMOTE_CHECKS}
 
 _CHECKS: dict[str, Callable[[object], object]] = {
-    "engine": _choice(ENGINES),
-    "model_id": _text(200, nonempty=True),
-    "quant": _text(32, nonempty=True),
-    "chat_format": _text(64, optional=True, nonempty=True),
-    "system_prompt": _text(MAX_SYSTEM_PROMPT),
-    "sampling_preset": _choice((*PRESETS, CUSTOM_PRESET)),
-    "context_policy": _choice(CONTEXT_POLICIES),
-    "n_threads": _integer(1, 256, optional=True),
-    "theme": _choice(THEMES),
-    "font_size": _integer(6, 48),
+    "engine": choice(ENGINES),
+    "model_id": text(200, nonempty=True),
+    "quant": text(32, nonempty=True),
+    "chat_format": text(64, optional=True, nonempty=True),
+    "system_prompt": text(MAX_SYSTEM_PROMPT),
+    "sampling_preset": choice((*PRESETS, CUSTOM_PRESET)),
+    "context_policy": choice(CONTEXT_POLICIES),
+    "n_threads": integer(1, 256, optional=True),
+    "theme": choice(THEMES),
+    "font_size": integer(6, 48),
 }
-
-
-def _warn(warnings: list[str] | None, key: str, value: object) -> None:
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    log.warning("Setting %s has an invalid value %s; using the default", key, shown)
-    if warnings is not None:
-        warnings.append(f"The setting “{key}” had an invalid value and was reset to its default.")
-
-
-def _nested_from_json(cls: Any, data: object, checks: dict[str, Callable[[object], object]], key: str,
-                      warnings: list[str] | None) -> Any:
-    """A nested settings object from JSON; each bad or missing value falls back to its default."""
-    base = cls()
-    if not isinstance(data, dict):
-        if data is not None:
-            _warn(warnings, key, data)
-        return base
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        checked = checks[f.name](data[f.name])
-        if checked is _BAD:
-            _warn(warnings, f"{key}.{f.name}", data[f.name])
-        else:
-            values[f.name] = checked
-    return replace(base, **values)
 
 
 def settings_from_json(data: dict[str, Any], warnings: list[str] | None = None) -> Settings:
@@ -278,8 +209,8 @@ def settings_from_json(data: dict[str, Any], warnings: list[str] | None = None) 
     for name, check in _CHECKS.items():
         if name in data:
             checked = check(data[name])
-            if checked is _BAD:
-                _warn(warnings, name, data[name])
+            if checked is BAD:
+                warn(warnings, name, data[name])
             else:
                 values[name] = checked
     values["sampling"] = Sampling.from_json(data.get("sampling"), warnings)
