@@ -62,6 +62,7 @@ class ServerSwitch(QObject):
                                                want.port)
             except ListenError as e:
                 self._set_state(e.message)
+                self.window.show_notice(f"The API could not start: {e.message}")
             else:
                 log.info("API listening at %s", self.listener.url)
                 self._set_state(f"Serving at {self.listener.url}")
