@@ -44,7 +44,8 @@ def remote_model(url: str, model: str = "", api_key: str = "") -> ModelInfo:
     """The ModelInfo for `model` on the server at `url` (empty: the first model the server lists)."""
     host = urlsplit(url).netloc or url
     return ModelInfo(path=Path(), engine="remote", model_id=model, chat_format=SERVER_FORMAT,
-                     label=f"{model} at {host}" if model else f"the model at {host}", server=RemoteServer(url.rstrip("/"), api_key))
+                     label=f"{model} at {host}" if model else f"the model at {host}",
+                     server=RemoteServer(url.rstrip("/"), api_key))
 
 
 class RemoteEngine:
