@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from engine.backend import Engine
@@ -36,15 +36,18 @@ class Answer:
     """Generate `messages` on the engine thread; iterate `pieces()` on the event loop."""
 
     def __init__(self, messages: tuple[Message, ...], params: GenerationParams, n_ctx: int,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, on_end: Callable[[], None] = lambda: None) -> None:
         self.messages, self.params, self.n_ctx = messages, params, n_ctx
         self.cancel = threading.Event()  # set when the client goes away
         self._loop = loop
+        self._on_end = on_end  # called on the loop once the engine is done with this request
         self._queue: asyncio.Queue[Piece] = asyncio.Queue()
 
     def _put(self, piece: Piece) -> None:
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, piece)
+            if piece.final is not None or piece.refused is not None:
+                self._loop.call_soon_threadsafe(self._on_end)
         except RuntimeError:  # the server's loop has closed: nobody is listening any more
             self.cancel.set()
 

@@ -193,12 +193,13 @@ class Api:
         defaults = replace(self.hooks.defaults(), forget_oldest=True)  # clients resend the whole chat each time
         req = (parse_chat if chat else parse_completion)(body, defaults, served.n_ctx)
         self._check_model(req.model, served)
-        answer = Answer(req.messages, req.params, served.n_ctx, asyncio.get_running_loop())
+        # Busy from the moment it is queued until the engine is done with it, whatever the client does.
+        answer = Answer(req.messages, req.params, served.n_ctx, asyncio.get_running_loop(),
+                        on_end=lambda: self._busy(-1))
         t0 = time.perf_counter()
-        self._busy(+1)
-        streaming = False
         watcher = asyncio.ensure_future(_watch_disconnect(request, answer))
         try:
+            self._busy(+1)
             self.hooks.submit(answer.run)
             pieces = answer.pieces()
             first = await anext(pieces)
@@ -211,15 +212,12 @@ class Api:
             if not req.stream:
                 return await self._whole(req, reply, first, pieces, t0)
             watcher.cancel()  # from here on sse-starlette watches the connection
-            streaming = True
             return EventSourceResponse(self._stream(req, reply, first, pieces, answer, t0), sep="\n", ping=15)
         except asyncio.CancelledError:
             answer.cancel.set()
             raise
         finally:
             watcher.cancel()
-            if not streaming:  # a stream is released when it ends
-                self._busy(-1)
 
     async def _whole(self, req: ApiRequest, reply: Reply, first: Piece, pieces: AsyncIterator[Piece],
                      t0: float) -> Response:
@@ -263,7 +261,6 @@ class Api:
             answer.cancel.set()  # a no-op once the answer is complete; stops the engine if the client left
             if final is None:
                 log.info("client left during a streamed answer after %.2f s", time.perf_counter() - t0)
-            self._busy(-1)
 
     def _finished(self, req: ApiRequest, text: str, final: Chunk, t0: float) -> None:
         s = final.stats
