@@ -23,7 +23,7 @@ import time
 import llama_cpp
 
 from bench.workloads import history, speed_arguments
-from engine.hardware import cpu_flags, physical_cores
+from engine.hardware import cpu_flags
 from engine.llamacpp_backend import LlamaCppEngine
 from engine.types import GenerationParams, LoadOptions, Message, ModelInfo
 from tests.fixtures.gguf_model import build_cached
@@ -102,7 +102,7 @@ def load_and_memory(path) -> tuple[float, int]:
 def main() -> None:
     args = speed_arguments(__doc__)
     path = build_cached(args.shape, args.quant)
-    threads = physical_cores()
+    threads = args.threads
 
     messages = [Message("user", "Write a long story about python code. " * 12)]
     rows: dict[str, list[float]] = {"raw_pp": [], "raw_tg": [], "our_pp": [], "our_tg": []}
@@ -128,7 +128,7 @@ def main() -> None:
     size = path.stat().st_size
 
     print(f"## Engine speed — llama.cpp ({args.shape} shape, {args.quant})\n")
-    print(f"Machine: {platform.machine()}, {threads} physical cores, CPU flags {' '.join(cpu_flags())}; "
+    print(f"Machine: {platform.machine()}, {threads} threads, CPU flags {' '.join(cpu_flags())}; "
           f"llama-cpp-python {llama_cpp.__version__}; {args.rounds} interleaved rounds, medians; "
           f"prompt {len(prompt)} tokens, {args.tokens} generated tokens.\n")
     print("| measure | raw llama-cpp-python | TinyChat engine | ratio | target |")

@@ -59,7 +59,7 @@ def through_server(client: OpenAI, model: str, tokens: int, seed: int) -> tuple[
 def main() -> None:
     args = speed_arguments(__doc__)
     path = build_cached(args.shape, args.quant)
-    threads = physical_cores()
+    threads = args.threads
     engine = LlamaCppEngine()
     engine.load(ModelInfo(path=path), LoadOptions(n_threads=threads))
     served = start_tinychat(path, "--threads", str(threads))
@@ -78,7 +78,8 @@ def main() -> None:
     ttft_in, ttft_srv = (statistics.median(x[1] for x in xs) for xs in (ours, server))
     same = all(a[2] == b[2] for a, b in zip(ours, server, strict=True))
     print(f"## Local server ({args.shape} shape, {args.quant})\n")
-    print(f"Machine: {platform.machine()}, {threads} physical cores; {args.rounds} interleaved rounds, medians; "
+    print(f"Machine: {platform.machine()}, {physical_cores()} physical cores, {threads} thread(s) per engine; "
+          f"{args.rounds} interleaved rounds, medians; "
           f"{args.tokens} tokens per answer (same seeds on both sides: same lengths {'yes' if same else 'NO'}).\n")
     print("| measure | in-process engine | through `tinychat serve` | ratio | target |")
     print("|---|---|---|---|---|")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.hardware import physical_cores
 from engine.types import Message
 
 
@@ -14,6 +15,8 @@ def speed_arguments(doc: str | None) -> argparse.Namespace:
     ap.add_argument("--quant", default="Q4_K_M")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--tokens", type=int, default=96)
+    ap.add_argument("--threads", type=int, default=physical_cores(),
+                    help="CPU threads per engine (default: physical cores; 1 is steadier on a busy machine)")
     return ap.parse_args()
 
 
