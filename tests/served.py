@@ -55,7 +55,8 @@ class Served:
             shutil.rmtree(self.home, ignore_errors=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -89,7 +90,7 @@ def start_tinychat(model: Path, *args: str, home: Path | None = None) -> Served:
 
 def start_llama_cpp(model: Path) -> Served:
     """llama-cpp-python's server on the same model, with the ChatML format and TinyChat's context."""
-    port = _free_port()
+    port = free_port()
     home = Path(tempfile.mkdtemp(prefix="llama-cpp-server-"))
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                              "--port", str(port), "--n_ctx", "2048", "--chat_format", "chatml", "--n_threads", "1",

@@ -16,7 +16,7 @@ from app.shell.server_switch import ServerSwitch
 from app.shell.window_actions import install
 from tests.fixtures.gguf_model import build_cached
 from tests.gui_support import SCRIPT, PacedEngine, close_window, open_window, scripted_model, send, wait_idle
-from tests.served import _free_port, started
+from tests.served import free_port, started
 
 SERVING = Settings(serve=ServeSettings(enabled=True, port=0))
 
@@ -76,7 +76,7 @@ def test_the_settings_page_turns_the_api_on_and_off(qtbot, tmp_path, monkeypatch
     try:
         assert actions.server.listener is None and window.status.server_label.text() == ""
         page = actions.open_settings("Server").pages.widget(4)
-        page.port_box.setValue(_free_port())
+        page.port_box.setValue(free_port())
         page.serve_box.setChecked(True)
         assert actions.server.listener is not None
         assert page.serve_state.text() == f"Serving at {actions.server.listener.url}"

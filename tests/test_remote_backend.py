@@ -12,11 +12,11 @@ import pytest
 from engine.remote_backend import FORMAT_NOTE, RemoteEngine, remote_model
 from engine.types import EngineError, GenerationParams, LoadOptions, Message, ModelFileError
 from tests.fixtures.gguf_model import build_cached
-from tests.served import _free_port, start_tinychat, started
+from tests.served import free_port, start_tinychat, started
 
 
 def test_a_server_that_is_not_there_is_a_plain_error_naming_its_address():
-    port = _free_port()
+    port = free_port()
     with pytest.raises(EngineError) as e:
         RemoteEngine().load(remote_model(f"http://127.0.0.1:{port}/v1"), LoadOptions())
     assert f"could not reach the server at 127.0.0.1:{port}" in e.value.message
