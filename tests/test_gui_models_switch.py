@@ -58,7 +58,7 @@ def test_picking_an_installed_level_reloads_and_the_next_answer_is_recorded_with
     same_conv, second = ask(app, qtbot, conv, "and again")
     assert same_conv == conv
     assert (second.content, second.quant) == (SCRIPT_TEXT, "Q8_0")
-    branch = app.core.store.active_branch(conv)
+    branch = app.store.active_branch(conv)
     assert [(m.role, m.quant) for m in branch] == [("user", None), ("assistant", "Q4_K_M"),
                                                    ("user", None), ("assistant", "Q8_0")]
     assert app.settings_on_disk().quant == "Q8_0"
