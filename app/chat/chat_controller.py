@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.background.engine_worker import ContextUsage, EngineThread, GenerationResult, LoadedModel
 from app.chat.message_widget import MessageView
@@ -67,13 +67,12 @@ class ChatController(QObject):
         self.forgotten: dict[str, set[str]] = {}  # conversation → messages left out of the last prompt
         self._count_targets: dict[int, tuple[str, list[str | None]]] = {}
         self._closed = False
-        w = engine.worker
-        w.loadStarted.connect(self._on_load_started)
-        w.loaded.connect(self._on_loaded)
-        w.loadFailed.connect(self._on_load_failed)
-        w.chunk.connect(self._on_chunk)
-        w.finished.connect(self._on_finished)
-        w.usage.connect(self._on_usage)
+        engine.loadStarted.connect(self._on_load_started)
+        engine.loaded.connect(self._on_loaded)
+        engine.loadFailed.connect(self._on_load_failed)
+        engine.chunk.connect(self._on_chunk)
+        engine.finished.connect(self._on_finished)
+        engine.usage.connect(self._on_usage)
 
     # ------------------------------------------------------------------ model
     def load_model(self, model: ModelInfo | None, missing_reason: str = "") -> None:
@@ -372,10 +371,9 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Stop any answer, join the engine thread, and make sure the partial answer is on disk."""
         self._closed = True
+        # Delivers the stopped answer's last chunks and its result before it returns, so the answer is
+        # finalised with its stats exactly as if the user had pressed Stop.
         self.engine.shutdown()
-        # The worker's last chunk and its "finished" were queued to us before it quit: deliver them now,
-        # so the answer is finalised with its stats exactly as if the user had pressed Stop.
-        QCoreApplication.sendPostedEvents(self, 0)
         gen, self.active = self.active, None
         if gen is not None:
             try:

@@ -97,8 +97,7 @@ class ModelDialog(QDialog):
         lay.addWidget(self.tree, 1)
         lay.addLayout(bottom)
 
-        w = self.downloads.worker
-        w.progress.connect(self._on_progress)
+        self.downloads.progress.connect(self._on_progress)
         self.downloads.jobFinished.connect(self._on_finished)
         switcher.switched.connect(self._on_switched)
         switcher.controller.modelStateChanged.connect(self._on_model_state)
