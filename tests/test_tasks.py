@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from concurrent.futures import Future
 
 import pytest
@@ -82,6 +84,45 @@ def test_a_failing_task_hands_its_exception_to_on_done_and_the_thread_keeps_work
     with pytest.raises(ValueError, match="a bug"):
         outcomes[0].result()
     assert outcomes[1].result() == "still here"
+
+
+class Engine:
+    """Stands for what a real task's frames and callbacks hold (an engine, a window)."""
+
+
+def test_a_failed_task_leaves_no_reference_cycle_behind(qtbot, tasks):
+    # With the collector off, only plain reference counting can free the engine: any cycle through the
+    # future, its traceback or the task's callbacks would keep it (and in the app, whole windows) alive.
+    gc.disable()
+    try:
+        engine = Engine()
+        seen: list[type[BaseException] | None] = []
+
+        def broken(_task: Task[None], held: Engine = engine) -> None:
+            raise ValueError("a bug")
+
+        task = tasks.submit(broken, lambda f, held=engine: seen.append(type(f.exception())))
+        alive = weakref.ref(engine)
+        del engine, broken, task
+        qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)
+        assert seen == [ValueError]
+        assert alive() is None
+    finally:
+        gc.enable()
+
+
+def test_a_delivered_task_lets_go_of_its_function_and_callbacks(qtbot, tasks):
+    # A handle kept after the result (as EngineThread keeps the running answer's, for Stop) must not
+    # keep what the callbacks reach alive through a cycle back to its keeper.
+    engine = Engine()
+    done: list[str] = []
+    task = tasks.submit(lambda _t, held=engine: "ok", lambda f, held=engine: done.append(f.result()),
+                        lambda _v, held=engine: None)
+    alive = weakref.ref(engine)
+    del engine
+    qtbot.waitUntil(lambda: bool(done), timeout=WAIT_MS)
+    assert done == ["ok"] and task.future.result() == "ok"
+    assert alive() is None
 
 
 def test_shutdown_cancels_cleans_up_on_the_thread_and_delivers_every_result_before_it_returns(qtbot):

@@ -151,21 +151,22 @@ class DownloadThread(QObject):
 
 
 def _outcome(job: DownloadJob, future: Future[JobResult]) -> JobResult:
-    """How `job` ended, with a sentence for the user when it did not succeed; details go to the log."""
+    """How `job` ended, with a sentence for the user when it did not succeed; details go to the log.
+    A failure is read with future.exception(), not re-raised, so no frame of ours joins its traceback."""
     if future.cancelled():
         return JobResult(job, "cancelled", "Cancelled before it started.")
-    try:
+    e = future.exception()
+    if e is None:
         return future.result()
-    except DownloadCancelled as e:
+    if isinstance(e, DownloadCancelled):
         log.info("%s %s cancelled", job.kind, job.key)
         return JobResult(job, "cancelled", e.message)
-    except EngineError as e:  # DownloadError, ModelFileError, CatalogError: all carry a sentence
+    if isinstance(e, EngineError):  # DownloadError, ModelFileError, CatalogError: all carry a sentence
         log.warning("%s %s failed: %s (%s)", job.kind, job.key, e.message, e.detail)
         return JobResult(job, "failed", e.message)
-    except OSError as e:
-        log.exception("%s %s failed", job.kind, job.key)
+    if isinstance(e, OSError):
+        log.error("%s %s failed", job.kind, job.key, exc_info=e)
         return JobResult(job, "failed", f"TinyChat could not read or write a model file ({e.strerror or e}). "
                                         "Check the disk and try again.")
-    except Exception:  # the user gets a sentence, the log the trace
-        log.exception("unexpected error in %s %s", job.kind, job.key)
-        return JobResult(job, "failed", "Something unexpected went wrong. Details are in the log file.")
+    log.error("unexpected error in %s %s", job.kind, job.key, exc_info=e)  # the user gets a sentence
+    return JobResult(job, "failed", "Something unexpected went wrong. Details are in the log file.")

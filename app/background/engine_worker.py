@@ -181,37 +181,34 @@ class EngineThread(QObject):
         final chunks and result). True if the thread ended."""
         return self.tasks.shutdown(cleanup=self._worker.unload)
 
+    # The handlers read a failure with future.exception() rather than re-raising it: a re-raised
+    # exception would add this frame to its traceback, and the future and the frame would hold each other.
     def _on_loaded(self, model: ModelInfo, future: Future[LoadedModel]) -> None:
         if future.cancelled():  # shut down before it began
             return
-        try:
-            loaded = future.result()
-        except EngineError as e:
-            log.warning("model load failed: %s (%s)", e.message, e.detail)
-            self.loadFailed.emit(e.message)
-            return
-        except Exception:  # the user gets a sentence, the log the trace
-            log.exception("unexpected error while loading %s", model.path)
+        error = future.exception()
+        if isinstance(error, EngineError):
+            log.warning("model load failed: %s (%s)", error.message, error.detail)
+            self.loadFailed.emit(error.message)
+        elif error is not None:  # the user gets a sentence, the log the trace
+            log.error("unexpected error while loading %s", model.path, exc_info=error)
             self.loadFailed.emit(UNEXPECTED_LOAD_ERROR)
-            return
-        self.loaded.emit(loaded)
+        else:
+            self.loaded.emit(future.result())
 
     def _on_generated(self, request_id: int, future: Future[GenerationResult]) -> None:
         if future.cancelled():  # stopped before it began
-            result = GenerationResult(request_id, "cancelled", None)
+            self.finished.emit(GenerationResult(request_id, "cancelled", None))
+        elif (error := future.exception()) is not None:
+            log.error("generation raised", exc_info=error)
+            self.finished.emit(GenerationResult(request_id, "error", None, UNEXPECTED_GENERATION_ERROR))
         else:
-            try:
-                result = future.result()
-            except Exception:
-                log.exception("generation raised")
-                result = GenerationResult(request_id, "error", None, UNEXPECTED_GENERATION_ERROR)
-        self.finished.emit(result)
+            self.finished.emit(future.result())
 
     def _on_counted(self, future: Future[ContextUsage | None]) -> None:
-        try:
-            usage = None if future.cancelled() else future.result()
-        except Exception:
-            log.exception("token count failed")
+        if future.cancelled():
             return
-        if usage is not None:
+        if (error := future.exception()) is not None:
+            log.error("token count failed", exc_info=error)
+        elif (usage := future.result()) is not None:
             self.usage.emit(usage)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Generic, TypeVar
@@ -29,11 +30,16 @@ T = TypeVar("T")
 
 
 class Task(Generic[T]):
-    """One submitted function: its cancel Event, its future, and its way to report progress."""
+    """One submitted function: its cancel Event, its future, and its way to report progress.
 
-    def __init__(self, owner: TaskThread, fn: Callable[[Task[T]], T],
-                 on_done: Callable[[Future[T]], None] | None,
-                 on_progress: Callable[[Any], None] | None) -> None:
+    Once its result is delivered a task lets go of its function, callbacks and owner, so no reference
+    cycle through it keeps Qt objects (or, through a traceback, a whole window) alive until the garbage
+    collector frees them at some random later moment.
+    """
+
+    def __init__(self, owner: TaskThread | None, fn: Callable[[Task[T]], T] | None,
+                 on_done: Callable[[Future[T]], None] | None = None,
+                 on_progress: Callable[[Any], None] | None = None) -> None:
         self.cancel_event = threading.Event()
         self.future: Future[T] = Future()
         self._owner = owner
@@ -48,19 +54,47 @@ class Task(Generic[T]):
 
     def report(self, value: Any) -> None:
         """Called by the task's function on the background thread: `on_progress(value)` runs on the GUI thread."""
-        if self._on_progress is not None:
-            self._owner._progressed.emit(self, value)
+        owner = self._owner
+        if owner is not None and self._on_progress is not None:
+            owner._progressed.emit(self, value)
 
     def _run(self) -> None:
-        """On the background thread: run the function unless it was cancelled first, then send the result."""
-        if self.future.set_running_or_notify_cancel():
+        """On the background thread: run the function unless it was cancelled first."""
+        fn, self._fn = self._fn, None
+        if fn is not None and self.future.set_running_or_notify_cancel():
             try:
-                self.future.set_result(self._fn(self))
+                self.future.set_result(fn(self))
             except Exception as e:  # a bug must not end the thread: the future carries it to on_done
                 if self._on_done is None:
                     log.exception("background task failed")
                 self.future.set_exception(e)
-        self._owner._finished.emit(self)
+
+    def _sent(self) -> None:
+        """On the background thread, after `_run` returned: hand the result to the GUI thread."""
+        error = self.future.exception() if self.future.done() and not self.future.cancelled() else None
+        _clear_frames(error)
+        if self._owner is not None:
+            self._owner._finished.emit(self)
+
+    def _delivered(self) -> None:
+        """On the GUI thread: call on_done, then let go of everything that could form a cycle."""
+        on_done = self._on_done
+        self._owner = self._on_done = self._on_progress = None
+        if on_done is not None:
+            on_done(self.future)
+
+
+def _clear_frames(error: BaseException | None) -> None:
+    """Drop the variables of every frame in `error`'s tracebacks (its causes too): they hold the task and
+    its callbacks, and a traceback only needs file and line to be logged."""
+    seen: set[int] = set()
+    chain = [error]
+    while chain:
+        e = chain.pop()
+        if e is not None and id(e) not in seen:
+            seen.add(id(e))
+            traceback.clear_frames(e.__traceback__)
+            chain += [e.__cause__, e.__context__]
 
 
 class _Runner(QObject):
@@ -78,6 +112,9 @@ class _Runner(QObject):
             QThread.currentThread().quit()
         else:
             task._run()
+            task._sent()
+            # A failure's traceback reaches this frame (through the frames' callers): let it not hold the task.
+            del task
 
 
 class TaskThread(QObject):
@@ -111,18 +148,15 @@ class TaskThread(QObject):
                on_progress: Callable[[Any], None] | None = None) -> Task[T]:
         """Queue `fn(task)` behind every task submitted before it. After `shutdown` nothing runs: the task
         comes back cancelled and `on_done` is never called."""
-        task = Task(self, fn, on_done, on_progress)
         if self._closed:
+            task: Task[T] = Task(None, None)
             task.cancel()
             return task
+        task = Task(self, fn, on_done, on_progress)
         self.start()
         self._pending.append(task)
         self._runner.run.emit(task)
         return task
-
-    def pending(self) -> int:
-        """How many submitted tasks have not delivered their result yet."""
-        return len(self._pending)
 
     def cancel_all(self) -> None:
         """Cancel every task that is queued or running."""
@@ -139,7 +173,7 @@ class TaskThread(QObject):
             return True
         self.cancel_all()
         if cleanup is not None:
-            self._runner.run.emit(Task(self, lambda _task: cleanup(), None, None))
+            self._runner.run.emit(Task(self, lambda _task: cleanup()))
         self._runner.run.emit(None)
         ended = self.qthread.wait(wait_ms)
         if not ended:
@@ -156,5 +190,4 @@ class TaskThread(QObject):
     def _deliver_done(self, task: Task[Any]) -> None:
         if task in self._pending:
             self._pending.remove(task)
-        if task._on_done is not None:
-            task._on_done(task.future)
+        task._delivered()
