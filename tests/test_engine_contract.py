@@ -1,4 +1,4 @@
-"""The Engine contract (DESIGN.md §3), proven on every backend with generated models."""
+"""The Engine contract (the `Engine` protocol in engine/backend.py), proven on every backend with generated models."""
 
 from __future__ import annotations
 

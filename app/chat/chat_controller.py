@@ -9,7 +9,7 @@ generated; the answer exists in the store as `partial` from its first moment.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -41,7 +41,6 @@ class _ModelState:
     state: str = "none"  # none | loading | ready | failed
     text: str = "No model loaded."
     loaded: LoadedModel | None = None
-    _waiting: list[str] = field(default_factory=list)
 
 
 class ChatController(QObject):
@@ -113,15 +112,6 @@ class ChatController(QObject):
         return self.active is not None
 
     # ---------------------------------------------------------------- actions
-    def new_conversation(self) -> str | None:
-        try:
-            conv = self.store.create_conversation()
-        except StoreError as e:
-            self.notice.emit(e.message)
-            return None
-        self.conversationsChanged.emit()
-        return conv.id
-
     def send(self, conversation_id: str | None, text: str) -> str | None:
         """Commit the user's message, then start the answer. Returns the conversation id, or None when
         the message was not accepted (the caller keeps the text so nothing typed is lost)."""
@@ -289,8 +279,6 @@ class ChatController(QObject):
         self.active = None
         status = {"stop": "complete", "length": "complete", "cancelled": "partial"}.get(result.finish_reason, "error")
         if status == "error" and not result.error:
-            status = "partial"
-        if result.finish_reason == "error" and gen.writer.text and not result.error:
             status = "partial"
         try:
             final = gen.writer.finish(status, result.stats, error=result.error)

@@ -71,8 +71,7 @@ class WindowActions(QObject):
         export_menu.addAction(self.export_current_action)
         export_menu.addAction(self._action("All chats…", None, self.transfer.export_all))
         self.import_conversations_action = self._action("&Import conversations…", None, self.transfer.import_file)
-        for action in (self.search_action,):
-            file_menu.insertAction(first, action)
+        file_menu.insertAction(first, self.search_action)
         file_menu.insertSeparator(first)
         file_menu.insertMenu(first, export_menu)
         file_menu.insertAction(first, self.import_conversations_action)
