@@ -13,7 +13,6 @@ from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -27,7 +26,7 @@ from app.background.download_worker import DownloadJob, JobProgress, JobResult
 from app.models.download_panel import describe
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.models.model_table import ModelTable
-from app.models.welcome_view import GGUF_FILTER
+from app.models.welcome_view import choose_gguf_file
 from app.ui import panel_style, theme
 from engine.catalog import CatalogEntry
 from engine.download import free_bytes, human
@@ -229,9 +228,9 @@ class ModelDialog(QDialog):
 
     @Slot()
     def _choose_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model file", str(Path.home()), GGUF_FILTER)
-        if path:
-            self.import_file(Path(path))
+        path = choose_gguf_file(self, "Import a GGUF model file")
+        if path is not None:
+            self.import_file(path)
 
     def import_file(self, path: Path) -> None:
         """Validate and copy `path` into the models folder (on the download thread)."""
