@@ -1,6 +1,6 @@
-"""The Engine contract (DESIGN.md §3), proven on every backend with generated models: ours, and models
-shaped like the published TinyLlama v0.4 files (tests/engine_backends.py). Tests of what does not
-depend on the model's vocab (missing or damaged files, cancelling mid-prompt) run on ours only."""
+"""The Engine contract (the `Engine` protocol in engine/backend.py), proven on every backend with generated
+models: ours, and models shaped like the published TinyLlama v0.4 files (tests/engine_backends.py). Tests of
+what does not depend on the model's vocab (missing or damaged files, cancelling mid-prompt) run on ours only."""
 
 from __future__ import annotations
 

@@ -161,7 +161,7 @@ def test_quitting_during_generation_saves_the_partial_answer_and_exits_cleanly(q
     w = open_window(qtbot, home, scripted_model(), engine_factory=PacedEngine)
     send(qtbot, w, "Keep talking", wait=False)
     qtbot.waitUntil(lambda: w.controller.active is not None and len(w.controller.active.writer.text) >= 3)
-    thread: QThread = w.engine.thread
+    thread: QThread = w.engine.tasks.qthread
     qtbot.keyClick(w, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Q
     assert not w.isVisible()
     assert thread.isFinished()

@@ -9,9 +9,9 @@ generated; the answer exists in the store as `partial` from its first moment.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.background.engine_worker import ContextUsage, EngineThread, GenerationResult, LoadedModel
 from app.chat.message_widget import MessageView
@@ -41,7 +41,6 @@ class _ModelState:
     state: str = "none"  # none | loading | ready | failed
     text: str = "No model loaded."
     loaded: LoadedModel | None = None
-    _waiting: list[str] = field(default_factory=list)
 
 
 class ChatController(QObject):
@@ -67,13 +66,12 @@ class ChatController(QObject):
         self.forgotten: dict[str, set[str]] = {}  # conversation → messages left out of the last prompt
         self._count_targets: dict[int, tuple[str, list[str | None]]] = {}
         self._closed = False
-        w = engine.worker
-        w.loadStarted.connect(self._on_load_started)
-        w.loaded.connect(self._on_loaded)
-        w.loadFailed.connect(self._on_load_failed)
-        w.chunk.connect(self._on_chunk)
-        w.finished.connect(self._on_finished)
-        w.usage.connect(self._on_usage)
+        engine.loadStarted.connect(self._on_load_started)
+        engine.loaded.connect(self._on_loaded)
+        engine.loadFailed.connect(self._on_load_failed)
+        engine.chunk.connect(self._on_chunk)
+        engine.finished.connect(self._on_finished)
+        engine.usage.connect(self._on_usage)
 
     # ------------------------------------------------------------------ model
     def load_model(self, model: ModelInfo | None, missing_reason: str = "") -> None:
@@ -114,15 +112,6 @@ class ChatController(QObject):
         return self.active is not None
 
     # ---------------------------------------------------------------- actions
-    def new_conversation(self) -> str | None:
-        try:
-            conv = self.store.create_conversation()
-        except StoreError as e:
-            self.notice.emit(e.message)
-            return None
-        self.conversationsChanged.emit()
-        return conv.id
-
     def send(self, conversation_id: str | None, text: str) -> str | None:
         """Commit the user's message, then start the answer. Returns the conversation id, or None when
         the message was not accepted (the caller keeps the text so nothing typed is lost)."""
@@ -291,8 +280,6 @@ class ChatController(QObject):
         status = {"stop": "complete", "length": "complete", "cancelled": "partial"}.get(result.finish_reason, "error")
         if status == "error" and not result.error:
             status = "partial"
-        if result.finish_reason == "error" and gen.writer.text and not result.error:
-            status = "partial"
         try:
             final = gen.writer.finish(status, result.stats, error=result.error)
         except StoreError as e:
@@ -372,10 +359,9 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Stop any answer, join the engine thread, and make sure the partial answer is on disk."""
         self._closed = True
+        # Delivers the stopped answer's last chunks and its result before it returns, so the answer is
+        # finalised with its stats exactly as if the user had pressed Stop.
         self.engine.shutdown()
-        # The worker's last chunk and its "finished" were queued to us before it quit: deliver them now,
-        # so the answer is finalised with its stats exactly as if the user had pressed Stop.
-        QCoreApplication.sendPostedEvents(self, 0)
         gen, self.active = self.active, None
         if gen is not None:
             try:
