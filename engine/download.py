@@ -14,6 +14,7 @@ back-off, and only a verified file is moved into place with `os.replace`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -78,34 +79,21 @@ def _expected_digest(remote: RemoteFile) -> str | None:
 
 
 def _dropped(detail: str) -> DownloadError:
-    return DownloadError(
-        "The connection to the Hub kept dropping. Check your connection and try again; the download will "
-        "continue where it stopped.",
-        detail,
-    )
+    return DownloadError("The connection to the Hub kept dropping. Check your connection and try again; the "
+                         "download will continue where it stopped.", detail)
 
 
 def _disk_full(exc: OSError, name: str, have: int) -> DownloadError:
-    return DownloadError(
-        f"The disk filled up while downloading {name}. Free some space and try again: the "
-        f"{human(have)} already downloaded are kept and the download will continue from there.",
-        repr(exc),
-    )
+    return DownloadError(f"The disk filled up while downloading {name}. Free some space and try again: the "
+                         f"{human(have)} already downloaded are kept and the download will continue from there.",
+                         repr(exc))
 
 
 class _FileTransfer:
     """Download one remote file into `<dest>/<name>.part`, verify it, move it to `<dest>/<name>`."""
 
-    def __init__(
-        self,
-        session: HubSession,
-        repo: str,
-        remote: RemoteFile,
-        dest_dir: Path,
-        meter: Meter,
-        cancel: threading.Event,
-        settings: TransferSettings,
-    ) -> None:
+    def __init__(self, session: HubSession, repo: str, remote: RemoteFile, dest_dir: Path, meter: Meter,
+                 cancel: threading.Event, settings: TransferSettings) -> None:
         self.session, self.repo, self.remote = session, repo, remote
         self.meter, self.cancel, self.settings = meter, cancel, settings
         self.final = dest_dir / remote.name
@@ -140,7 +128,7 @@ class _FileTransfer:
         return self._verify_and_place()
 
     def _have(self) -> int:
-        return self.part.stat().st_size
+        return self.part.stat().st_size if self.part.exists() else 0
 
     def _final_is_good(self) -> bool:
         """A final file was verified before it was moved into place; re-check it anyway (an interrupted
@@ -166,9 +154,7 @@ class _FileTransfer:
     def _resume_hash(self) -> None:
         """Hash the bytes a previous attempt (maybe a previous process) left in the part file."""
         self.hasher = _new_hash(self.remote)
-        if not self.part.exists():
-            self.part.touch()
-        elif self._have() > self.remote.size:
+        if self._have() > self.remote.size:
             log.warning("part file %s is larger than the remote file; starting over", self.part)
             self.part.write_bytes(b"")
         elif self._have():
@@ -246,7 +232,7 @@ class _FileTransfer:
 
     def _verify_and_place(self) -> Path:
         self.meter.report("verifying", self.remote.name, force=True)
-        with self.part.open("rb+") as f:
+        with self.part.open("ab+") as f:  # "a": an empty remote file never created its part
             os.fsync(f.fileno())
         digest = self.hasher.hexdigest()
         expected = _expected_digest(self.remote)
@@ -331,9 +317,24 @@ def download_snapshot(
         )
     meter = Meter(progress, snapshot.total_size, settings.report_interval_s)
     placed: dict[str, Path] = {}
-    # Smallest first: a job interrupted late leaves only the big file to resume.
-    for remote in sorted(snapshot.files, key=lambda f: f.size):
-        placed[remote.name] = _FileTransfer(
-            session, snapshot.repo, remote, dest_dir, meter, cancel, settings
-        ).run()
+    try:
+        # Smallest first: a job interrupted late leaves only the big file to resume.
+        for remote in sorted(snapshot.files, key=lambda f: f.size):
+            placed[remote.name] = _FileTransfer(
+                session, snapshot.repo, remote, dest_dir, meter, cancel, settings
+            ).run()
+    except BaseException:
+        _drop_empty_leftovers(dest_dir)
+        raise
     return placed
+
+
+def _drop_empty_leftovers(dest_dir: Path) -> None:
+    """After a failed job, remove what holds nothing to resume: empty part files, then an empty folder
+    (otherwise the Models window would list a 0-byte "partial download")."""
+    for part in dest_dir.glob("*" + PART_SUFFIX):
+        with contextlib.suppress(OSError):
+            if part.stat().st_size == 0:
+                part.unlink()
+    with contextlib.suppress(OSError):
+        dest_dir.rmdir()  # only succeeds when nothing is left in it
