@@ -14,6 +14,7 @@ It runs in the child process engine/validate.py starts, so even a bug here canno
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -146,13 +147,14 @@ def _read_value(r: _Reader, vtype: int, key: str, h: GgufHeader) -> None:
             r.skip(r.scalar("<Q"))
 
 
-def _tensor_info(r: _Reader, h: GgufHeader) -> tuple[str, tuple[int, ...], int, int]:
+def _tensor_info(r: _Reader, seen: set[bytes]) -> tuple[str, tuple[int, ...], int, int]:
     raw = r.raw_string()
     name = raw.decode("utf-8", "replace")
     if not raw or len(raw) >= MAX_NAME:
         raise corrupt(f"a tensor name is {len(raw)} bytes long")
-    if name in h.tensors:
+    if raw in seen:
         raise corrupt(f"tensor {name!r} appears twice")
+    seen.add(raw)
     n_dims = r.scalar("<I")
     if not 1 <= n_dims <= MAX_DIMS:
         raise corrupt(f"tensor {name!r} has {n_dims} dimensions")
@@ -165,14 +167,11 @@ def tensor_bytes(name: str, dims: tuple[int, ...], ggml_type: int) -> int:
     if ggml_type not in TENSOR_TYPES:
         raise GgufProblem(f"Tensor {name!r} has a data type ({ggml_type}) this version of TinyChat cannot run.")
     _, block, type_size = TENSOR_TYPES[ggml_type]
-    if any(d < 1 or d > 1 << 40 for d in dims):
+    if any(d < 1 for d in dims) or math.prod(dims) > 1 << 40:  # gguf.cpp refuses element counts that overflow
         raise corrupt(f"tensor {name!r} has shape {list(dims)}")
     if dims[0] % block:
         raise corrupt(f"tensor {name!r} rows do not fit its quantization blocks")
-    n = 1
-    for d in dims:
-        n *= d
-    return n // block * type_size
+    return math.prod(dims) // block * type_size
 
 
 def read_header(path: Path) -> GgufHeader:
@@ -203,7 +202,8 @@ def read_header(path: Path) -> GgufHeader:
             if key in h.types:
                 raise corrupt(f"metadata {key!r} appears twice")
             _read_value(r, r.scalar("<I"), key, h)
-        infos = [_tensor_info(r, h) for _ in range(n_tensors)]
+        seen: set[bytes] = set()
+        infos = [_tensor_info(r, seen) for _ in range(n_tensors)]
         if "general.alignment" in h.types:
             h.alignment = h.metadata.get("general.alignment", 0) if h.types["general.alignment"] == U32 else 0
         if h.alignment <= 0 or h.alignment & (h.alignment - 1) or h.alignment > 1 << 16:

@@ -84,17 +84,21 @@ KEY_TYPES: dict[str, int] = {
 
 
 def _implausible(key: str, value: Any) -> GgufProblem:
-    return GgufProblem(f"The model's metadata is implausible ({key} = {value!r}).")
+    shown = f"{value:g}" if isinstance(value, float) else repr(value)
+    return GgufProblem(f"The model's metadata is implausible ({key} = {shown}).")
 
 
 def _check_types(h: GgufHeader) -> None:
+    for key in ("feed_forward_length", "attention.head_count", "attention.head_count_kv", "expert_used_count"):
+        if f"llama.{key}" in h.arrays:  # llama.cpp allows per-layer values here; no TinyLlama-like model uses them
+            raise GgufProblem(f"The model sets llama.{key} per layer; TinyChat runs models with one value for all.")
     if "split.count" in h.types and (h.types["split.count"] != U16 or h.metadata["split.count"] != 1):
         raise GgufProblem("This model is split over several files; TinyChat loads single-file models only.")
     for key, want in KEY_TYPES.items():
         have = h.types.get(key)
         if have is not None and have != want:
-            raise GgufProblem(f"The model's metadata is damaged: {key} is a {TYPE_NAMES[have]}, "
-                              f"where llama.cpp needs a {TYPE_NAMES[want]}.")
+            raise GgufProblem(f"The model's metadata is damaged: {key} is stored as {TYPE_NAMES[have]}, "
+                              f"where llama.cpp needs {TYPE_NAMES[want]}.")
 
 
 def _int(h: GgufHeader, key: str, lo: int, hi: int, default: int | None = None) -> int:
@@ -116,9 +120,6 @@ def _float(h: GgufHeader, key: str, lo: float, hi: float, default: float | None 
 
 
 def _hyper_parameters(h: GgufHeader) -> dict[str, int]:
-    for key in ("feed_forward_length", "attention.head_count", "attention.head_count_kv", "expert_used_count"):
-        if f"llama.{key}" in h.arrays:
-            raise GgufProblem(f"The model sets llama.{key} per layer; TinyChat runs models with one value for all.")
     n_layer = _int(h, "llama.block_count", 1, MAX_LAYERS)
     n_embd = _int(h, "llama.embedding_length", 1, 1 << 16)
     n_ff = _int(h, "llama.feed_forward_length", 1, 1 << 18)
