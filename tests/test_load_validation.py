@@ -93,3 +93,13 @@ def test_a_file_is_checked_once_until_it_changes(tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match="layer_norm_rms_epsilon"):
         engine.load(ModelInfo(path=path), LoadOptions())
     assert len(runs) == 2
+
+
+def test_importing_a_model_with_a_nan_epsilon_is_refused_and_adds_nothing(tmp_path):
+    from engine.models import ModelManager
+
+    path = edited(tmp_path, "eps-nan", "llama.attention.layer_norm_rms_epsilon", F32, scalar(F32, math.nan))
+    manager = ModelManager(tmp_path / "models", free_space=lambda _p: 1 << 40)
+    with pytest.raises(ModelFileError, match="layer_norm_rms_epsilon"):
+        manager.import_gguf(path)
+    assert manager.installed() == () and manager.disk_usage() == ()
