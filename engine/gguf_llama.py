@@ -171,7 +171,7 @@ def _tokenizer(h: GgufHeader) -> int:
         pre = h.metadata.get("tokenizer.ggml.pre", "default")
         if "tokenizer.ggml.merges" not in h.types or pre not in PRE_TOKENIZERS:
             raise GgufProblem("The model's gpt2 tokenizer is incomplete (merges or pre-tokenizer unknown or missing).")
-    texts = Counter(t or f"[EMPTY_{i}]".encode() for i, t in enumerate(tokens))  # llama-vocab.cpp renames empty
+    texts = {t or f"[EMPTY_{i}]".encode() for i, t in enumerate(tokens)}  # llama-vocab.cpp renames empty ones
     if len(texts) != len(tokens):  # GGML_ASSERT(id_to_token.size() == token_to_id.size())
         raise GgufProblem("The model's tokenizer is damaged (the same token text appears twice).")
     for kind in SPECIAL_TOKENS:
