@@ -104,6 +104,9 @@ class LlamaCppEngine:
         self.unload()
         path = Path(model.path)
         check_model_file(path)
+        from engine.validate import require_valid
+
+        require_valid(path)  # llama.cpp aborts the process on some bad values: refuse them first, in a child
         system_info = llama_cpp.llama_print_system_info().decode()
         missing = missing_instructions(system_info, cpuinfo_flags())
         if missing:  # loading would die with SIGILL (illegal instruction) instead
