@@ -8,8 +8,11 @@ runs, and a crash at any moment leaves the database as of the last finished call
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import re
+import shutil
 import sqlite3
 import time
 import uuid
@@ -41,7 +44,7 @@ from app.core.store_types import (
     StoreError,
 )
 
-__all__ = ["Conversation", "ImportSummary", "SearchHit", "Store", "StoreError", "StoredMessage"]
+__all__ = ["Conversation", "ImportSummary", "SearchHit", "Store", "StoreError", "StoredMessage", "damaged_copies"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ _WRITE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CAN
 _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TITLE_LEN = 48
+TEXT_KEPT = "Your text is still here."
+_NEARLY_FULL = 1024 * 1024  # bytes free below which a failed write is blamed on a full disk
 
 
 def new_id() -> str:
@@ -59,31 +64,53 @@ def _errcode(exc: sqlite3.Error) -> int:
     return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF  # primary code of an extended one
 
 
-def _as_store_error(exc: sqlite3.Error, path: Path, action: str, writing: bool = True) -> StoreError:
-    """A sentence for the user saying what failed and what to do; `writing`: the caller still holds
-    the text it tried to save, so the sentence can promise it is not lost."""
+def _disk_cause(exc: sqlite3.Error, path: Path) -> str:
+    """What really stopped a write: "full", "readonly", "busy" or "" — SQLite reports a full disk
+    while it extends its WAL or shared-memory file as a generic I/O error, so the folder is asked too."""
     code = _errcode(exc)
-    kept = " Your text is still here." if writing else ""
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return "busy"
     if code == sqlite3.SQLITE_FULL:
+        return "full"
+    if code not in _WRITE_CODES:
+        return ""
+    folder = path.parent
+    with contextlib.suppress(OSError):
+        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            return "readonly"
+        if shutil.disk_usage(folder).free < _NEARLY_FULL:
+            return "full"
+    return "readonly" if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM) else ""
+
+
+def _as_store_error(exc: sqlite3.Error, path: Path, action: str, kept: str = "") -> StoreError:
+    """A sentence for the user saying what failed, why, and what to do; `kept` is appended where a
+    retry can help (e.g. TEXT_KEPT when the caller still holds the text it tried to save)."""
+    cause = _disk_cause(exc, path)
+    kept = f" {kept}" if kept else ""
+    if cause == "full":
         message = f"The disk is full, so TinyChat could not {action}. Free some space and try again.{kept}"
-    elif code in _WRITE_CODES:
-        message = (f"TinyChat could not {action} because it cannot write to {path} (read-only disk, "
-                   f"missing permission or a disk error). Fix that and try again.{kept}")
-    elif code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    elif cause == "readonly":
+        message = (f"TinyChat could not {action} because it cannot write to {path} (read-only disk or "
+                   f"missing permission). Fix that and try again.{kept}")
+    elif cause == "busy":
         message = (f"TinyChat could not {action} because another program is using {path}. "
                    "Close other copies of TinyChat and try again.")
+    elif _errcode(exc) in _WRITE_CODES:
+        message = f"TinyChat could not {action} because of a disk error on {path}. Check the disk and try again.{kept}"
     else:
         message = f"TinyChat could not {action} ({exc}). Try again.{kept}"
-    log.error("Store failure while trying to %s on %s: %r (code %s)", action, path, exc, code)
-    return StoreError(message, detail=repr(exc))
+    log.error("Store failure while trying to %s on %s: %r (code %s)", action, path, exc, _errcode(exc))
+    return StoreError(message, detail=repr(exc), cause=cause)
 
 
 class Store:
     """Conversations and messages in one SQLite file. Use `Store.open(path)`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False) -> None:
         self._conn = conn
         self.path = path
+        self.read_only = read_only  # opened by `open_read_only`: every write raises StoreError
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -100,12 +127,12 @@ class Store:
                 "Please update TinyChat to open them.", detail=str(exc)) from exc
         except sqlite3.Error as exc:
             if _errcode(exc) not in _CORRUPT_CODES:
-                raise _as_store_error(exc, path, "open your conversations", writing=False) from exc
+                raise _as_store_error(exc, path, "open your conversations") from exc
             log.error("Database %s is damaged: %r", path, exc)
         except OSError as exc:  # the folder itself cannot be created
             raise StoreError(f"TinyChat cannot create its folder {path.parent} ({exc.strerror}). "
                              "Check the disk and permissions, then start TinyChat again.",
-                             detail=repr(exc)) from exc
+                             detail=repr(exc), cause=_os_cause(exc)) from exc
         try:
             moved = _move_aside(path)
             store = cls(cls._connect(path), path)
@@ -114,16 +141,67 @@ class Store:
                              f"aside ({exc.strerror}). Move it away by hand, then start TinyChat again.",
                              detail=repr(exc)) from exc
         except sqlite3.Error as exc:
-            raise _as_store_error(exc, path, "create a new conversation database", writing=False) from exc
+            raise _as_store_error(exc, path, "create a new conversation database") from exc
         return store, (f"Your conversation database was damaged and could not be opened. It was moved to "
                        f"{moved} and TinyChat started a new one.")
+
+    @classmethod
+    def open_or_read_only(cls, path: Path) -> tuple[Store, str | None]:
+        """`open`, or when the disk refuses writes (full, read-only, no permission) `open_read_only`
+        with a notice saying that nothing new will be saved. Other failures raise StoreError."""
+        try:
+            return cls.open(path)
+        except StoreError as exc:
+            if not exc.cannot_write:
+                raise
+            store = cls.open_read_only(path)
+            reason = "the disk is full" if exc.cause == "full" else "it is read-only or you lack permission"
+            return store, (f"TinyChat cannot save to {Path(path).parent}: {reason}. You can read and export "
+                           "your conversations, but nothing new is saved until that is fixed and TinyChat "
+                           "is started again.")
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> Store:
+        """Open the store without writing anything, for a read-only or full disk: every read works,
+        every write raises StoreError. A missing database opens as an empty store."""
+        path = Path(path)
+        if not path.is_file():
+            conn = sqlite3.connect(":memory:", isolation_level=None)
+            _configure(conn)
+            store_schema.migrate(conn, backup_to=None)
+            conn.execute("PRAGMA query_only = 1")  # nothing may look saved that is not
+            return cls(conn, path, read_only=True)
+        error: sqlite3.Error | None = None
+        # mode=ro needs SQLite's side files, which a read-only folder may lack; immutable does not.
+        for query in ("mode=ro", "immutable=1"):
+            try:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, isolation_level=None)
+            except sqlite3.Error as exc:
+                error = exc
+                continue
+            try:
+                _configure(conn)
+                conn.execute("PRAGMA query_only = 1")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute("SELECT count(*) FROM conversations").fetchone()
+            except sqlite3.Error as exc:
+                conn.close()
+                error = exc
+                continue
+            if version > store_schema.SCHEMA_VERSION:
+                conn.close()
+                raise StoreError(f"Your conversations at {path} were saved by a newer version of TinyChat. "
+                                 "Please update TinyChat to open them.", detail=f"user_version {version}")
+            return cls(conn, path, read_only=True)
+        assert error is not None
+        raise _as_store_error(error, path, "open your conversations")
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None)  # we issue BEGIN/COMMIT ourselves
         try:
-            conn.row_factory = sqlite3.Row
+            _configure(conn)
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
@@ -145,8 +223,9 @@ class Store:
             self._conn.close()
 
     @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction; any SQLite failure rolls it back and becomes a StoreError."""
+    def _write(self, action: str, kept: str = "") -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite failure rolls it back and becomes a StoreError whose
+        sentence ends with `kept` when it fails for lack of room, permission or a disk error."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -160,13 +239,13 @@ class Store:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-            raise _as_store_error(exc, self.path, action) from exc
+            raise _as_store_error(exc, self.path, action, kept) from exc
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self._conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
-            raise _as_store_error(exc, self.path, "read your conversations", writing=False) from exc
+            raise _as_store_error(exc, self.path, "read your conversations") from exc
 
     # --- conversations -------------------------------------------------------------------------
 
@@ -198,7 +277,7 @@ class Store:
         values = conversation_values(fields)
         if values:
             sets = ", ".join(f"{k} = ?" for k in values)
-            with self._write("save the conversation") as db:
+            with self._write("save the conversation", TEXT_KEPT) as db:
                 db.execute(f"UPDATE conversations SET {sets} WHERE id = ?",
                            (*values.values(), conversation_id))
         return self.get_conversation(conversation_id)
@@ -251,7 +330,7 @@ class Store:
             raise TypeError(f"unknown message fields: {sorted(unknown)}")
         meta = encode_fields(meta)
         mid, now = new_id(), time.time()
-        with self._write("save the message") as db:
+        with self._write("save the message", TEXT_KEPT) as db:
             if parent_id is not None:
                 owner = db.execute("SELECT conversation_id FROM messages WHERE id = ?",
                                    (parent_id,)).fetchone()
@@ -279,7 +358,7 @@ class Store:
         if not values:
             return
         sets = ", ".join(f"{k} = ?" for k in values)
-        with self._write("save the answer") as db:
+        with self._write("save the answer", TEXT_KEPT) as db:
             db.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*values.values(), message_id))
 
     def get_message(self, message_id: str) -> StoredMessage:
@@ -386,7 +465,7 @@ class Store:
         added: list[str] = []
         skipped: list[str] = []
         count = 0
-        with self._write("import the conversations") as db:
+        with self._write("import the conversations", "Nothing was imported.") as db:
             for conv, msgs in records:
                 if db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv.id,)).fetchone():
                     skipped.append(conv.title)
@@ -403,12 +482,34 @@ class Store:
         return ImportSummary(tuple(added), count, tuple(skipped))
 
 
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    # Text another tool stored as invalid UTF-8 is read with U+FFFD instead of failing every query.
+    conn.text_factory = _lenient_text
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _os_cause(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "full"
+    return "readonly" if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else ""
+
+
 def _title_from(text: str) -> str:
     words = " ".join(text.split())
     if len(words) <= _TITLE_LEN:
         return words or DEFAULT_TITLE
     cut = words[:_TITLE_LEN].rsplit(" ", 1)[0] if " " in words[:_TITLE_LEN] else words[:_TITLE_LEN]
     return cut.rstrip(" ,.;:") + "…"
+
+
+def damaged_copies(path: Path) -> list[Path]:
+    """Databases moved aside as damaged from `path`, newest first."""
+    found = [p for p in path.parent.glob(f"{path.name}.corrupt-*") if not p.name.endswith(("-wal", "-shm"))]
+    return sorted(found, key=lambda p: p.name, reverse=True)
 
 
 def _move_aside(path: Path) -> Path:
