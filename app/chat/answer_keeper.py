@@ -29,6 +29,14 @@ def unsaved_sentence(error: StoreError) -> str:
     return "This answer could not be saved yet (a disk error). TinyChat keeps it and tries again."
 
 
+def not_started_sentence(error: StoreError) -> str:
+    """What the user is told when the answer's first write fails (their message itself is saved)."""
+    reason = {"full": "The disk is full", "readonly": "TinyChat cannot write to its data folder"}.get(
+        error.cause, "A disk error occurred")
+    return (f"{reason}, so the answer could not start. Your message is saved: fix that, then press "
+            "Ctrl+R to get the answer.")
+
+
 class AnswerKeeper(QObject):
     """Finishes answers for the chat controller and keeps those the disk refuses until it takes them."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 
 from app.background.engine_worker import ContextUsage, EngineThread, GenerationResult, LoadedModel
-from app.chat.answer_keeper import AnswerKeeper
+from app.chat.answer_keeper import AnswerKeeper, not_started_sentence
 from app.chat.message_widget import MessageView
 from app.core.settings import Settings
 from app.core.store import Store
@@ -243,7 +243,8 @@ class ChatController(QObject):
                 self.store, conversation_id, parent_id, model_id=loaded.model.model_id,
                 quant=loaded.model.quant or None, chat_format=loaded.report.chat_format)
         except StoreError as e:
-            self.notice.emit(e.message)
+            log.error("could not start the answer: %s", e.detail)
+            self.notice.emit(not_started_sentence(e))
             return
         messages = tuple(m for m, _ in history)
         request_id = self.engine.generate(messages, self.settings.generation_params())
@@ -378,7 +379,7 @@ class ChatController(QObject):
             self.keeper.finish(gen.writer, "partial")
         self.keeper.stop()
         if len(self.keeper):
-            log.error("%d answer(s) could not be saved before exit", len(self.keeper))
+            log.error("%d answer(s) not saved yet at exit", len(self.keeper))
 
 
 def _with_content(m: StoredMessage, text: str) -> StoredMessage:

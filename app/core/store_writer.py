@@ -27,11 +27,12 @@ class StreamingWriter:
     `finish` raises StoreError and is repeated by `retry` (see UnsavedAnswers).
     """
 
-    def __init__(self, store: Store, message_id: str, interval: float = DEFAULT_INTERVAL_S,
+    def __init__(self, store: Store, message_id: str, interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.message_id = message_id
-        self.interval = interval
+        # None: the module's DEFAULT_INTERVAL_S as it is now (the fault-injection harness shortens it)
+        self.interval = DEFAULT_INTERVAL_S if interval is None else interval
         self.error: StoreError | None = None  # the last failed write, None once one succeeds
         self._clock = clock
         self._parts: list[str] = []
@@ -40,7 +41,7 @@ class StreamingWriter:
         self._final: tuple[MessageStatus, dict[str, Any]] | None = None  # what finish asked to write
 
     @classmethod
-    def start(cls, store: Store, conversation_id: str, parent_id: str, interval: float = DEFAULT_INTERVAL_S,
+    def start(cls, store: Store, conversation_id: str, parent_id: str, interval: float | None = None,
               **meta: Any) -> StreamingWriter:
         """Insert an empty `partial` assistant answer under `parent_id` (committed) and write into it.
         `meta` takes model_id, quant and chat_format. Raises StoreError if the insert fails."""
