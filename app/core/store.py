@@ -8,11 +8,8 @@ runs, and a crash at any moment leaves the database as of the last finished call
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import os
 import re
-import shutil
 import sqlite3
 import time
 import uuid
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core import store_schema
+from app.core.store_errors import TEXT_KEPT, as_store_error, errcode, os_cause
 from app.core.store_rows import (
     MESSAGE_META,
     STATS_FIELDS,
@@ -48,60 +46,13 @@ __all__ = ["Conversation", "ImportSummary", "SearchHit", "Store", "StoreError", 
 
 log = logging.getLogger(__name__)
 
-_WRITE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR)
 _CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TITLE_LEN = 48
-TEXT_KEPT = "Your text is still here."
-_NEARLY_FULL = 1024 * 1024  # bytes free below which a failed write is blamed on a full disk
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def _errcode(exc: sqlite3.Error) -> int:
-    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF  # primary code of an extended one
-
-
-def _disk_cause(exc: sqlite3.Error, path: Path) -> str:
-    """What really stopped a write: "full", "readonly", "busy" or "" — SQLite reports a full disk
-    while it extends its WAL or shared-memory file as a generic I/O error, so the folder is asked too."""
-    code = _errcode(exc)
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return "busy"
-    if code == sqlite3.SQLITE_FULL:
-        return "full"
-    if code not in _WRITE_CODES:
-        return ""
-    folder = path.parent
-    with contextlib.suppress(OSError):
-        if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            return "readonly"
-        if shutil.disk_usage(folder).free < _NEARLY_FULL:
-            return "full"
-    return "readonly" if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM) else ""
-
-
-def _as_store_error(exc: sqlite3.Error, path: Path, action: str, kept: str = "") -> StoreError:
-    """A sentence for the user saying what failed, why, and what to do; `kept` is appended where a
-    retry can help (e.g. TEXT_KEPT when the caller still holds the text it tried to save)."""
-    cause = _disk_cause(exc, path)
-    kept = f" {kept}" if kept else ""
-    if cause == "full":
-        message = f"The disk is full, so TinyChat could not {action}. Free some space and try again.{kept}"
-    elif cause == "readonly":
-        message = (f"TinyChat could not {action} because it cannot write to {path} (read-only disk or "
-                   f"missing permission). Fix that and try again.{kept}")
-    elif cause == "busy":
-        message = (f"TinyChat could not {action} because another program is using {path}. "
-                   "Close other copies of TinyChat and try again.")
-    elif _errcode(exc) in _WRITE_CODES:
-        message = f"TinyChat could not {action} because of a disk error on {path}. Check the disk and try again.{kept}"
-    else:
-        message = f"TinyChat could not {action} ({exc}). Try again.{kept}"
-    log.error("Store failure while trying to %s on %s: %r (code %s)", action, path, exc, _errcode(exc))
-    return StoreError(message, detail=repr(exc), cause=cause)
 
 
 class Store:
@@ -126,13 +77,13 @@ class Store:
                 f"Your conversations at {path} were saved by a newer version of TinyChat. "
                 "Please update TinyChat to open them.", detail=str(exc)) from exc
         except sqlite3.Error as exc:
-            if _errcode(exc) not in _CORRUPT_CODES:
-                raise _as_store_error(exc, path, "open your conversations") from exc
+            if errcode(exc) not in _CORRUPT_CODES:
+                raise as_store_error(exc, path, "open your conversations") from exc
             log.error("Database %s is damaged: %r", path, exc)
         except OSError as exc:  # the folder itself cannot be created
             raise StoreError(f"TinyChat cannot create its folder {path.parent} ({exc.strerror}). "
                              "Check the disk and permissions, then start TinyChat again.",
-                             detail=repr(exc), cause=_os_cause(exc)) from exc
+                             detail=repr(exc), cause=os_cause(exc)) from exc
         try:
             moved = _move_aside(path)
             store = cls(cls._connect(path), path)
@@ -141,7 +92,7 @@ class Store:
                              f"aside ({exc.strerror}). Move it away by hand, then start TinyChat again.",
                              detail=repr(exc)) from exc
         except sqlite3.Error as exc:
-            raise _as_store_error(exc, path, "create a new conversation database") from exc
+            raise as_store_error(exc, path, "create a new conversation database") from exc
         return store, (f"Your conversation database was damaged and could not be opened. It was moved to "
                        f"{moved} and TinyChat started a new one.")
 
@@ -194,7 +145,7 @@ class Store:
                                  "Please update TinyChat to open them.", detail=f"user_version {version}")
             return cls(conn, path, read_only=True)
         assert error is not None
-        raise _as_store_error(error, path, "open your conversations")
+        raise as_store_error(error, path, "open your conversations")
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -239,13 +190,13 @@ class Store:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-            raise _as_store_error(exc, self.path, action, kept) from exc
+            raise as_store_error(exc, self.path, action, kept) from exc
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self._conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
-            raise _as_store_error(exc, self.path, "read your conversations") from exc
+            raise as_store_error(exc, self.path, "read your conversations") from exc
 
     # --- conversations -------------------------------------------------------------------------
 
@@ -490,12 +441,6 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 def _lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
-
-
-def _os_cause(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "full"
-    return "readonly" if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else ""
 
 
 def _title_from(text: str) -> str:
