@@ -27,8 +27,11 @@ def _db(home: Path) -> Path:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
+    return two_conversation_home(tmp_path / "home")
+
+
+def two_conversation_home(home: Path) -> Path:
     """A TinyChat home holding two conversations."""
-    home = tmp_path / "home"
     store, _ = Store.open(_db(home))
     for title, question, answer in (("Soup", "How do I make soup?", "Boil vegetables."),
                                     ("Trains", "Trains to Lyon?", "Every hour.")):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.background.engine_worker import ContextUsage, EngineThread, GenerationResult, LoadedModel
+from app.chat.answer_keeper import AnswerKeeper, not_started_sentence
 from app.chat.message_widget import MessageView
 from app.core.settings import Settings
 from app.core.store import Store
@@ -66,6 +67,9 @@ class ChatController(QObject):
         self.forgotten: dict[str, set[str]] = {}  # conversation → messages left out of the last prompt
         self._count_targets: dict[int, tuple[str, list[str | None]]] = {}
         self._closed = False
+        self.keeper = AnswerKeeper(self)  # answers a full or read-only disk refused, until it takes them
+        self.keeper.notice.connect(self.notice)
+        self.keeper.savedLate.connect(self.conversationChanged)
         engine.loadStarted.connect(self._on_load_started)
         engine.loaded.connect(self._on_loaded)
         engine.loadFailed.connect(self._on_load_failed)
@@ -123,12 +127,15 @@ class ChatController(QObject):
             branch = self.store.active_branch(conversation_id)
             parent = branch[-1].id if branch else None
             user = self.store.add_message(conversation_id, parent, "user", text)
-            if not branch:
-                self.store.auto_title(conversation_id)
         except StoreError as e:
             log.error("could not store the user's message: %s", e.detail)
             self.notice.emit(e.message)
             return None
+        if not branch:
+            try:
+                self.store.auto_title(conversation_id)
+            except StoreError as e:  # the message is saved; the chat just keeps its "New chat" title
+                log.warning("could not title the conversation: %s", e.detail)
         self.messageAdded.emit(conversation_id, MessageView(user))
         self.conversationsChanged.emit()
         self._start_answer(conversation_id, user.id)
@@ -225,7 +232,8 @@ class ChatController(QObject):
                 self.store, conversation_id, parent_id, model_id=loaded.model.model_id,
                 quant=loaded.model.quant or None, chat_format=loaded.report.chat_format)
         except StoreError as e:
-            self.notice.emit(e.message)
+            log.error("could not start the answer: %s", e.detail)
+            self.notice.emit(not_started_sentence(e))
             return
         messages = tuple(m for m, _ in history)
         request_id = self.engine.generate(messages, self.settings.generation_params())
@@ -247,7 +255,7 @@ class ChatController(QObject):
         out: list[tuple[Message, str | None]] = []
         if self.settings.system_prompt.strip():
             out.append((Message("system", self.settings.system_prompt), None))
-        for m in branch:
+        for m in map(self.keeper.overlay, branch):  # an answer not saved yet is still part of the chat
             if m.role == "assistant" and (m.status == "error" or not m.content):
                 continue
             tokens = m.token_ids if m.role == "assistant" else None
@@ -269,6 +277,8 @@ class ChatController(QObject):
         if gen is None or request_id != gen.request_id:
             return
         gen.writer.append(text)
+        if gen.writer.error is not None:
+            self.keeper.write_failed(gen.writer.error)
         self.streamText.emit(gen.conversation_id, gen.writer.message_id, gen.writer.text)
 
     @Slot(object)
@@ -280,12 +290,7 @@ class ChatController(QObject):
         status = {"stop": "complete", "length": "complete", "cancelled": "partial"}.get(result.finish_reason, "error")
         if status == "error" and not result.error:
             status = "partial"
-        try:
-            final = gen.writer.finish(status, result.stats, error=result.error)
-        except StoreError as e:
-            log.error("could not finalise the answer: %s", e.detail)
-            self.notice.emit(e.message)
-            final = self.store.get_message(gen.writer.message_id) if self._exists(gen.writer.message_id) else None
+        final = self.keeper.finish(gen.writer, status, result.stats, error=result.error)  # type: ignore[arg-type]
         if result.stats is not None:
             self.forgotten[gen.conversation_id] = {
                 mid for i in result.stats.forgotten if i < len(gen.message_ids)
@@ -293,13 +298,6 @@ class ChatController(QObject):
         self.generationFinished.emit(gen.conversation_id, final, result.stats)
         self.conversationsChanged.emit()
         self.request_usage(gen.conversation_id)
-
-    def _exists(self, message_id: str) -> bool:
-        try:
-            self.store.get_message(message_id)
-            return True
-        except StoreError:
-            return False
 
     # ---------------------------------------------------------------- context
     def request_usage(self, conversation_id: str | None) -> None:
@@ -345,7 +343,7 @@ class ChatController(QObject):
         forgotten = self.forgotten.get(conversation_id, set())
         streaming = self.active.writer.message_id if self.active else None
         out = []
-        for m in branch:
+        for m in map(self.keeper.overlay, branch):
             sibs = children.get(m.parent_id, [m.id])
             view = MessageView(m, sibs.index(m.id) if m.id in sibs else 0, len(sibs), m.id in forgotten,
                                m.id == streaming)
@@ -364,10 +362,10 @@ class ChatController(QObject):
         self.engine.shutdown()
         gen, self.active = self.active, None
         if gen is not None:
-            try:
-                gen.writer.finish("partial")
-            except StoreError as e:
-                log.error("could not save the partial answer at exit: %s", e.detail)
+            self.keeper.finish(gen.writer, "partial")
+        self.keeper.stop()
+        if len(self.keeper):
+            log.error("%d answer(s) not saved yet at exit", len(self.keeper))
 
 
 def _with_content(m: StoredMessage, text: str) -> StoredMessage:

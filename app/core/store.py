@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from app.core.store_file import as_store_error, open_database
+from app.core.store_errors import TEXT_KEPT, as_store_error
+from app.core.store_file import open_database, open_read_only_database
 from app.core.store_rows import (
     MESSAGE_META,
     STATS_FIELDS,
@@ -56,9 +57,10 @@ def new_id() -> str:
 class Store:
     """Conversations and messages in one SQLite file. Use `Store.open(path)`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False) -> None:
         self._conn = conn
         self.path = path
+        self.read_only = read_only  # opened by `open_read_only`: every write raises StoreError
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -70,14 +72,36 @@ class Store:
         conn, notice = open_database(path)
         return cls(conn, path), notice
 
+    @classmethod
+    def open_or_read_only(cls, path: Path) -> tuple[Store, str | None]:
+        """`open`, or when the disk refuses writes (full, read-only, no permission) `open_read_only`
+        with a notice saying that nothing new will be saved. Other failures raise StoreError."""
+        try:
+            return cls.open(path)
+        except StoreError as exc:
+            if not exc.cannot_write:
+                raise
+            store = cls.open_read_only(path)
+            reason = "the disk is full" if exc.cause == "full" else "it is read-only or you lack permission"
+            return store, (f"TinyChat cannot save to {Path(path).parent}: {reason}. You can read and export "
+                           "your conversations, but nothing new is saved until that is fixed and TinyChat "
+                           "is started again.")
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> Store:
+        """Open the store without writing anything, for a read-only or full disk: every read works,
+        every write raises StoreError. A missing database opens as an empty store."""
+        return cls(open_read_only_database(Path(path)), Path(path), read_only=True)
+
     def close(self) -> None:
         """Close the database (checkpointing the WAL). Safe to call twice."""
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
 
     @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction; any SQLite failure rolls it back and becomes a StoreError."""
+    def _write(self, action: str, kept: str = "") -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite failure rolls it back and becomes a StoreError whose
+        sentence ends with `kept` when it fails for lack of room, permission or a disk error."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -91,13 +115,13 @@ class Store:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-            raise as_store_error(exc, self.path, action) from exc
+            raise as_store_error(exc, self.path, action, kept) from exc
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self._conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
-            raise as_store_error(exc, self.path, "read your conversations", writing=False) from exc
+            raise as_store_error(exc, self.path, "read your conversations") from exc
 
     # --- conversations -------------------------------------------------------------------------
 
@@ -129,7 +153,7 @@ class Store:
         values = conversation_values(fields)
         if values:
             sets = ", ".join(f"{k} = ?" for k in values)
-            with self._write("save the conversation") as db:
+            with self._write("save the conversation", TEXT_KEPT) as db:
                 db.execute(f"UPDATE conversations SET {sets} WHERE id = ?",
                            (*values.values(), conversation_id))
         return self.get_conversation(conversation_id)
@@ -182,7 +206,7 @@ class Store:
             raise TypeError(f"unknown message fields: {sorted(unknown)}")
         meta = encode_fields(meta)
         mid, now = new_id(), time.time()
-        with self._write("save the message") as db:
+        with self._write("save the message", TEXT_KEPT) as db:
             if parent_id is not None:
                 owner = db.execute("SELECT conversation_id FROM messages WHERE id = ?",
                                    (parent_id,)).fetchone()
@@ -210,7 +234,7 @@ class Store:
         if not values:
             return
         sets = ", ".join(f"{k} = ?" for k in values)
-        with self._write("save the answer") as db:
+        with self._write("save the answer", TEXT_KEPT) as db:
             db.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*values.values(), message_id))
 
     def get_message(self, message_id: str) -> StoredMessage:
@@ -317,7 +341,7 @@ class Store:
         added: list[str] = []
         skipped: list[str] = []
         count = 0
-        with self._write("import the conversations") as db:
+        with self._write("import the conversations", "Nothing was imported.") as db:
             for conv, msgs in records:
                 if db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv.id,)).fetchone():
                     skipped.append(conv.title)

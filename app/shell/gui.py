@@ -37,7 +37,7 @@ def run(qt_args: list[str]) -> int:
     settings, warnings = load_settings(paths.settings_path())
     theme.apply(app, settings.theme, settings.font_size)
     try:
-        store, notice = Store.open(paths.db_path())
+        store, notice = Store.open_or_read_only(paths.db_path())  # a read-only home can still be read
     except StoreError as e:
         log.error("cannot open the store: %s", e.detail)
         QMessageBox.critical(None, "TinyChat", e.message)
