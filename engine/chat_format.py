@@ -2,7 +2,7 @@
 
 A registry of named formats (DESIGN.md §1): `llama-2` (Meta's `chat_completion`, byte for byte),
 `chatml` (what TinyLlama-1.1B-Chat-v0.4 was fine-tuned on), `zephyr` (HuggingFaceH4's template) and
-`gguf-jinja` (the Jinja template stored in a GGUF file, rendered in a sandbox).
+`gguf-jinja` (the Jinja template stored in a GGUF file, rendered in engine/jinja_sandbox.py).
 
 Every rendered prompt starts with exactly one BOS written as text (`<s>`): the engine tokenizes the
 text with add_bos=False and special tokens parsed, so the text is exactly what the model sees.
@@ -22,21 +22,12 @@ Behaviour the references leave open, chosen here and tested:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
 
-from jinja2 import TemplateError
-from jinja2.exceptions import SecurityError
-from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
-
+from engine.jinja_sandbox import compile_template, render_template
 from engine.types import EngineError, Message
 
 log = logging.getLogger(__name__)
@@ -200,9 +191,6 @@ def _tagged(bos: str, header: Callable[[str], str], footer: str, generation_prom
 
 # --- gguf-jinja ----------------------------------------------------------------------------------
 
-TEMPLATE_TIME_LIMIT_S = 2.0  # a template is data from a file: it may not spin forever
-MAX_TEMPLATE_OUTPUT = 16 * 1024 * 1024  # characters
-_deadline: ContextVar[float] = ContextVar("chat_template_deadline", default=float("inf"))
 # Control tokens a GGUF template may use; zephyr-style `<|user|>` markers are plain text and not listed.
 _TEMPLATE_CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>",
                             "<|eot_id|>")
@@ -210,111 +198,8 @@ _TEMPLATE_END_OF_TURN = ("<|im_end|>", "<|eot_id|>")
 _MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: never in a template's own text
 
 
-class _TemplateTimeout(TemplateError):
-    """The template ran past its time or output budget."""
-
-
-class _TemplateRaised(TemplateError):
-    """The template called raise_exception(message)."""
-
-
-def _check_deadline() -> None:
-    if time.monotonic() > _deadline.get():
-        raise _TemplateTimeout("the template took too long")
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox HF uses for chat templates, stricter: touching an unsafe attribute is an error
-    at once (not a silent undefined), and loops and calls stop at a deadline."""
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe.")
-
-    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _check_deadline()
-        return super().call(context, obj, *args, **kwargs)
-
-
-def _bounded_range(*args: int) -> Iterator[int]:
-    for i in safe_range(*args):
-        _check_deadline()
-        yield i
-
-
-def _raise_exception(message: str) -> None:
-    raise _TemplateRaised(message)
-
-
-def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False,
-            sort_keys: bool = False) -> str:
-    # As transformers does: jinja2's own tojson escapes <, > and & for HTML, which changes prompts.
-    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii, sort_keys=sort_keys)
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
-
-
-def _compile(source: str) -> Any:
-    env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.globals.update(range=_bounded_range, raise_exception=_raise_exception, strftime_now=_strftime_now)
-    env.filters["tojson"] = _tojson
-    try:
-        return env.from_string(source)
-    except TemplateError as exc:
-        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
-        log.warning("GGUF chat template does not compile: %s", exc)
-        raise EngineError(
-            f"The chat template stored in this model file is broken{line}. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
-
-
-def _run(template: Any, context: dict[str, Any]) -> str:
-    token = _deadline.set(time.monotonic() + TEMPLATE_TIME_LIMIT_S)
-    try:
-        chunks: list[str] = []
-        size = 0
-        for chunk in template.generate(**context):
-            size += len(chunk)
-            if size > MAX_TEMPLATE_OUTPUT:
-                raise _TemplateTimeout("the template produced an unreasonably long prompt")
-            chunks.append(chunk)
-        return "".join(chunks)
-    except _TemplateRaised as exc:
-        raise EngineError(
-            f"The model's chat template rejected this conversation: {exc.message} "
-            "Choose another chat format in Settings.",
-            detail=str(exc),
-        ) from exc
-    except _TemplateTimeout as exc:
-        log.warning("GGUF chat template stopped: %s", exc)
-        raise EngineError(
-            "The chat template stored in this model file runs away (too slow, or an endless prompt) "
-            "and was stopped. Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
-    except SecurityError as exc:
-        log.warning("GGUF chat template tried to leave its sandbox: %s", exc)
-        raise EngineError(
-            "The chat template stored in this model file tried to do something unsafe and was stopped. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
-    except Exception as exc:  # a template is untrusted data: any failure is a bad template, not a crash
-        log.warning("GGUF chat template failed: %r", exc)
-        raise EngineError(
-            "The chat template stored in this model file failed on this conversation. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=repr(exc),
-        ) from exc
-    finally:
-        _deadline.reset(token)
-
-
 def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
-    template = _compile(source)
+    template = compile_template(source)
 
     def text_of(messages: Sequence[Message], contents: Sequence[str], add_generation_prompt: bool) -> str:
         context = {
@@ -323,7 +208,7 @@ def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
             "bos_token": bos,
             "eos_token": eos,
         }
-        text = _run(template, context)
+        text = render_template(template, context)
         if bos and text.lstrip().startswith(bos):
             return text.lstrip()  # whitespace before BOS means nothing, and would hide it
         return bos + text
