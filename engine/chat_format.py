@@ -1,8 +1,9 @@
 """Chat formats: how a conversation becomes the exact prompt text a model was trained on.
 
-A registry of named formats (DESIGN.md §1): `llama-2` (Meta's `chat_completion`, byte for byte),
+A registry of named formats: `llama-2` (Meta's `chat_completion`, byte for byte),
 `chatml` (what TinyLlama-1.1B-Chat-v0.4 was fine-tuned on), `zephyr` (HuggingFaceH4's template) and
 `gguf-jinja` (the Jinja template stored in a GGUF file, rendered in engine/jinja_sandbox.py).
+Each format registers itself next to its renderer with `@register_chat_format(name)`.
 
 Every rendered prompt starts with exactly one BOS written as text (`<s>`): the engine tokenizes the
 text with add_bos=False and special tokens parsed, so the text is exactly what the model sees.
@@ -48,14 +49,13 @@ class Part:
 Renderer = Callable[[Sequence[Message], bool], list[Part]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChatFormat:
     """One chat format: how to render a conversation and which tokens end an answer."""
 
     name: str  # registry key
     label: str  # for the UI
     stop_tokens: tuple[str, ...]  # control tokens that end an answer
-    stop_strings: tuple[str, ...]  # plain-text stops
     control_tokens: tuple[str, ...]  # must be single tokens in the model's vocab (see `self_test`)
     renderer: Renderer = field(repr=False, compare=False)
 
@@ -71,6 +71,28 @@ class ChatFormat:
 
 class UnknownFormatError(EngineError):
     """A chat format name that is not in the registry."""
+
+
+# Makes a format from its registered name, the model's BOS and EOS text and its GGUF template.
+FormatFactory = Callable[[str, str, str, str | None], ChatFormat]
+_REGISTRY: dict[str, FormatFactory] = {}
+
+
+def register_chat_format(name: str) -> Callable[[FormatFactory], FormatFactory]:
+    """Decorator: list the decorated factory under `name` (in definition order, as Settings shows
+    them); the factory is called as `make(name, bos, eos, gguf_template)`."""
+
+    def register(make: FormatFactory) -> FormatFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"chat format {name!r} is registered twice")
+        _REGISTRY[name] = make
+        return make
+
+    return register
+
+
+def _nonempty(*tokens: str) -> tuple[str, ...]:
+    return tuple(t for t in tokens if t)
 
 
 def _check_messages(messages: Sequence[Message]) -> None:
@@ -169,6 +191,12 @@ def _llama2(bos: str, eos: str) -> Renderer:
     return render
 
 
+@register_chat_format("llama-2")
+def _llama2_format(name: str, bos: str, eos: str, _template: str | None) -> ChatFormat:
+    return ChatFormat(name=name, label="Llama 2 Chat ([INST] … [/INST])", stop_tokens=(eos,),
+                      control_tokens=_nonempty(bos, eos), renderer=_llama2(bos, eos))
+
+
 # --- chatml, zephyr ------------------------------------------------------------------------------
 
 
@@ -187,6 +215,23 @@ def _tagged(bos: str, header: Callable[[str], str], footer: str, generation_prom
         return out.parts
 
     return render
+
+
+@register_chat_format("chatml")
+def _chatml_format(name: str, bos: str, eos: str, _template: str | None) -> ChatFormat:
+    return ChatFormat(
+        name=name, label="ChatML (TinyLlama Chat v0.4)", stop_tokens=("<|im_end|>", *_nonempty(eos)),
+        control_tokens=("<|im_start|>", "<|im_end|>", *_nonempty(bos, eos)),
+        renderer=_tagged(bos, lambda role: f"<|im_start|>{role}\n", "<|im_end|>\n", "<|im_start|>assistant\n"),
+    )
+
+
+@register_chat_format("zephyr")
+def _zephyr_format(name: str, bos: str, eos: str, _template: str | None) -> ChatFormat:
+    return ChatFormat(
+        name=name, label="Zephyr (<|user|> … </s>)", stop_tokens=_nonempty(eos), control_tokens=_nonempty(bos, eos),
+        renderer=_tagged(bos, lambda role: f"<|{role}|>\n", f"{eos}\n", "<|assistant|>\n"),
+    )
 
 
 # --- gguf-jinja ----------------------------------------------------------------------------------
@@ -233,26 +278,8 @@ def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
     return render
 
 
-# --- registry ------------------------------------------------------------------------------------
-
-
-def _make_llama2(bos: str, eos: str, _template: str | None) -> ChatFormat:
-    return ChatFormat("llama-2", "Llama 2 Chat ([INST] … [/INST])", (eos,), (), _nonempty(bos, eos),
-                      _llama2(bos, eos))
-
-
-def _make_chatml(bos: str, eos: str, _template: str | None) -> ChatFormat:
-    renderer = _tagged(bos, lambda role: f"<|im_start|>{role}\n", "<|im_end|>\n", "<|im_start|>assistant\n")
-    return ChatFormat("chatml", "ChatML (TinyLlama Chat v0.4)", ("<|im_end|>", *_nonempty(eos)), (),
-                      ("<|im_start|>", "<|im_end|>", *_nonempty(bos, eos)), renderer)
-
-
-def _make_zephyr(bos: str, eos: str, _template: str | None) -> ChatFormat:
-    renderer = _tagged(bos, lambda role: f"<|{role}|>\n", f"{eos}\n", "<|assistant|>\n")
-    return ChatFormat("zephyr", "Zephyr (<|user|> … </s>)", _nonempty(eos), (), _nonempty(bos, eos), renderer)
-
-
-def _make_gguf_jinja(bos: str, eos: str, template: str | None) -> ChatFormat:
+@register_chat_format(GGUF_JINJA)
+def _gguf_jinja_format(name: str, bos: str, eos: str, template: str | None) -> ChatFormat:
     if not template:
         raise EngineError(
             "This model file has no chat template of its own. "
@@ -260,21 +287,12 @@ def _make_gguf_jinja(bos: str, eos: str, template: str | None) -> ChatFormat:
         )
     controls = tuple(t for t in _TEMPLATE_CONTROL_TOKENS if t in template)
     stops = tuple(t for t in _TEMPLATE_END_OF_TURN if t in template)
-    return ChatFormat(GGUF_JINJA, "Model's own template (stored in the GGUF file)",
-                      tuple(dict.fromkeys((*stops, *_nonempty(eos)))), (),
-                      (*controls, *_nonempty(bos, eos)), _gguf_jinja(template, bos, eos))
+    return ChatFormat(name=name, label="Model's own template (stored in the GGUF file)",
+                      stop_tokens=tuple(dict.fromkeys((*stops, *_nonempty(eos)))),
+                      control_tokens=(*controls, *_nonempty(bos, eos)), renderer=_gguf_jinja(template, bos, eos))
 
 
-def _nonempty(*tokens: str) -> tuple[str, ...]:
-    return tuple(t for t in tokens if t)
-
-
-_REGISTRY: dict[str, Callable[[str, str, str | None], ChatFormat]] = {
-    "llama-2": _make_llama2,
-    "chatml": _make_chatml,
-    "zephyr": _make_zephyr,
-    GGUF_JINJA: _make_gguf_jinja,
-}
+# --- lookup, self-test, vocab binding ------------------------------------------------------------
 
 
 def format_names() -> tuple[str, ...]:
@@ -292,7 +310,7 @@ def get_format(name: str, *, gguf_template: str | None = None, bos_token: str = 
         raise UnknownFormatError(
             f"Unknown chat format {name!r}. Known formats: {', '.join(format_names())}."
         ) from None
-    return make(bos_token, eos_token, gguf_template)
+    return make(name, bos_token, eos_token, gguf_template)
 
 
 def self_test(fmt: ChatFormat, is_single_token: Callable[[str], bool],
@@ -336,7 +354,7 @@ def bind_to_vocab(fmt: ChatFormat, tokenize: Callable[[str], list[int]], eos_ids
     """Resolve `fmt`'s stop tokens with `tokenize` (specials parsed, no BOS); the model's own end
     token(s) `eos_ids` always stop too. Warnings are logged as well as returned."""
     stop_ids = set(eos_ids)
-    stop_strings = list(fmt.stop_strings)
+    stop_strings: list[str] = []
     for tok in fmt.stop_tokens:
         ids = tokenize(tok)
         if len(ids) == 1:
@@ -357,5 +375,6 @@ __all__ = [
     "bind_to_vocab",
     "format_names",
     "get_format",
+    "register_chat_format",
     "self_test",
 ]
