@@ -2,7 +2,7 @@
 
 A registry of named formats: `llama-2` (Meta's `chat_completion`, byte for byte),
 `chatml` (what TinyLlama-1.1B-Chat-v0.4 was fine-tuned on), `zephyr` (HuggingFaceH4's template) and
-`gguf-jinja` (the Jinja template stored in a GGUF file, rendered in engine/jinja_sandbox.py).
+`gguf-jinja` (the Jinja template stored in a GGUF file, run by engine/chat_template.py).
 Each format registers itself next to its renderer with `@register_chat_format(name)`.
 
 Every rendered prompt starts with exactly one BOS written as text (`<s>`): the engine tokenizes the
@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from engine.jinja_sandbox import compile_template, render_template
+from engine.chat_template import shared_template, template_context
 from engine.types import EngineError, Message
 
 log = logging.getLogger(__name__)
@@ -240,37 +240,33 @@ def _zephyr_format(name: str, bos: str, eos: str, _template: str | None) -> Chat
 _TEMPLATE_CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>",
                             "<|eot_id|>")
 _TEMPLATE_END_OF_TURN = ("<|im_end|>", "<|eot_id|>")
-_MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: never in a template's own text
+_MARK = re.compile("\ue000(\\d{1,9})\ue001")  # private-use characters: never in a template's own text
 
 
 def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
-    template = compile_template(source)
+    template = shared_template(source)  # compiled in its child now: a broken one fails at load
 
-    def text_of(messages: Sequence[Message], contents: Sequence[str], add_generation_prompt: bool) -> str:
-        context = {
-            "messages": [{"role": m.role, "content": c} for m, c in zip(messages, contents, strict=True)],
-            "add_generation_prompt": add_generation_prompt,
-            "bos_token": bos,
-            "eos_token": eos,
-        }
-        text = render_template(template, context)
+    def with_bos(text: str) -> str:
         if bos and text.lstrip().startswith(bos):
             return text.lstrip()  # whitespace before BOS means nothing, and would hide it
         return bos + text
 
     def render(messages: Sequence[Message], add_generation_prompt: bool) -> list[Part]:
-        text = text_of(messages, [m.content for m in messages], add_generation_prompt)
         # Track contents when the template writes them verbatim: render once more with markers in
         # their place and keep the split only if putting the contents back gives the same text.
-        marked = text_of(messages, [f"\ue000{i}\ue001" for i in range(len(messages))], add_generation_prompt)
+        markers = [f"\ue000{i}\ue001" for i in range(len(messages))]
+        text, marked = (with_bos(t) for t in template.render([
+            template_context([(m.role, c) for m, c in zip(messages, contents, strict=True)],
+                             add_generation_prompt, bos, eos)
+            for contents in ([m.content for m in messages], markers)]))
         out = _Parts()
-        pieces = _MARK.split(marked)
-        for k, piece in enumerate(pieces):
+        for k, piece in enumerate(_MARK.split(marked)):
             if k % 2 == 0:
                 out.text(piece)
-            else:
-                index = int(piece)
-                out.add(Part(messages[index].content, index))
+            elif int(piece) < len(messages):
+                out.add(Part(messages[int(piece)].content, int(piece)))
+            else:  # the template wrote a marker of its own: no split
+                return [Part(text)]
         if "".join(p.text for p in out.parts) == text:
             return out.parts
         return [Part(text)]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from engine.chat_template import vet_template
+
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)
 MAX_TENSORS = 1 << 16
@@ -257,13 +259,16 @@ def inspect(path: Path) -> dict[str, Any]:
         if start < end:
             raise GgufProblem(f"The file's header is corrupt: tensors {a!r} and {b!r} overlap.")
     template = meta.get("tokenizer.chat_template")
+    verdict = vet_template(template) if isinstance(template, str) and template.strip() else None
+    if verdict is not None and verdict.hostile:
+        raise GgufProblem(verdict.problem)
     return {
         "architecture": arch,
         "name": meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
         "parameters": parameters,
         "quantization": _quantization(meta, h.tensors),
         "context_length": dims["n_ctx"],
-        "chat_template": isinstance(template, str) and bool(template.strip()),
+        "chat_template": verdict is not None and verdict.usable,  # usable as the model's default format
         "size": h.file_size,
         "n_vocab": len(tokens),
         "n_layer": dims["n_layer"],

@@ -1,16 +1,16 @@
-"""The Jinja sandbox a model's own chat template runs in.
+"""The Jinja sandbox a model's own chat template runs in (inside the child of engine/chat_template.py).
 
-A chat template read from a GGUF file is untrusted data. It runs in the sandbox Hugging Face uses
-for chat templates (an immutable `SandboxedEnvironment` with `loopcontrols`, `raise_exception`,
-`strftime_now` and a `tojson` that leaves characters alone), made stricter: touching an unsafe
-attribute is an error at once instead of a silent undefined, and calls and `range` loops stop at a
-deadline. Every failure becomes an `EngineError` with a plain sentence.
+It is the sandbox Hugging Face uses for chat templates (an immutable `SandboxedEnvironment` with
+`loopcontrols`, `raise_exception`, `strftime_now` and a `tojson` that leaves characters alone),
+made stricter: touching an unsafe attribute is an error at once instead of a silent undefined, and
+calls and `range` loops stop at a deadline. Those checks name the common failures precisely; the
+limits that hold for *every* construct (memory, CPU time, wall clock) are the child process's.
+Failures are `SandboxFault`s with a kind; the parent turns them into sentences.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -22,31 +22,39 @@ from jinja2.exceptions import SecurityError
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
-from engine.types import EngineError
-
-log = logging.getLogger(__name__)
-
-TEMPLATE_TIME_LIMIT_S = 2.0  # a template is data from a file: it may not spin forever
-MAX_TEMPLATE_OUTPUT = 16 * 1024 * 1024  # characters
+# What went wrong, for the parent to phrase: the template does not compile (BROKEN), called
+# raise_exception (REJECTED), ran past its time, output or memory (RUNAWAY), touched something unsafe
+# (UNSAFE), or failed in any other way on this conversation (FAILED).
+BROKEN, REJECTED, RUNAWAY, UNSAFE, FAILED = "broken", "rejected", "runaway", "unsafe", "failed"
 _deadline: ContextVar[float] = ContextVar("chat_template_deadline", default=float("inf"))
 
 
-class _TemplateTimeout(TemplateError):
-    """The template ran past its time or output budget."""
+class SandboxFault(Exception):
+    """Why a template could not be compiled or rendered: `kind` is one of the kinds above, `detail`
+    is for the log, `line` the template line (BROKEN), `said` the raise_exception text (REJECTED)."""
+
+    def __init__(self, kind: str, detail: str, line: int | None = None, said: str | None = None) -> None:
+        super().__init__(detail)
+        self.kind, self.detail, self.line, self.said = kind, detail, line, said
 
 
-class _TemplateRaised(TemplateError):
+class _Raised(Exception):
     """The template called raise_exception(message)."""
 
 
 def _check_deadline() -> None:
     if time.monotonic() > _deadline.get():
-        raise _TemplateTimeout("the template took too long")
+        raise SandboxFault(RUNAWAY, "the template took too long")
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
     """The sandbox HF uses for chat templates, stricter: touching an unsafe attribute is an error
-    at once (not a silent undefined), and loops and calls stop at a deadline."""
+    at once (not a silent undefined), and calls stop at the deadline."""
+
+    # Jinja evaluates constant expressions while it compiles; these operators can turn a few
+    # characters into gigabytes or minutes (`'a' * 10**10`, `9 ** (9 ** 9)`), so they always wait
+    # for the render, where the deadline applies.
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe.")
@@ -63,7 +71,7 @@ def _bounded_range(*args: int) -> Iterator[int]:
 
 
 def _raise_exception(message: str) -> None:
-    raise _TemplateRaised(message)
+    raise _Raised(str(message))
 
 
 def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False,
@@ -77,64 +85,46 @@ def _strftime_now(fmt: str) -> str:
 
 
 def compile_template(source: str) -> Template:
-    """`source` compiled in the sandbox; raises `EngineError` (with the line) if it does not compile."""
+    """`source` compiled in the sandbox; raises `SandboxFault` if it does not compile."""
     env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
     env.globals.update(range=_bounded_range, raise_exception=_raise_exception, strftime_now=_strftime_now)
     env.filters["tojson"] = _tojson
     try:
         return env.from_string(source)
     except TemplateError as exc:
-        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
-        log.warning("GGUF chat template does not compile: %s", exc)
-        raise EngineError(
-            f"The chat template stored in this model file is broken{line}. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
+        raise SandboxFault(BROKEN, str(exc), line=getattr(exc, "lineno", None)) from exc
+    except MemoryError as exc:
+        raise SandboxFault(RUNAWAY, "compiling the template ran out of memory") from exc
+    except Exception as exc:  # too deeply nested for the parser or for Python's own compiler
+        raise SandboxFault(BROKEN, repr(exc)) from exc
 
 
-def render_template(template: Template, context: dict[str, Any]) -> str:
-    """`template` rendered with `context` within TEMPLATE_TIME_LIMIT_S and MAX_TEMPLATE_OUTPUT;
-    any failure is an `EngineError` saying what went wrong and what to choose instead."""
-    token = _deadline.set(time.monotonic() + TEMPLATE_TIME_LIMIT_S)
+def render_template(template: Template, context: dict[str, Any], deadline: float, max_output: int) -> str:
+    """`template` rendered with `context`, stopped at `deadline` (time.monotonic) or past
+    `max_output` characters; raises `SandboxFault` for any failure."""
+    token = _deadline.set(deadline)
     try:
         chunks: list[str] = []
         size = 0
         for chunk in template.generate(**context):
             size += len(chunk)
-            if size > MAX_TEMPLATE_OUTPUT:
-                raise _TemplateTimeout("the template produced an unreasonably long prompt")
+            if size > max_output:
+                raise SandboxFault(RUNAWAY, "the template produced an unreasonably long prompt")
             chunks.append(chunk)
         return "".join(chunks)
-    except _TemplateRaised as exc:
-        raise EngineError(
-            f"The model's chat template rejected this conversation: {exc.message} "
-            "Choose another chat format in Settings.",
-            detail=str(exc),
-        ) from exc
-    except _TemplateTimeout as exc:
-        log.warning("GGUF chat template stopped: %s", exc)
-        raise EngineError(
-            "The chat template stored in this model file runs away (too slow, or an endless prompt) "
-            "and was stopped. Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
+    except SandboxFault:
+        raise
+    except _Raised as exc:
+        raise SandboxFault(REJECTED, str(exc), said=str(exc)) from exc
+    except MemoryError as exc:
+        raise SandboxFault(RUNAWAY, "the template ran out of memory") from exc
     except SecurityError as exc:
-        log.warning("GGUF chat template tried to leave its sandbox: %s", exc)
-        raise EngineError(
-            "The chat template stored in this model file tried to do something unsafe and was stopped. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
+        raise SandboxFault(UNSAFE, str(exc)) from exc
     except Exception as exc:  # a template is untrusted data: any failure is a bad template, not a crash
-        log.warning("GGUF chat template failed: %r", exc)
-        raise EngineError(
-            "The chat template stored in this model file failed on this conversation. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=repr(exc),
-        ) from exc
+        raise SandboxFault(FAILED, repr(exc)) from exc
     finally:
         _deadline.reset(token)
 
 
-__all__ = ["MAX_TEMPLATE_OUTPUT", "TEMPLATE_TIME_LIMIT_S", "compile_template", "render_template"]
+__all__ = ["BROKEN", "FAILED", "REJECTED", "RUNAWAY", "UNSAFE", "SandboxFault", "compile_template",
+           "render_template"]
