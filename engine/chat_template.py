@@ -179,7 +179,7 @@ class ChatTemplate:
             raise child.failure("compiling the template did not finish")
         if "kind" in reply:
             child.stop()
-            log.warning("GGUF chat template does not compile: %s", reply.get("detail"))
+            log.warning("GGUF chat template does not compile: %r", reply.get("detail"))
             raise _fault(reply)
         self._child = child
         return child
@@ -198,7 +198,7 @@ class ChatTemplate:
         results: list[str | ChatTemplateError] = []
         for item in reply["results"]:
             if "kind" in item:
-                log.warning("GGUF chat template %s: %s", item["kind"], item.get("detail"))
+                log.warning("GGUF chat template %s: %r", item["kind"], item.get("detail"))
                 results.append(_fault(item))
                 if item["kind"] in HOSTILE:
                     break

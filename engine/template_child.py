@@ -65,7 +65,8 @@ def _limit_cpu(seconds: float) -> None:
 
 
 def _fault(exc: SandboxFault) -> dict[str, Any]:
-    return {"kind": exc.kind, "detail": exc.detail, "line": exc.line, "said": exc.said}
+    # The template writes `detail` and `said` too: keep them short enough for a log line and a sentence.
+    return {"kind": exc.kind, "detail": exc.detail[:1000], "line": exc.line, "said": (exc.said or "")[:1000]}
 
 
 def serve() -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.template_run import render_in_child
+from tests.template_run import RenderChild, render_child
+
+__all__ = ["render_child"]  # the shared fixture
 
 RUNS_AWAY = "runs away (too slow, or an endless prompt) and was stopped"
 
@@ -21,12 +23,12 @@ BOMBS = {
 
 
 @pytest.mark.parametrize("name", BOMBS)
-def test_a_template_resource_bomb_is_stopped_with_a_plain_sentence(name: str) -> None:
-    outcome = render_in_child(BOMBS[name])
+def test_a_template_resource_bomb_is_stopped_with_a_plain_sentence(name: str, render_child: RenderChild) -> None:
+    outcome = render_child.render(BOMBS[name])
     assert RUNS_AWAY in str(outcome.get("error")), outcome
 
 
-def test_a_45_mb_template_is_refused_by_its_size_before_it_is_compiled() -> None:
+def test_a_45_mb_template_is_refused_by_its_size_before_it_is_compiled(render_child: RenderChild) -> None:
     template = "{{ messages[0]['content'] }}" + "{% if true %}x{% endif %}" * 1_800_000
-    outcome = render_in_child(template)
+    outcome = render_child.render(template)
     assert "far longer than a real chat template" in str(outcome.get("error")), outcome
