@@ -277,10 +277,8 @@ def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
 @register_chat_format(GGUF_JINJA)
 def _gguf_jinja_format(name: str, bos: str, eos: str, template: str | None) -> ChatFormat:
     if not template:
-        raise EngineError(
-            "This model file has no chat template of its own. "
-            "Choose chatml, llama-2 or zephyr as its chat format in Settings."
-        )
+        raise EngineError("This model file has no chat template of its own. "
+                          "Choose chatml, llama-2 or zephyr as its chat format in Settings.")
     controls = tuple(t for t in _TEMPLATE_CONTROL_TOKENS if t in template)
     stops = tuple(t for t in _TEMPLATE_END_OF_TURN if t in template)
     return ChatFormat(name=name, label="Model's own template (stored in the GGUF file)",
@@ -363,14 +361,5 @@ def bind_to_vocab(fmt: ChatFormat, tokenize: Callable[[str], list[int]], eos_ids
     return VocabBinding(frozenset(stop_ids), tuple(stop_strings), tuple(warnings))
 
 
-__all__ = [
-    "ChatFormat",
-    "Part",
-    "UnknownFormatError",
-    "VocabBinding",
-    "bind_to_vocab",
-    "format_names",
-    "get_format",
-    "register_chat_format",
-    "self_test",
-]
+__all__ = ["ChatFormat", "Part", "UnknownFormatError", "VocabBinding", "bind_to_vocab", "format_names", "get_format",
+           "register_chat_format", "self_test"]

@@ -1,1 +1,0 @@
-"""Generators of hostile inputs for the fault-corpus tests: built in code, never checked-in blobs."""
