@@ -61,6 +61,7 @@ def _limit_cpu(seconds: float) -> None:
     except ImportError:
         return
     used = resource.getrusage(resource.RUSAGE_SELF)
+    # At least a second beyond `seconds`: while the parent lives, it kills the child first (0.5 s after).
     _set_soft_limit(resource.RLIMIT_CPU, int(used.ru_utime + used.ru_stime + seconds) + 2)
 
 

@@ -4,7 +4,9 @@ load-time check (`vet_template`) and how validation and import use it."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from engine.template_child import CHILD_FLAG
 from engine.types import EngineError, Message, ModelFileError
 from engine.validate import validate_gguf
 from tests.fixtures.gguf_model import CHATML_TEMPLATE, SHAPES, write_gguf
+from tests.template_run import ROOT
 from tests.test_chat_format import HF_LLAMA2_TEMPLATE
 
 SPIN = "{% for a in messages * 100000 %}{% for b in messages * 100000 %}{% endfor %}{% endfor %}"
@@ -29,8 +32,9 @@ def M(role: str, content: str) -> Message:
     return Message(role, content)  # type: ignore[arg-type]
 
 
-def template_children() -> set[int]:
-    """Pids of this process's template children, read from /proc."""
+def template_children(parent: int | None = None) -> set[int]:
+    """Pids of the template children of `parent` (default: this process), read from /proc."""
+    parent = os.getpid() if parent is None else parent
     pids = set()
     for entry in Path("/proc").iterdir():
         try:
@@ -38,9 +42,15 @@ def template_children() -> set[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except (OSError, ValueError):
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and CHILD_FLAG.encode() in cmdline:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and CHILD_FLAG.encode() in cmdline:
             pids.add(int(entry.name))
     return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --- rendering in the child --------------------------------------------------------------------------
@@ -63,6 +73,24 @@ def test_a_templates_child_process_ends_when_the_template_is_closed_or_dropped()
     closed.close()
     del dropped
     assert not template_children() & started
+
+
+@pytest.mark.slow
+def test_a_child_left_spinning_by_a_killed_app_ends_by_its_own_cpu_limit() -> None:
+    script = ("import sys; from engine.chat_format import get_format; from engine.types import Message; "
+              "fmt = get_format('gguf-jinja', gguf_template=sys.argv[1]); print('ready', flush=True); "
+              "fmt.prompt_text([Message('user', 'hi')])")
+    app = subprocess.Popen([sys.executable, "-c", script, SPIN], cwd=ROOT, stdout=subprocess.PIPE)
+    assert app.stdout is not None and app.stdout.readline() == b"ready\n"
+    [child] = template_children(app.pid)
+    while cpu_seconds(child) < 0.3:  # the child is spinning on the render
+        time.sleep(0.02)
+    app.kill()  # mid-render: nobody is left to kill the child
+    app.wait()
+    deadline = time.monotonic() + 60  # a few CPU seconds, however busy the machine
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists(), "the orphaned template child is still running"
 
 
 def test_a_frozen_app_runs_templates_by_starting_itself_as_the_child(tmp_path: Path,
