@@ -72,7 +72,7 @@ class ChatTemplateError(EngineError):
     def __init__(self, kind: str, detail: str = "", *, line: int | None = None, said: str = "",
                  size: int = 0) -> None:
         super().__init__(_SENTENCES[kind].format(line=f" (line {line})" if line else "", said=_plain(said),
-                                                 size=size // 1024), detail)
+                                                 size=-(-size // 1024)), detail)
         self.kind = kind
 
 
@@ -81,6 +81,7 @@ def _plain(said: str) -> str:
     text = " ".join("".join(c if c.isprintable() else " " for c in said[:_SAID_MAX * 2]).split())
     if len(text) > _SAID_MAX:
         text = text[:_SAID_MAX].rstrip() + "…"
+    text = text or "it gave no reason"
     return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 

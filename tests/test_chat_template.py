@@ -106,6 +106,16 @@ def test_a_frozen_app_runs_templates_by_starting_itself_as_the_child(tmp_path: P
     template.close()
 
 
+def test_a_template_of_exactly_64_kib_runs_and_one_byte_more_is_refused_by_its_size() -> None:
+    body = "{{ messages[0]['content'] }}"
+    padded = body + "{#" + "x" * (chat_template.MAX_TEMPLATE_SIZE - len(body) - 4) + "#}"
+    assert get_format("gguf-jinja", gguf_template=padded).prompt_text([M("user", "hi")]) == "<s>hi"
+    with pytest.raises(EngineError) as err:
+        get_format("gguf-jinja", gguf_template=padded + " ")
+    assert err.value.message.startswith("The chat template stored in this model file is 65 KiB, far longer than "
+                                        "a real chat template (at most 64 KiB), so TinyChat does not run it.")
+
+
 def test_a_template_that_writes_a_content_marker_of_its_own_still_renders_exactly() -> None:
     fmt = get_format("gguf-jinja", gguf_template="\ue0007\ue001{{ messages[0]['content'] }}\ue000123456789012\ue001")
     assert fmt.prompt_text([M("user", "hi")]) == "<s>\ue0007\ue001hi\ue000123456789012\ue001"
