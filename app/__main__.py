@@ -16,10 +16,12 @@ from app.core.version import app_version
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the GUI or one of the command-line modes; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    # A frozen app is its own interpreter: model validation re-runs it as a sandboxed child.
+    # A frozen app is its own interpreter: model validation and chat templates re-run it as sandboxed children.
+    from engine.template_child import serve_if_requested
     from engine.validate import run_child_if_requested
 
     run_child_if_requested(argv)
+    serve_if_requested(argv)
     # Nothing but the model manager may touch the network; it lifts this for its own requests.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

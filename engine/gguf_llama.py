@@ -24,8 +24,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+from engine.chat_template import MAX_TEMPLATE_SIZE as MAX_TEMPLATE
+from engine.chat_template import vet_template
 from engine.gguf_inspect import (
     ARRAY,
     BOOL,
@@ -44,7 +46,6 @@ from engine.gguf_inspect import (
 
 MAX_LAYERS = 512  # LLAMA_MAX_LAYERS
 MAX_VOCAB = 1 << 20
-MAX_TEMPLATE = 64 << 10
 ROPE_SCALING = ("none", "linear", "yarn", "longrope")
 TOKENIZERS = ("llama", "gpt2")  # SentencePiece and byte-level BPE: what llama-architecture models use
 # Pre-tokenizers src/llama-vocab.cpp knows (any other throws "unknown pre-tokenizer type").
@@ -234,18 +235,12 @@ def _chat_templates(h: GgufHeader) -> None:
         raise GgufProblem(f"The model's chat template is larger than {MAX_TEMPLATE >> 10} kB; real templates "
                           "are a few kB, so TinyChat does not load it.")
     import jinja2
-    from jinja2.ext import Extension
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    class Generation(Extension):  # llama-cpp-python's pass-through for `{% generation %}`
-        tags: ClassVar[set[str]] = {"generation"}
-
-        def parse(self, parser: jinja2.parser.Parser) -> list[jinja2.nodes.Node]:
-            parser.stream.skip(1)
-            return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+    from engine.jinja_sandbox import GenerationTag
 
     env = ImmutableSandboxedEnvironment(loader=jinja2.BaseLoader(), trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[Generation, "jinja2.ext.loopcontrols"])
+                                        extensions=[GenerationTag, "jinja2.ext.loopcontrols"])
     for key in keys:
         try:
             env.from_string(h.metadata[key])
@@ -279,6 +274,9 @@ def inspect(path: Path) -> dict[str, Any]:
     _check_tensors(h, dims, n_vocab)
     _chat_templates(h)
     template = h.metadata.get("tokenizer.chat_template")
+    verdict = vet_template(template) if isinstance(template, str) and template.strip() else None
+    if verdict is not None and verdict.hostile:
+        raise GgufProblem(verdict.problem)
     name = h.metadata.get("general.name")
     return {
         "architecture": arch,
@@ -286,7 +284,7 @@ def inspect(path: Path) -> dict[str, Any]:
         "parameters": sum(math.prod(t.dims) for t in h.tensors.values()),
         "quantization": _quantization(h),
         "context_length": dims["n_ctx"],
-        "chat_template": isinstance(template, str) and bool(template.strip()),
+        "chat_template": verdict is not None and verdict.usable,  # usable as the model's default format
         "size": h.file_size,
         "n_vocab": n_vocab,
         "n_layer": dims["n_layer"],
