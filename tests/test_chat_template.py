@@ -186,8 +186,15 @@ def test_validate_and_import_refuse_a_model_whose_template_runs_away(tmp_path: P
     assert manager.installed() == ()
 
 
-def test_a_model_with_a_broken_template_imports_with_chatml_as_its_format(tmp_path: Path) -> None:
+def test_a_model_whose_template_does_not_compile_is_refused_as_the_loader_would(tmp_path: Path) -> None:
+    # llama-cpp-python compiles every template in the file while it loads it, so such a file cannot run.
     path = model_with_template(tmp_path, "{% for m in messages %}{{ m['content'] }")
+    with pytest.raises(ModelFileError, match="chat template .* is not a valid template"):
+        validate_gguf(path)
+
+
+def test_a_model_whose_template_fails_on_every_conversation_imports_with_chatml(tmp_path: Path) -> None:
+    path = model_with_template(tmp_path, "{{ messages[0].no_such_field.deeper }}")
     assert validate_gguf(path).chat_template is False
     assert ModelManager(tmp_path / "models").import_gguf(path).chat_format == "chatml"
 
