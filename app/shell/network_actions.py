@@ -46,7 +46,7 @@ class NetworkActions(QObject):
         self.status_button = QPushButton(window)
         self.status_button.setObjectName("NetworkStatus")
         self.status_button.setFlat(True)
-        self.status_button.setAccessibleName("Network activity")
+        self.status_button.setAccessibleDescription("Network activity")  # its name is the summary it shows
         self.status_button.setToolTip("Every network connection TinyChat attempted since it started. Click for "
                                       "the details and the airplane-mode switch.")
         self.status_button.clicked.connect(self.open_dialog)
