@@ -79,21 +79,28 @@ def diagnostics_rows(limit: int = 50) -> list[tuple[str, str]]:
 
 
 def keep_on_disk(folder: Path) -> Path | None:
-    """Append every attempt from now on to `<folder>/network.log` (rotated at 1 MiB, one older file kept).
-    Returns the path, or None when the folder cannot be written (the log then lives in memory only)."""
+    """Append every attempt from now on to `<folder>/network.log` (rotated at 1 MiB, one older file kept),
+    instead of any file chosen before. Returns the path, or None when the folder cannot be written (the
+    log then lives in memory only)."""
     path = folder / FILENAME
-    if not _file_log.handlers:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=1, encoding="utf-8")
-        except OSError as e:
-            logging.getLogger(__name__).warning("network log file %s cannot be written: %s", path, e)
-            return None
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        _file_log.addHandler(handler)
-        _file_log.setLevel(logging.INFO)
-        _file_log.propagate = False  # kept apart from tinychat.log
-        network_log.LOG.add_listener(_write)
+    old = list(_file_log.handlers)
+    if any(Path(getattr(h, "baseFilename", "")) == path.absolute() for h in old):
+        return path
+    for handler in old:
+        _file_log.removeHandler(handler)
+        handler.close()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=1, encoding="utf-8")
+    except OSError as e:
+        logging.getLogger(__name__).warning("network log file %s cannot be written: %s", path, e)
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    _file_log.addHandler(handler)
+    _file_log.setLevel(logging.INFO)
+    _file_log.propagate = False  # kept apart from tinychat.log
+    network_log.LOG.remove_listener(_write)
+    network_log.LOG.add_listener(_write)
     return path
 
 
