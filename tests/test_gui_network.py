@@ -6,50 +6,31 @@ from __future__ import annotations
 
 import re
 import socket
-from dataclasses import replace
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.core import paths
-from app.core.settings import Settings, load_settings
-from app.core.store import Store
+from app.core.settings import load_settings
 from app.shell.about_dialog import diagnostics_text
 from app.shell.main_window import MainWindow
 from app.shell.network_actions import DOWNLOAD_ONCE, KEEP_OFFLINE
-from app.shell.window_actions import WindowActions, install
 from engine import network_log
-from engine.models import ModelManager
-from tests.fakehub import FakeHub
-from tests.gui_app import TRANSFER, make_catalog
+from tests.test_gui_first_run import extras, window  # the first-run window over the fake Hub
 
 WAIT_MS = 20_000
+__all__ = ["window"]  # a fixture used by name
 ONE_DOWNLOAD = re.compile(r"1 download \(\d+ [KM]B\)")  # the ~1 MB test level and its metadata
 
 
-@pytest.fixture
-def window(qtbot, hub_home: Path, hub: FakeHub, tmp_path: Path):
-    network_log.install()
+@pytest.fixture(autouse=True)
+def _clean_log(window: MainWindow) -> Iterator[None]:
+    # After the fake Hub started: its server looks up its own name (a reverse lookup), in this process.
     network_log.LOG.clear()
-    catalog = make_catalog(tmp_path / "catalog.json", hub.commit)
-    store, _ = Store.open(hub_home / "data" / "tinychat.db")
-    settings = replace(Settings(), engine="llama.cpp", model_id="tiny", quant="Q4_K_M")
-    w = MainWindow(store, settings)
-    w.actions_ = install(w, lambda: ModelManager(hub_home / "data" / "models", catalog, settings=TRANSFER,
-                                                 stall_timeout=5))
-    w.resize(1000, 700)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-    store.close()
+    yield
     network_log.set_airplane(False)
-
-
-def extras(w: MainWindow) -> WindowActions:
-    return w.actions_
 
 
 def status_text(w: MainWindow) -> str:
