@@ -28,7 +28,8 @@ ONE_DOWNLOAD = re.compile(r"1 download \(\d+ [KM]B\)")  # the ~1 MB test level a
 @pytest.fixture(autouse=True)
 def _clean_log(window: MainWindow) -> Iterator[None]:
     # After the fake Hub started: its server looks up its own name (a reverse lookup), in this process.
-    network_log.LOG.clear()
+    network_log.LOG.clear()  # and what earlier tests in this process left
+    extras(window).network.poll()
     yield
     network_log.set_airplane(False)
 
