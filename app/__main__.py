@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
 
     run_child_if_requested(argv)
     serve_if_requested(argv)
+    # Before anything else can open a socket: every attempt is logged (Help ▸ Network…), and refused in
+    # airplane mode.
+    from engine import network_log
+
+    network_log.install()
     # Nothing but the model manager may touch the network; it lifts this for its own requests.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine import network_log
 from engine.catalog import FileSpec
 from engine.file_hash import new_hasher, stream_file
 from engine.hub import HubSession, RemoteFile, RemoteSnapshot, http_error, network_error
@@ -204,7 +205,10 @@ class _FileTransfer:
                 )
             ) from exc
         except httpx2.ConnectError as exc:
-            raise _Retryable(network_error(exc, self.session.endpoint)) from exc
+            error = network_error(exc, self.session.endpoint)
+            if isinstance(error, network_log.AirplaneModeOn):
+                raise error from exc  # refused here, not lost: trying again cannot help
+            raise _Retryable(error) from exc
         except httpx2.TransportError as exc:
             raise _Retryable(_dropped(repr(exc))) from exc
 
@@ -213,7 +217,9 @@ class _FileTransfer:
         with self.part.open("ab", buffering=0) as f:
             # Chunks as they arrive (a network read, ≤ 64 KiB): what was received is on disk if the line drops.
             for chunk in response.iter_bytes():
+                network_log.count_received(len(chunk))
                 self._check_cancel()
+                network_log.require_network(self.remote.name)  # airplane mode switched on mid-way stops it
                 view = memoryview(chunk)[: self.remote.size - have]
                 while view:
                     try:

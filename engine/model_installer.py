@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypedDict, Unpack
 
+from engine import network_log
 from engine.catalog import CatalogEntry, FileSpec
 from engine.download import PART_SUFFIX, TransferSettings, download_snapshot, free_bytes
 from engine.file_hash import stream_file
@@ -175,7 +176,9 @@ class ModelInstaller:
         """Fetch the entry's files into `folder` (resuming); returns the commit and verified files."""
         from engine.hub import HubSession
 
-        with HubSession(self.endpoint, self.token, stall_timeout=self.stall_timeout) as session:
+        network_log.require_network(entry.label)
+        with network_log.purpose("Model download", entry.label), \
+                HubSession(self.endpoint, self.token, stall_timeout=self.stall_timeout) as session:
             snapshot = session.snapshot(entry.repo, entry.revision, [f.name for f in entry.files],
                                         entry.allow_patterns)
             if cancel.is_set():

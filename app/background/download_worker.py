@@ -9,6 +9,7 @@ resume. Progress and results are emitted on the GUI thread as small frozen datac
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from typing import Literal
 from PySide6.QtCore import QObject, Signal
 
 from app.background.tasks import Task, TaskThread
+from engine import network_log
+from engine.catalog import CatalogEntry
 from engine.download import Progress
 from engine.models import InstalledModel, ModelManager
 from engine.types import DownloadCancelled, EngineError
@@ -104,11 +107,17 @@ class DownloadThread(QObject):
         self.tasks = TaskThread("downloads", self)
         self._worker = DownloadWorker(manager_factory)
         self._jobs: dict[DownloadJob, Task[JobResult]] = {}
+        # Asked on the GUI thread before a download while airplane mode is on: True lets that one job
+        # go online. Unset (or False), the job runs and airplane mode refuses it with a sentence.
+        self.confirm_network: Callable[[CatalogEntry], bool] | None = None
 
     def download(self, model: str, level: str) -> DownloadJob:
         """Queue getting a catalog level (returns at once if it is installed); see `jobFinished`."""
         entry = self.manager.catalog.get(model, level)
-        return self._submit(DownloadJob("download", entry.id, entry.model, entry.level))
+        job = DownloadJob("download", entry.id, entry.model, entry.level)
+        online_once = (job not in self._jobs and network_log.airplane() and self.manager.find(model, level) is None
+                       and self.confirm_network is not None and self.confirm_network(entry))
+        return self._submit(job, online_once)
 
     def import_file(self, path: Path) -> DownloadJob:
         """Queue validating and copying a user's GGUF file into the models folder."""
@@ -118,12 +127,13 @@ class DownloadThread(QObject):
         """Queue re-hashing an installed model's files."""
         return self._submit(DownloadJob("verify", installed_id))
 
-    def _submit(self, job: DownloadJob) -> DownloadJob:
+    def _submit(self, job: DownloadJob, online_once: bool = False) -> DownloadJob:
         if job in self._jobs:  # already queued or running: one copy is enough
             return job
 
         def run(task: Task[JobResult]) -> JobResult:
-            return self._worker.run(job, task.cancel_event, lambda p: task.report(JobProgress(job, p)))
+            with network_log.allow_once() if online_once else contextlib.nullcontext():
+                return self._worker.run(job, task.cancel_event, lambda p: task.report(JobProgress(job, p)))
 
         self._jobs[job] = self.tasks.submit(run, partial(self._on_done, job), self.progress.emit)
         return job

@@ -124,6 +124,7 @@ class Settings:
     n_threads: int | None = None  # None: the engine picks (physical cores)
     theme: Theme = "system"
     font_size: int = 11
+    airplane_mode: bool = False  # why off by default: docs/user-guide.md, "Airplane mode"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def generation_params(self) -> GenerationParams:
@@ -208,6 +209,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "n_threads": _integer(1, 256, optional=True),
     "theme": _choice(THEMES),
     "font_size": _integer(6, 48),
+    "airplane_mode": lambda v: v if isinstance(v, bool) else _BAD,
 }
 
 

@@ -24,6 +24,7 @@ from app.models.model_dialog import ModelDialog
 from app.models.model_switcher import ModelSwitcher
 from app.models.welcome_view import WelcomeView, choose_gguf_file
 from app.shell.about_dialog import AboutDialog
+from app.shell.network_actions import NetworkActions
 from app.shell.settings_dialog import SettingsDialog
 from app.shell.transfer_actions import TransferActions
 from engine.models import InstalledModel, ModelManager
@@ -90,6 +91,7 @@ class WindowActions(QObject):
         about = self._action("&About TinyChat", None, self.open_about)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         help_menu.addAction(about)
+        self.network = NetworkActions(w, self.switcher, help_menu)  # Help ▸ Network…, status bar, airplane mode
 
     def _action(self, text: str, key: QKeySequence | QKeySequence.StandardKey | None,
                 slot: Callable[[], object]) -> QAction:
@@ -106,6 +108,7 @@ class WindowActions(QObject):
     def open_settings(self, page: str = "Model") -> SettingsDialog:
         if self.settings_dialog is None:
             self.settings_dialog = SettingsDialog(self.switcher, self.window)
+            self.network.airplaneChanged.connect(self.settings_dialog.show_airplane)
         self.settings_dialog.show_page(page)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
