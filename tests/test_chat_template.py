@@ -189,7 +189,7 @@ def test_validate_and_import_refuse_a_model_whose_template_runs_away(tmp_path: P
 def test_a_model_whose_template_does_not_compile_is_refused_as_the_loader_would(tmp_path: Path) -> None:
     # llama-cpp-python compiles every template in the file while it loads it, so such a file cannot run.
     path = model_with_template(tmp_path, "{% for m in messages %}{{ m['content'] }")
-    with pytest.raises(ModelFileError, match="chat template .* is not a valid template"):
+    with pytest.raises(ModelFileError, match=r"chat template .* is not a valid template"):
         validate_gguf(path)
 
 
