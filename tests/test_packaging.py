@@ -179,7 +179,8 @@ def test_man_pages_are_gzipped_without_a_timestamp(deb_files: Path) -> None:
         assert gzip.decompress(raw).startswith(b".TH ")
 
 
-def _png_size(path: Path) -> tuple[int, int]:
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height of the PNG image at `path`, decoded by Qt (fails the test if it is no PNG)."""
     from PySide6.QtGui import QImage
 
     image = QImage(str(path))
@@ -192,7 +193,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_deb_ships_the_icon_in_every_hicolor_size_and_as_svg(deb_files: Path) -> None:
     hicolor = deb_files / "usr/share/icons/hicolor"
     for size in (16, 22, 24, 32, 48, 64, 128, 256, 512):
-        assert _png_size(hicolor / f"{size}x{size}/apps/tinychat.png") == (size, size)
+        assert png_size(hicolor / f"{size}x{size}/apps/tinychat.png") == (size, size)
     svg = (hicolor / "scalable/apps/tinychat.svg").read_text(encoding="utf-8")
     assert "<svg" in svg and "<path" in svg and "<image" not in svg  # drawn, not a bitmap wrapped in SVG
 
@@ -257,7 +258,7 @@ def test_menu_entry_from_the_tarball_starts_the_unpacked_program(unpacked: Path,
     check = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
     assert check.returncode == 0 and check.stdout == "", check.stdout
     for size in (16, 22, 24, 32, 48, 64, 128, 256, 512):
-        assert _png_size(data / f"icons/hicolor/{size}x{size}/apps/tinychat.png") == (size, size)
+        assert png_size(data / f"icons/hicolor/{size}x{size}/apps/tinychat.png") == (size, size)
     assert (data / "icons/hicolor/scalable/apps/tinychat.svg").is_file()
     # GLib reads the entry as GNOME's and Xfce's menus do, and starts what its Exec line names.
     launch = subprocess.run(["gio", "launch", str(entry)], env=env, capture_output=True, text=True, timeout=60)
