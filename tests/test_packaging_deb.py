@@ -8,6 +8,7 @@ changed since the last one (`packaging/release.py --reuse`); otherwise these tes
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -105,6 +106,13 @@ def test_installed_engine_says_mlx_is_not_part_of_this_installation(installed: P
     assert proc.returncode != 0
     assert proc.stderr == (f"tinychat-engine: {model.name} is an MLX model folder, but MLX is not installed with "
                            "this TinyChat. Choose a .gguf model file instead.\n")
+
+
+def test_installed_app_exports_conversations_from_the_command_line(installed: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(["tinychat", "export", "--out", "-"], env=_env(TINYCHAT_HOME=str(tmp_path)),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["format"] == "tinychat-conversations"
 
 
 @pytest.mark.parametrize(("page", "mentions"), [

@@ -60,7 +60,7 @@ def test_self_test_prints_its_report_and_nothing_on_stderr(tmp_path: Path) -> No
 
 def test_only_the_harmless_size_hint_warning_is_kept_from_stderr() -> None:
     code = ("from PySide6.QtCore import qWarning\n"
-            "from app.ui.qt_messages import install_filter\n"
+            "from app.shell.qt_messages import install_filter\n"
             "install_filter(); install_filter()\n"
             "qWarning('This plugin does not support propagateSizeHints()')\n"
             "qWarning('QPainter::begin: Paint device returned engine == 0')\n")

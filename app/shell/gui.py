@@ -25,8 +25,8 @@ def run(qt_args: list[str]) -> int:
     from app.core.store import Store
     from app.core.store_types import StoreError
     from app.shell.main_window import MainWindow
+    from app.shell.qt_messages import install_filter
     from app.ui import theme
-    from app.ui.qt_messages import install_filter
 
     setup_logging()
     install_filter()
