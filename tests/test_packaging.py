@@ -293,7 +293,7 @@ def test_menu_entry_is_refused_with_a_sentence_for_a_folder_menus_cannot_start(p
 ])
 def test_the_frozen_entry_script_is_the_app_or_the_engine_by_the_name_it_is_started_as(
         tmp_path: Path, name: str, args: list[str], says: str) -> None:
-    (tmp_path / name).symlink_to(ROOT / "packaging" / "launcher.py")
+    shutil.copy(ROOT / "packaging" / "launcher.py", tmp_path / name)  # the name, as a link gives it frozen
     proc = subprocess.run([sys.executable, str(tmp_path / name), *args], cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(ROOT)},
                           input='{"messages": [{"role": "user", "content": "Hi"}]}', capture_output=True,
