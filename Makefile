@@ -68,8 +68,9 @@ clean:
 dist: setup dist-deps
 	$(PY) packaging/release.py
 
-# What building and testing the Linux installers needs: dpkg-deb/xz, Xvfb for the x11 run, qemu-user for
-# the older-CPU run, desktop-file-validate for the desktop entry.
-DIST_DEB_PACKAGES := xz-utils binutils xvfb xauth qemu-user desktop-file-utils
+# What building and testing the Linux installers needs: dpkg-deb/xz and ar (binutils), Xvfb for the x11 run,
+# qemu-user for the older-CPU run, desktop-file-validate and gio (libglib2.0-bin) for the menu entry, man
+# (man-db, groff-base) to render the man pages.
+DIST_DEB_PACKAGES := xz-utils binutils xvfb xauth qemu-user desktop-file-utils libglib2.0-bin man-db groff-base
 dist-deps:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DIST_DEB_PACKAGES)"

@@ -38,27 +38,27 @@ class _StdoutFailed(Exception):
         self.error = error
 
 
-def _parser(command: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"tinychat {command}")
-    if command == "export":
-        parser.description = "Write conversations to a Markdown or JSON file."
-        parser.add_argument("--format", choices=("md", "json"), default="json", help="file format (json)")
-        parser.add_argument("--conversation", action="append", metavar="ID",
-                            help="export only this conversation (repeatable); default: all")
-        parser.add_argument("--out", required=True, metavar="PATH", help="output file, or - for stdout")
-    else:
-        parser.description = "Add the conversations of a TinyChat JSON export that are not here yet."
-        parser.add_argument("path", metavar="PATH", help="a JSON file written by `tinychat export`")
-    return parser
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add the `export` and `import` subcommands to the app's command line; both run `run`."""
+    export = commands.add_parser("export", help="write conversations to a Markdown or JSON file",
+                                 description="Write conversations to a Markdown or JSON file.")
+    export.add_argument("--format", choices=("md", "json"), default="json", help="file format (json)")
+    export.add_argument("--conversation", action="append", metavar="ID",
+                        help="export only this conversation (repeatable); default: all")
+    export.add_argument("--out", required=True, metavar="PATH", help="output file, or - for stdout")
+    imp = commands.add_parser("import", help="add the conversations of a JSON export",
+                              description="Add the conversations of a TinyChat JSON export that are not here yet.")
+    imp.add_argument("path", metavar="PATH", help="a JSON file written by `tinychat export`")
+    for parser in (export, imp):
+        parser.set_defaults(run=run)
 
 
-def main(argv: list[str]) -> int:
-    """Run `export …` or `import …` (argv[0] names the command); returns the exit code."""
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed `export …` or `import …` command (args.command names it); returns the exit code."""
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets an escape
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-    command, rest = argv[0], argv[1:]
-    args = _parser(command).parse_args(rest)  # exits 2 with a usage line on bad arguments
+    command = args.command
     setup_logging(logging.INFO, echo=False)
     try:
         code = _run(command, args)

@@ -25,9 +25,11 @@ def run(qt_args: list[str]) -> int:
     from app.core.store import Store
     from app.core.store_types import StoreError
     from app.shell.main_window import MainWindow
+    from app.shell.qt_messages import install_filter
     from app.ui import theme
 
     setup_logging()
+    install_filter()
     # Reuse an existing instance: `tinychat --self-test` creates it first so it can check the running app.
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("TinyChat")
