@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.gguf_inspect import file_type_name
+from engine.gguf_inspect import GgufHeader, file_type_name
 from engine.types import EngineError, EngineName
 
 CATALOG_FILE = "catalog.json"
@@ -23,12 +23,12 @@ SUPPORTED_SCHEMA = 1
 # How a GGUF file's header shows which catalog model it is (docs/models.md, "The published files'
 # shape"): metadata values, and the tokens the vocab ends with (TinyLlama's 32000 plus the three added
 # for chat fine-tuning). Not general.name: the converter wrote the name of the folder it ran in.
-_GGUF_SIGNATURES: dict[str, tuple[dict[str, Any], tuple[str, ...], int]] = {
+_GGUF_SIGNATURES: dict[str, tuple[dict[str, Any], tuple[bytes, ...], int]] = {
     "tinyllama-1.1b-chat-v0.4": (
         {"general.architecture": "llama", "llama.block_count": 22, "llama.embedding_length": 2048,
          "llama.feed_forward_length": 5632, "llama.attention.head_count": 32,
          "llama.attention.head_count_kv": 4},
-        ("[PAD]", "<|im_start|>", "<|im_end|>"), 32003,
+        (b"[PAD]", b"<|im_start|>", b"<|im_end|>"), 32003,
     ),
 }
 
@@ -162,13 +162,13 @@ class Catalog:
                 return e
         raise CatalogError(f"TinyChat has no default level of {model} for {engine}.")
 
-    def match_gguf(self, metadata: dict[str, Any]) -> CatalogEntry | None:
-        """The llama.cpp entry a GGUF file is, from its header's metadata as `gguf_inspect.read_header`
-        reads it (the token list included): the model by its architecture, shapes and vocab, the
-        level by `general.file_type`. None for another model, or a level the catalog does not offer."""
-        tokens = metadata.get("tokenizer.ggml.tokens")
+    def match_gguf(self, header: GgufHeader) -> CatalogEntry | None:
+        """The llama.cpp entry a GGUF file is, from its header as `gguf_inspect.read_header` reads it:
+        the model by its architecture, shapes and vocab, the level by `general.file_type`. None for
+        another model, or a level the catalog does not offer."""
+        tokens, metadata = header.tokens, header.metadata
         level = file_type_name(metadata.get("general.file_type"))
-        if not isinstance(tokens, list) or level is None:
+        if tokens is None or level is None:
             return None
         for model, (keys, tail, n_vocab) in _GGUF_SIGNATURES.items():
             if (len(tokens) == n_vocab and tuple(tokens[-len(tail):]) == tail

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
 from engine.catalog import Catalog, CatalogError
+from engine.gguf_inspect import GgufHeader
 from tests.fakehub import gguf_entry, write_catalog
 
 MODEL = "tinyllama-1.1b-chat-v0.4"
@@ -108,14 +110,14 @@ def test_duplicate_ids_are_refused(tmp_path):
 # --- recognising a GGUF file as a catalog level ------------------------------------------------------
 
 
-def published_header(tmp_path, level: str, shape: str = "tinyllama", **kind) -> dict:
-    """The header metadata of a file shaped like the published v0.4 GGUF at `level` (no tensors:
-    only the header is read), as gguf_inspect reads it."""
+def published_header(tmp_path, level: str, shape: str = "tinyllama", **kind) -> GgufHeader:
+    """The header of a file shaped like the published v0.4 GGUF at `level` (no tensors: only the
+    header is read), as gguf_inspect reads it."""
     from engine.gguf_inspect import read_header
     from tests.fixtures.gguf_model import SHAPES, write_gguf
 
     path = write_gguf(tmp_path / f"{level}.gguf", SHAPES[shape], dtype=level, header_only=True, **kind)
-    return read_header(path).metadata
+    return read_header(path)
 
 
 @pytest.mark.parametrize("level", ["Q2_K", "Q4_K_M", "Q6_K", "Q8_0", "F16"])
@@ -133,9 +135,9 @@ def test_other_models_and_levels_the_catalog_lacks_are_not_recognised(catalog, t
     assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M", shape="tiny", published=True)) is None
     assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M", chatml=False)) is None  # a 32001 vocab
     assert catalog.match_gguf(published_header(tmp_path, "F32", published=True)) is None  # not offered
-    meta = published_header(tmp_path, "Q4_K_M", published=True)
-    assert catalog.match_gguf({**meta, "llama.block_count": 24}) is None
-    assert catalog.match_gguf({k: v for k, v in meta.items() if k != "tokenizer.ggml.tokens"}) is None
+    header = published_header(tmp_path, "Q4_K_M", published=True)
+    assert catalog.match_gguf(replace(header, metadata={**header.metadata, "llama.block_count": 24})) is None
+    assert catalog.match_gguf(replace(header, tokens=None)) is None
 
 
 @pytest.mark.parametrize("level", ["Q4_K_M", "Q8_0"])

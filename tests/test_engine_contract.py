@@ -1,7 +1,8 @@
-"""The Engine contract, proven on every backend with generated models: ours, models shaped like the
-published TinyLlama v0.4 files, and the remote engine against two servers (tests/engine_backends.py).
-Tests of what does not depend on the model's vocab (missing or damaged files, cancelling mid-prompt) run
-on our local models only; a test marked `needs(capability)` runs on the backends that promise it."""
+"""The Engine contract (the `Engine` protocol in engine/backend.py), proven on every backend with generated
+models: ours, models shaped like the published TinyLlama v0.4 files, and the remote engine against two servers
+(tests/engine_backends.py). Tests of what does not depend on the model's vocab (missing or damaged files,
+cancelling mid-prompt) run on our local models only; a test marked `needs(capability)` runs on the backends
+that promise it."""
 
 from __future__ import annotations
 

@@ -81,8 +81,14 @@ def test_the_settings_page_turns_the_api_on_and_off(qtbot, tmp_path, monkeypatch
         assert actions.server.listener is not None
         assert page.serve_state.text() == f"Serving at {actions.server.listener.url}"
         client = OpenAI(base_url=actions.server.listener.url, api_key="unused", max_retries=0)
-        assert client.chat.completions.create(model="tiny-scripted", messages=[{"role": "user", "content": "hi"}],
-                                              temperature=0).choices[0].message.content == SCRIPT
+        replies: list[str | None] = []
+        # Asked from another thread, as any client would: a request reaches the engine thread through the
+        # GUI thread's event loop, which must keep running meanwhile.
+        threading.Thread(target=lambda: replies.append(client.chat.completions.create(
+            model="tiny-scripted", messages=[{"role": "user", "content": "hi"}], temperature=0,
+        ).choices[0].message.content), daemon=True).start()
+        qtbot.waitUntil(lambda: bool(replies), timeout=60_000)
+        assert replies == [SCRIPT]
         page.lan_box.setChecked(True)  # other computers, but no key yet: not listening at all
         assert actions.server.listener is None and "API key" in page.serve_state.text()
         page.lan_box.setChecked(False)

@@ -154,3 +154,16 @@ def test_server_and_remote_settings_round_trip_and_bad_values_fall_back(tmp_path
     loaded, warnings = load_settings(path)
     assert loaded.serve == ServeSettings() and loaded.remote == RemoteSettings()
     assert len(warnings) == 3
+
+
+@pytest.mark.parametrize(("stored", "loaded", "warned"), [(True, True, False), (False, False, False),
+                                                          ("yes", False, True), (1, False, True)])
+def test_airplane_mode_is_off_unless_stored_as_true(tmp_path: Path, stored: object, loaded: bool,
+                                                    warned: bool) -> None:
+    assert Settings().airplane_mode is False
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"airplane_mode": stored}))
+    settings, warnings = load_settings(path)
+    assert settings.airplane_mode is loaded and bool(warnings) is warned
+    save_settings(settings, path)
+    assert json.loads(path.read_text())["airplane_mode"] is loaded

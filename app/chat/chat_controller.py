@@ -9,11 +9,12 @@ generated; the answer exists in the store as `partial` from its first moment.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.background.engine_worker import ContextUsage, EngineThread, GenerationResult, LoadedModel
+from app.chat.answer_keeper import AnswerKeeper, not_started_sentence
 from app.chat.message_widget import MessageView
 from app.core.settings import Settings
 from app.core.store import Store
@@ -41,7 +42,6 @@ class _ModelState:
     state: str = "none"  # none | loading | ready | failed
     text: str = "No model loaded."
     loaded: LoadedModel | None = None
-    _waiting: list[str] = field(default_factory=list)
 
 
 class ChatController(QObject):
@@ -67,13 +67,15 @@ class ChatController(QObject):
         self.forgotten: dict[str, set[str]] = {}  # conversation → messages left out of the last prompt
         self._count_targets: dict[int, tuple[str, list[str | None]]] = {}
         self._closed = False
-        w = engine.worker
-        w.loadStarted.connect(self._on_load_started)
-        w.loaded.connect(self._on_loaded)
-        w.loadFailed.connect(self._on_load_failed)
-        w.chunk.connect(self._on_chunk)
-        w.finished.connect(self._on_finished)
-        w.usage.connect(self._on_usage)
+        self.keeper = AnswerKeeper(self)  # answers a full or read-only disk refused, until it takes them
+        self.keeper.notice.connect(self.notice)
+        self.keeper.savedLate.connect(self.conversationChanged)
+        engine.loadStarted.connect(self._on_load_started)
+        engine.loaded.connect(self._on_loaded)
+        engine.loadFailed.connect(self._on_load_failed)
+        engine.chunk.connect(self._on_chunk)
+        engine.finished.connect(self._on_finished)
+        engine.usage.connect(self._on_usage)
 
     # ------------------------------------------------------------------ model
     def load_model(self, model: ModelInfo | None, missing_reason: str = "") -> None:
@@ -114,15 +116,6 @@ class ChatController(QObject):
         return self.active is not None
 
     # ---------------------------------------------------------------- actions
-    def new_conversation(self) -> str | None:
-        try:
-            conv = self.store.create_conversation()
-        except StoreError as e:
-            self.notice.emit(e.message)
-            return None
-        self.conversationsChanged.emit()
-        return conv.id
-
     def send(self, conversation_id: str | None, text: str) -> str | None:
         """Commit the user's message, then start the answer. Returns the conversation id, or None when
         the message was not accepted (the caller keeps the text so nothing typed is lost)."""
@@ -134,12 +127,15 @@ class ChatController(QObject):
             branch = self.store.active_branch(conversation_id)
             parent = branch[-1].id if branch else None
             user = self.store.add_message(conversation_id, parent, "user", text)
-            if not branch:
-                self.store.auto_title(conversation_id)
         except StoreError as e:
             log.error("could not store the user's message: %s", e.detail)
             self.notice.emit(e.message)
             return None
+        if not branch:
+            try:
+                self.store.auto_title(conversation_id)
+            except StoreError as e:  # the message is saved; the chat just keeps its "New chat" title
+                log.warning("could not title the conversation: %s", e.detail)
         self.messageAdded.emit(conversation_id, MessageView(user))
         self.conversationsChanged.emit()
         self._start_answer(conversation_id, user.id)
@@ -236,7 +232,8 @@ class ChatController(QObject):
                 self.store, conversation_id, parent_id, model_id=loaded.model.model_id,
                 quant=loaded.model.quant or None, chat_format=loaded.report.chat_format)
         except StoreError as e:
-            self.notice.emit(e.message)
+            log.error("could not start the answer: %s", e.detail)
+            self.notice.emit(not_started_sentence(e))
             return
         messages = tuple(m for m, _ in history)
         request_id = self.engine.generate(messages, self.settings.generation_params())
@@ -258,7 +255,7 @@ class ChatController(QObject):
         out: list[tuple[Message, str | None]] = []
         if self.settings.system_prompt.strip():
             out.append((Message("system", self.settings.system_prompt), None))
-        for m in branch:
+        for m in map(self.keeper.overlay, branch):  # an answer not saved yet is still part of the chat
             if m.role == "assistant" and (m.status == "error" or not m.content):
                 continue
             tokens = m.token_ids if m.role == "assistant" else None
@@ -280,6 +277,8 @@ class ChatController(QObject):
         if gen is None or request_id != gen.request_id:
             return
         gen.writer.append(text)
+        if gen.writer.error is not None:
+            self.keeper.write_failed(gen.writer.error)
         self.streamText.emit(gen.conversation_id, gen.writer.message_id, gen.writer.text)
 
     @Slot(object)
@@ -291,14 +290,7 @@ class ChatController(QObject):
         status = {"stop": "complete", "length": "complete", "cancelled": "partial"}.get(result.finish_reason, "error")
         if status == "error" and not result.error:
             status = "partial"
-        if result.finish_reason == "error" and gen.writer.text and not result.error:
-            status = "partial"
-        try:
-            final = gen.writer.finish(status, result.stats, error=result.error)
-        except StoreError as e:
-            log.error("could not finalise the answer: %s", e.detail)
-            self.notice.emit(e.message)
-            final = self.store.get_message(gen.writer.message_id) if self._exists(gen.writer.message_id) else None
+        final = self.keeper.finish(gen.writer, status, result.stats, error=result.error)  # type: ignore[arg-type]
         if result.stats is not None:
             self.forgotten[gen.conversation_id] = {
                 mid for i in result.stats.forgotten if i < len(gen.message_ids)
@@ -306,13 +298,6 @@ class ChatController(QObject):
         self.generationFinished.emit(gen.conversation_id, final, result.stats)
         self.conversationsChanged.emit()
         self.request_usage(gen.conversation_id)
-
-    def _exists(self, message_id: str) -> bool:
-        try:
-            self.store.get_message(message_id)
-            return True
-        except StoreError:
-            return False
 
     # ---------------------------------------------------------------- context
     def request_usage(self, conversation_id: str | None) -> None:
@@ -358,7 +343,7 @@ class ChatController(QObject):
         forgotten = self.forgotten.get(conversation_id, set())
         streaming = self.active.writer.message_id if self.active else None
         out = []
-        for m in branch:
+        for m in map(self.keeper.overlay, branch):
             sibs = children.get(m.parent_id, [m.id])
             view = MessageView(m, sibs.index(m.id) if m.id in sibs else 0, len(sibs), m.id in forgotten,
                                m.id == streaming)
@@ -372,16 +357,15 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Stop any answer, join the engine thread, and make sure the partial answer is on disk."""
         self._closed = True
+        # Delivers the stopped answer's last chunks and its result before it returns, so the answer is
+        # finalised with its stats exactly as if the user had pressed Stop.
         self.engine.shutdown()
-        # The worker's last chunk and its "finished" were queued to us before it quit: deliver them now,
-        # so the answer is finalised with its stats exactly as if the user had pressed Stop.
-        QCoreApplication.sendPostedEvents(self, 0)
         gen, self.active = self.active, None
         if gen is not None:
-            try:
-                gen.writer.finish("partial")
-            except StoreError as e:
-                log.error("could not save the partial answer at exit: %s", e.detail)
+            self.keeper.finish(gen.writer, "partial")
+        self.keeper.stop()
+        if len(self.keeper):
+            log.error("%d answer(s) not saved yet at exit", len(self.keeper))
 
 
 def _with_content(m: StoredMessage, text: str) -> StoredMessage:

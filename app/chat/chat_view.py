@@ -138,20 +138,6 @@ class ChatView(QScrollArea):
             self._above = [view if v.message.id == view.message.id else v for v in self._above]
             self._below = [view if v.message.id == view.message.id else v for v in self._below]
 
-    def remove_from(self, message_id: str) -> None:
-        """Remove a message and everything shown after it (a branch switch or a delete)."""
-        if message_id not in self._order:
-            return
-        i = self._order.index(message_id)
-        for mid in self._order[i:]:
-            w = self._widgets.pop(mid)
-            self._layout.removeWidget(w)
-            w.hide()
-            w.deleteLater()
-        del self._order[i:]
-        self._below.clear()  # everything after a removed message goes too
-        self._empty.setVisible(not self._order and not self._above)
-
     def _insert(self, index: int, view: MessageView) -> MessageWidget:
         w = MessageWidget(view, self.column)
         w.regenerateRequested.connect(self.regenerateRequested)

@@ -60,18 +60,21 @@ class _Group:
         return nested_from_json(cls, data, _GROUP_CHECKS[cls.KEY], cls.KEY, warnings)
 
 
+_ENGINE_DEFAULTS = GenerationParams()
+
+
 @dataclass(frozen=True)
 class Sampling(_Group):
-    """How an answer is sampled. `max_tokens` is the number of new tokens at most."""
+    """How an answer is sampled (defaults: the engine's own). `max_tokens` is the number of new tokens at most."""
 
     KEY: ClassVar[str] = "sampling"
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    repeat_penalty: float = 1.1
-    max_tokens: int = 512
-    seed: int | None = None
+    temperature: float = _ENGINE_DEFAULTS.temperature
+    top_p: float = _ENGINE_DEFAULTS.top_p
+    top_k: int = _ENGINE_DEFAULTS.top_k
+    repeat_penalty: float = _ENGINE_DEFAULTS.repeat_penalty
+    max_tokens: int = _ENGINE_DEFAULTS.max_tokens
+    seed: int | None = _ENGINE_DEFAULTS.seed
 
     def to_params(self, stop: tuple[str, ...] = ()) -> GenerationParams:
         """The engine's request parameters for these settings."""
@@ -145,6 +148,7 @@ class Settings:
     font_size: int = 11
     serve: ServeSettings = field(default_factory=ServeSettings)
     remote: RemoteSettings = field(default_factory=RemoteSettings)
+    airplane_mode: bool = False  # why off by default: docs/user-guide.md, "Airplane mode"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def generation_params(self) -> GenerationParams:
@@ -200,6 +204,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "n_threads": integer(1, 256, optional=True),
     "theme": choice(THEMES),
     "font_size": integer(6, 48),
+    "airplane_mode": flag,
 }
 
 

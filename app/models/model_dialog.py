@@ -9,18 +9,14 @@ import html
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Slot
+from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
-    QProgressBar,
     QPushButton,
-    QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -29,7 +25,8 @@ from PySide6.QtWidgets import (
 from app.background.download_worker import DownloadJob, JobProgress, JobResult
 from app.models.download_panel import describe
 from app.models.model_switcher import ModelSwitcher, levels_for
-from app.models.welcome_view import GGUF_FILTER
+from app.models.model_table import ModelTable
+from app.models.welcome_view import choose_gguf_file
 from app.ui import panel_style, theme
 from engine.catalog import CatalogEntry
 from engine.download import free_bytes, human
@@ -38,9 +35,6 @@ from engine.types import EngineError
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("Level", "Size", "Status", "")
-ROW_HEIGHT_LINES = 2.4
-ROLE_KEY = Qt.ItemDataRole.UserRole
 
 
 class ModelDialog(QDialog):
@@ -69,17 +63,7 @@ class ModelDialog(QDialog):
         top.addWidget(self.import_button)
         top.addWidget(open_button)
 
-        self.tree = QTreeWidget(self)
-        self.tree.setColumnCount(len(COLUMNS))
-        self.tree.setHeaderLabels(COLUMNS)
-        self.tree.setRootIsDecorated(False)
-        self.tree.setSelectionMode(QTreeWidget.SelectionMode.NoSelection)
-        self.tree.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col in (0, 1, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree = ModelTable(self)
 
         self.message = QLabel(self)
         self.message.setWordWrap(True)
@@ -97,14 +81,23 @@ class ModelDialog(QDialog):
         lay.addWidget(self.tree, 1)
         lay.addLayout(bottom)
 
-        w = self.downloads.worker
-        w.progress.connect(self._on_progress)
+        self.downloads.progress.connect(self._on_progress)
         self.downloads.jobFinished.connect(self._on_finished)
         switcher.switched.connect(self._on_switched)
         switcher.controller.modelStateChanged.connect(self._on_model_state)
         self.refresh()
 
     # ------------------------------------------------------------------ rows
+    def item(self, key: str) -> QTreeWidgetItem | None:
+        return self.tree.item(key)
+
+    def status_of(self, key: str) -> str:
+        """The status a row shows (the progress line while it downloads)."""
+        return self.tree.status_of(key)
+
+    def button(self, key: str, text: str) -> QPushButton | None:
+        return self.tree.button(key, text)
+
     def refresh(self) -> None:
         """Rebuild every row from what is on disk and what is running."""
         manager = self.switcher.manager
@@ -120,25 +113,16 @@ class ModelDialog(QDialog):
         current = self.switcher.in_use()
         entries = levels_for(manager, self.switcher.controller.settings)
         if entries:
-            self._heading(entries[0].label.split(" · ")[0])
+            self.tree.heading(entries[0].label.split(" · ")[0])
         for entry in entries:
             installed = manager.find(entry.model, entry.level)
             have = partial.get(entry.id) or partial.get(entry.source_id or "", 0)
             self._add_catalog_row(entry, installed, have, current)
         imported = [m for m in manager.installed() if m.kind == "imported"]
         if imported:
-            self._heading("Imported models")
+            self.tree.heading("Imported models")
         for model in imported:
             self._add_installed_row(model.id, model.label, model, current)
-
-    def _heading(self, text: str) -> None:
-        item = QTreeWidgetItem([text])
-        font = item.font(0)
-        font.setBold(True)
-        item.setFont(0, font)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)
-        self.tree.addTopLevelItem(item)
-        item.setFirstColumnSpanned(True)
 
     def _add_catalog_row(self, entry: CatalogEntry, installed: InstalledModel | None, have: int,
                          current: InstalledModel | None) -> None:
@@ -156,10 +140,10 @@ class ModelDialog(QDialog):
         else:
             status = "Not downloaded"
             buttons = [("Download", self._download)]
-        item = self._row(entry.id, entry.level, size, status, buttons)
+        item = self.tree.add_row(entry.id, entry.level, size, status, buttons)
         item.setToolTip(0, f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
         if entry.id in self._progress:
-            self._show_progress(item, self._progress[entry.id])
+            self.tree.show_progress(item, self._progress[entry.id])
 
     def _add_installed_row(self, key: str, name: str, model: InstalledModel, current: InstalledModel | None,
                            entry: CatalogEntry | None = None) -> None:
@@ -170,76 +154,14 @@ class ModelDialog(QDialog):
         buttons = [] if in_use else [("Use", self._use)]
         buttons += [("Verify", self._verify)] + ([] if in_use else [("Delete", self._delete)])
         level = model.level or "—"
-        item = self._row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes),
+        item = self.tree.add_row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes),
                          status, buttons)
         tip = f"{model.path}"
         if entry is not None:
             tip = f"{entry.note}\n{tip}"
         item.setToolTip(0, tip)
         if key in self._progress:
-            self._show_progress(item, self._progress[key])
-
-    def _row(self, key: str, level: str, size: str, status: str,
-             buttons: list[tuple[str, object]]) -> QTreeWidgetItem:
-        item = QTreeWidgetItem([level, size, status, ""])
-        item.setData(0, ROLE_KEY, key)
-        # Column 2 stretches, so this hint sets the row height without narrowing any column.
-        item.setSizeHint(2, QSize(0, int(ROW_HEIGHT_LINES * self.tree.fontMetrics().lineSpacing())))
-        self.tree.addTopLevelItem(item)
-        box = QWidget()
-        row = QHBoxLayout(box)
-        row.setContentsMargins(2, 1, 2, 1)
-        row.addStretch(1)
-        for text, handler in buttons:
-            b = QPushButton(text, box)
-            b.setObjectName(f"{text}Button")
-            b.setAutoDefault(False)
-            b.setProperty("rowKey", key)
-            b.clicked.connect(handler)
-            row.addWidget(b)
-        self.tree.setItemWidget(item, 3, box)
-        return item
-
-    def _show_progress(self, item: QTreeWidgetItem, p: JobProgress) -> None:
-        cell = QWidget()
-        lay = QVBoxLayout(cell)
-        lay.setContentsMargins(2, 2, 2, 2)
-        lay.setSpacing(1)
-        bar = QProgressBar(cell)
-        bar.setTextVisible(False)
-        bar.setMaximumHeight(8)
-        if p.progress.total:
-            bar.setRange(0, 1000)
-            bar.setValue(int(1000 * min(p.progress.done, p.progress.total) / p.progress.total))
-        else:
-            bar.setRange(0, 0)
-        text = QLabel(describe(p.progress), cell)
-        text.setObjectName("Muted")
-        lay.addWidget(bar)
-        lay.addWidget(text)
-        item.setText(2, "")
-        self.tree.setItemWidget(item, 2, cell)
-
-    def item(self, key: str) -> QTreeWidgetItem | None:
-        for i in range(self.tree.topLevelItemCount()):
-            it = self.tree.topLevelItem(i)
-            if it.data(0, ROLE_KEY) == key:
-                return it
-        return None
-
-    def status_of(self, key: str) -> str:
-        """The status a row shows (the progress line while it downloads)."""
-        it = self.item(key)
-        if it is None:
-            return ""
-        cell = self.tree.itemWidget(it, 2)
-        label = cell.findChild(QLabel) if cell is not None else None
-        return label.text() if label is not None else it.text(2)
-
-    def button(self, key: str, text: str) -> QPushButton | None:
-        it = self.item(key)
-        box = self.tree.itemWidget(it, 3) if it is not None else None
-        return box.findChild(QPushButton, f"{text}Button") if box is not None else None
+            self.tree.show_progress(item, self._progress[key])
 
     def _active(self, key: str) -> DownloadJob | None:
         """The queued or running job of row `key`, whoever started it (this window or Settings)."""
@@ -306,9 +228,9 @@ class ModelDialog(QDialog):
 
     @Slot()
     def _choose_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model file", str(Path.home()), GGUF_FILTER)
-        if path:
-            self.import_file(Path(path))
+        path = choose_gguf_file(self, "Import a GGUF model file")
+        if path is not None:
+            self.import_file(path)
 
     def import_file(self, path: Path) -> None:
         """Validate and copy `path` into the models folder (on the download thread)."""
@@ -337,9 +259,8 @@ class ModelDialog(QDialog):
         self._progress[key] = p
         item = self.item(key)
         if item is not None:
-            self._show_progress(item, p)
-            box = self.tree.itemWidget(item, 3)
-            if box is not None and box.findChild(QPushButton, "CancelButton") is None:
+            self.tree.show_progress(item, p)
+            if self.tree.button(key, "Cancel") is None:
                 self.refresh()
         elif p.job.kind == "import":
             self.message.setText(f"Importing {html.escape(Path(p.job.key).name)}: {describe(p.progress)}")

@@ -25,6 +25,12 @@ INTRO = ("TinyChat is a private chat assistant that runs a small language model,
 GGUF_FILTER = "GGUF model files (*.gguf);;All files (*)"
 
 
+def choose_gguf_file(parent: QWidget, title: str) -> Path | None:
+    """Ask the user for a GGUF model file (starting in their home folder); None if they cancel."""
+    path, _ = QFileDialog.getOpenFileName(parent, title, str(Path.home()), GGUF_FILTER)
+    return Path(path) if path else None
+
+
 def model_name(entry: CatalogEntry) -> str:
     """The model's name without its level: "TinyLlama 1.1B Chat v0.4"."""
     return entry.label.split(" · ")[0]
@@ -151,9 +157,9 @@ class WelcomeView(QWidget):
 
     @Slot()
     def _choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", str(Path.home()), GGUF_FILTER)
-        if path:
-            self.import_path(Path(path))
+        path = choose_gguf_file(self, "Choose a model file")
+        if path is not None:
+            self.import_path(path)
 
     def _busy(self, title: str) -> None:
         self.error.hide()

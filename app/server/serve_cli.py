@@ -30,9 +30,10 @@ DEFAULT_PORT = 8080
 KEY_ENV = "TINYCHAT_API_KEY"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinychat serve",
-                                description="Serve the model as an OpenAI-compatible API on this computer.")
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add the `serve` subcommand to the app's command line; it runs `run`."""
+    p = commands.add_parser("serve", help="serve the model as an OpenAI-compatible API on this computer",
+                            description="Serve the model as an OpenAI-compatible API on this computer.")
     p.add_argument("--model", metavar="PATH", help="a GGUF file (default: the model chosen in TinyChat)")
     p.add_argument("--name", help="the model's name in the API (default: the model's id)")
     p.add_argument("--host", default=LOOPBACK, help="interface to listen on (default: 127.0.0.1, this computer "
@@ -41,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", help=f"require this key as a Bearer token (or set ${KEY_ENV})")
     p.add_argument("--threads", type=int, help="CPU threads (default: the setting, else physical cores)")
     p.add_argument("--store", action="store_true", help="keep each API conversation in TinyChat's history")
-    return p
+    p.set_defaults(run=run)
 
 
 def _fail(message: str, code: int = 1) -> int:
@@ -49,9 +50,8 @@ def _fail(message: str, code: int = 1) -> int:
     return code
 
 
-def main(argv: list[str]) -> int:
-    """Run the server until Ctrl+C; returns the exit code."""
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed `serve` command until Ctrl+C; returns the exit code."""
     setup_logging()
     logging.getLogger("app.server").addHandler(logging.StreamHandler(sys.stderr))  # requests, as they come
     api_key = args.api_key or os.environ.get(KEY_ENV, "")

@@ -16,7 +16,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
 from app.chat.chat_controller import ChatController
-from app.core import paths
+from app.core import network_report, paths
 from app.core.logging_setup import LOG_FILENAME
 from app.core.version import app_version
 from engine.hardware import cpu_flags, physical_cores
@@ -25,7 +25,7 @@ from engine.select import choose_engine
 log = logging.getLogger(__name__)
 
 PRIVACY = ("TinyChat has no telemetry and no accounts. It connects to the internet only when you download "
-           "a model, and only to the model hub.")
+           "a model, and only to the model hub. Help ▸ Network… lists every connection it attempted.")
 
 
 def _version(package: str) -> str:
@@ -85,6 +85,7 @@ def diagnostics(controller: ChatController) -> list[tuple[str, list[tuple[str, s
             ("Conversations", str(paths.db_path())), ("Models", str(paths.models_dir())),
             ("Settings", str(paths.settings_path())), ("Log file", str(paths.log_dir() / LOG_FILENAME)),
         ]),
+        ("Network", network_report.diagnostics_rows()),
     ]
 
 
@@ -112,8 +113,8 @@ class AboutDialog(QDialog):
         self.browser.setOpenLinks(False)
         self.browser.setHtml(self._html())
         self.copy_button = QPushButton("Copy diagnostics", self)
-        self.copy_button.setToolTip("Copies versions, engine, model and folders (never your conversations) "
-                                    "for a bug report.")
+        self.copy_button.setToolTip("Copies versions, engine, model, folders and network attempts (never "
+                                    "your conversations) for a bug report.")
         self.copy_button.clicked.connect(self.copy)
         self.copied = QLabel(self)
         self.copied.setObjectName("Muted")

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.background.engine_worker import ContextUsage, EngineThread
+from app.chat.answer_keeper import ask_to_retry
 from app.chat.chat_controller import ChatController
 from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
@@ -426,4 +427,7 @@ class MainWindow(QMainWindow):
             self._closed = True
             self.save_state()
             self.controller.shutdown()
+            keeper = self.controller.keeper
+            while len(keeper) and ask_to_retry(self, len(keeper)):  # a full disk must not eat an answer
+                keeper.stop()
         event.accept()

@@ -32,8 +32,10 @@ from app.core.model_choice import resolve_model
 from app.core.settings import CUSTOM_PRESET, MAX_SYSTEM_PROMPT, PRESETS, Sampling, Settings, preset_name_for
 from app.models.model_switcher import ModelSwitcher
 from app.models.quant_list import QuantList
+from app.shell.network_dialog import AIRPLANE_HINT, AIRPLANE_TEXT
 from app.shell.server_page import ServerPage
 from app.ui import panel_style, theme
+from engine import network_log
 from engine.chat_format import GGUF_JINJA, format_names, get_format
 from engine.hardware import physical_cores
 from engine.models import InstalledModel
@@ -151,6 +153,12 @@ class SettingsDialog(QDialog):
         self.threads_box.setValue(s.n_threads or 0)
         self.threads_box.valueChanged.connect(self._on_threads)
         form.addRow("CPU threads", self.threads_box)
+
+        self.airplane_box = QCheckBox(AIRPLANE_TEXT)
+        self.airplane_box.setChecked(s.airplane_mode)
+        self.airplane_box.toggled.connect(self._on_airplane)
+        form.addRow("Network", self.airplane_box)
+        form.addRow("", _hint(AIRPLANE_HINT))
 
         self.quant_list = QuantList(self.switcher, page)
         lay = QVBoxLayout(page)
@@ -310,6 +318,8 @@ class SettingsDialog(QDialog):
             app = QApplication.instance()
             if isinstance(app, QApplication):
                 theme.apply(app, new.theme, new.font_size)
+        if old.airplane_mode != new.airplane_mode:
+            network_log.set_airplane(new.airplane_mode)
         if (old.chat_format, old.n_threads) != (new.chat_format, new.n_threads):
             current = self.switcher.current()
             if current is not None and self.controller.model.state != "none":
@@ -325,6 +335,17 @@ class SettingsDialog(QDialog):
             self.switcher.use(target)  # the open chat stays; the next answer comes from the other engine
         self.quant_list.refresh()  # the levels on offer are the new engine's
         self._describe_engine()
+
+    @Slot(bool)
+    def _on_airplane(self, on: bool) -> None:
+        self.commit(replace(self.settings, airplane_mode=on))
+
+    @Slot(bool)
+    def show_airplane(self, on: bool) -> None:
+        """Airplane mode was switched elsewhere (the Network page): show it."""
+        self.airplane_box.blockSignals(True)
+        self.airplane_box.setChecked(on)
+        self.airplane_box.blockSignals(False)
 
     @Slot()
     def _on_format(self) -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QMenu
 
 from app.background.download_worker import DownloadThread
 from app.chat.search_dialog import SearchDialog, reveal_message
@@ -23,8 +22,9 @@ from app.core.settings import save_settings
 from app.core.store_types import StoreError
 from app.models.model_dialog import ModelDialog
 from app.models.model_switcher import ModelSwitcher
-from app.models.welcome_view import GGUF_FILTER, WelcomeView
+from app.models.welcome_view import WelcomeView, choose_gguf_file
 from app.shell.about_dialog import AboutDialog
+from app.shell.network_actions import NetworkActions
 from app.shell.server_switch import ServerSwitch
 from app.shell.settings_dialog import SettingsDialog
 from app.shell.transfer_actions import TransferActions
@@ -73,8 +73,7 @@ class WindowActions(QObject):
         export_menu.addAction(self.export_current_action)
         export_menu.addAction(self._action("All chats…", None, self.transfer.export_all))
         self.import_conversations_action = self._action("&Import conversations…", None, self.transfer.import_file)
-        for action in (self.search_action,):
-            file_menu.insertAction(first, action)
+        file_menu.insertAction(first, self.search_action)
         file_menu.insertSeparator(first)
         file_menu.insertMenu(first, export_menu)
         file_menu.insertAction(first, self.import_conversations_action)
@@ -94,6 +93,7 @@ class WindowActions(QObject):
         about = self._action("&About TinyChat", None, self.open_about)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         help_menu.addAction(about)
+        self.network = NetworkActions(w, self.switcher, help_menu)  # Help ▸ Network…, status bar, airplane mode
 
     def _action(self, text: str, key: QKeySequence | QKeySequence.StandardKey | None,
                 slot: Callable[[], object]) -> QAction:
@@ -111,6 +111,7 @@ class WindowActions(QObject):
         if self.settings_dialog is None:
             self.settings_dialog = SettingsDialog(self.switcher, self.window)
             self.settings_dialog.settingsChanged.connect(self.server.apply)
+            self.network.airplaneChanged.connect(self.settings_dialog.show_airplane)
         self.settings_dialog.show_page(page)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
@@ -127,9 +128,9 @@ class WindowActions(QObject):
 
     @Slot()
     def import_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Use a GGUF model file", "", GGUF_FILTER)
-        if path:
-            self.open_models().import_file(Path(path))
+        path = choose_gguf_file(self.window, "Use a GGUF model file")
+        if path is not None:
+            self.open_models().import_file(path)
 
     @Slot()
     def open_about(self) -> AboutDialog:
