@@ -12,7 +12,8 @@ Each attempt is recorded with the time, host, port and *purpose*: the feature th
 context variable that code starting a network request sets with `purpose(...)` (threads start with
 none, so anything not started by a feature is "unknown"). Our downloader adds the bytes it received
 with `count_received`; bytes moved by anything else (TLS and HTTP headers, a library's own requests)
-cannot be counted from here.
+cannot be counted from here. Accepting a connection raises no audit event, so the local API server
+adds each request it receives itself (`record_request`).
 
 Airplane mode (`set_airplane(True)`) makes the hook refuse, by raising `NetworkRefused` before the
 operation happens: connections and datagrams on any internet socket (this computer's own address
@@ -44,11 +45,12 @@ from engine.types import DownloadError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["connect", "send", "listen", "lookup"]
+Kind = Literal["connect", "send", "listen", "lookup", "request"]  # request: one received by our API server
 LOOKUPS = {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"}
 ON_SOCKET: dict[str, Kind] = {"socket.connect": "connect", "socket.sendto": "send", "socket.sendmsg": "send",
                               "socket.bind": "listen"}
-VERBS: dict[Kind, str] = {"connect": "connect to", "send": "send to", "listen": "listen on", "lookup": "look up"}
+VERBS: dict[Kind, str] = {"connect": "connect to", "send": "send to", "listen": "listen on", "lookup": "look up",
+                          "request": "answer"}
 LOCAL_FAMILIES = {getattr(socket, name) for name in ("AF_UNIX", "AF_NETLINK") if hasattr(socket, name)}
 MAX_KEPT = 2000
 
@@ -222,6 +224,11 @@ def airplane_error(what: str, detail: str = "") -> AirplaneModeOn:
         f"Airplane mode is on, so TinyChat does not connect to the internet. Downloading {what} needs a "
         "connection to the model hub: allow it for this one download, or switch airplane mode off. Anything "
         "already downloaded is kept.", detail or f"airplane mode: {what}")
+
+
+def record_request(host: str, port: int | None) -> None:
+    """Log a request the local API server received from `host`, under the current purpose."""
+    LOG.record(Attempt(time.time(), "request", host, port, _purpose.get(), False))
 
 
 def count_received(n: int) -> None:

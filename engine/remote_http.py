@@ -1,6 +1,7 @@
 """HTTP for the remote engine, on the standard library: JSON requests and server-sent event streams to
 an OpenAI-compatible server, each of which a `threading.Event` can cut off at once (the socket is shut
-down under a blocked read, so Stop never waits for the server's next token)."""
+down under a blocked read, so Stop never waits for the server's next token). Each connection is logged
+under the "Remote engine" purpose, and airplane mode's refusal becomes a sentence saying how to lift it."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine import network_log
 from engine.types import EngineError, RemoteServer
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0  # a busy server may queue a request for minutes
 CANCEL_POLL_S = 0.02
+PURPOSE = "Remote engine"  # the server the user chose, in the network log
+AIRPLANE = "Airplane mode is on — switch it off in Settings to use a remote engine."
 
 
 class HttpError(EngineError):
@@ -56,11 +60,14 @@ class Connection:
             headers["Authorization"] = f"Bearer {server.api_key}"
         data = json.dumps(body).encode() if body is not None else None
         try:
-            self.conn.request(method, full, body=data, headers=headers)
+            with network_log.purpose(PURPOSE, _describe(server)):
+                self.conn.request(method, full, body=data, headers=headers)
             if self.conn.sock is not None:
                 self.conn.sock.settimeout(READ_TIMEOUT_S)
         except OSError as e:
             self.conn.close()
+            if network_log.refusal_in(e) is not None:
+                raise EngineError(AIRPLANE, detail=repr(e)) from e
             raise unreachable(server, e) from e
 
     def response(self) -> http.client.HTTPResponse:

@@ -12,6 +12,7 @@ from engine import network_log
 from engine.network_log import UNKNOWN, Attempt, Purpose
 
 DOWNLOAD = Purpose("Model download", "TinyLlama · Q4_K_M")
+API = Purpose("Local API server", "POST /v1/chat/completions")
 
 
 def attempt(kind: str = "connect", purpose: Purpose = DOWNLOAD, refused: bool = False, received: int = 0,
@@ -29,8 +30,10 @@ def attempt(kind: str = "connect", purpose: Purpose = DOWNLOAD, refused: bool = 
     ([attempt(received=1000), attempt(purpose=UNKNOWN), attempt(purpose=UNKNOWN), attempt(refused=True)], True,
      "Airplane mode · 1 download (1 KB) · 2 other connections · 1 refused"),
     ([attempt("listen", UNKNOWN, port=8080)], False, "Offline · no connections since start"),
+    ([attempt("request", API), attempt("request", API), attempt(purpose=UNKNOWN)], False,
+     "1 other connection · 2 API requests"),
 ])
-def test_the_summary_counts_downloads_other_connections_and_refusals(attempts, airplane, said):
+def test_the_summary_counts_downloads_other_connections_api_requests_and_refusals(attempts, airplane, said):
     assert network_report.summary(attempts, airplane) == said
 
 

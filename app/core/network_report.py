@@ -16,7 +16,8 @@ from engine.progress import human
 
 FILENAME = "network.log"
 DOWNLOAD = "Model download"
-KIND_WORDS = {"connect": "Connection", "send": "Data sent", "listen": "Listening", "lookup": "Name lookup"}
+KIND_WORDS = {"connect": "Connection", "send": "Data sent", "listen": "Listening", "lookup": "Name lookup",
+              "request": "Request received"}
 NOT_COUNTED = ("Bytes are what TinyChat's downloader received. TLS and HTTP headers, name lookups and "
                "anything a library transfers by itself are not counted.")
 _file_log = logging.getLogger("tinychat.network")
@@ -27,7 +28,8 @@ def summary(attempts: Sequence[Attempt], airplane: bool) -> str:
     "Airplane mode · 2 refused"."""
     used = [a for a in attempts if not a.refused and a.kind != "listen"]
     downloads = {a.purpose.subject for a in used if a.purpose.feature == DOWNLOAD}
-    others = [a for a in used if a.purpose.feature != DOWNLOAD]
+    requests = [a for a in used if a.kind == "request"]
+    others = [a for a in used if a.purpose.feature != DOWNLOAD and a.kind != "request"]
     refused = sum(a.refused for a in attempts)
     parts = []
     if downloads:
@@ -35,6 +37,8 @@ def summary(attempts: Sequence[Attempt], airplane: bool) -> str:
         parts.append(f"{_count(len(downloads), 'download')} ({human(received)})")
     if others:
         parts.append(_count(len(others), "other connection"))
+    if requests:
+        parts.append(_count(len(requests), "API request"))
     if refused:
         parts.append(f"{refused} refused")
     if not parts:

@@ -20,13 +20,17 @@ from typing import Any
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.server.answer import NO_MODEL, Answer, Piece
 from app.server.engine_queue import Submit
+from app.server.listener import PURPOSE
 from app.server.openai_wire import ApiError, ApiRequest, Reply, parse_chat, parse_completion
+from engine import network_log
 from engine.types import Chunk, EngineError, GenerationParams, Message
 
 log = logging.getLogger(__name__)
@@ -274,6 +278,20 @@ class Api:
                 log.exception("could not store the API conversation")
 
 
+class _NetworkLogged:
+    """Each request enters the network log (Help ▸ Network…) with its client's address and its path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host, port = scope.get("client") or ("?", None)
+            with network_log.purpose(PURPOSE, f"{scope['method']} {scope['path']}"):
+                network_log.record_request(str(host), port)
+        await self.app(scope, receive, send)
+
+
 def create_app(hooks: ServerHooks) -> Starlette:
     """The ASGI application for `hooks`."""
     api = Api(hooks)
@@ -284,6 +302,7 @@ def create_app(hooks: ServerHooks) -> Starlette:
         Route("/v1/completions", api.completions, methods=["POST"]),
         Route("/tokenize", api.tokenize, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, HTTPException: _http_error})
+    app = Starlette(routes=routes, exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+                    middleware=[Middleware(_NetworkLogged)])
     app.state.api = api
     return app

@@ -1,6 +1,7 @@
 """uvicorn serving the API on a socket we bind ourselves: a taken port becomes a sentence for the user
 instead of uvicorn's `sys.exit`, and port 0 picks a free one. Runs in the foreground (`tinychat serve`)
-or on a thread of its own (the window's switch, benchmarks)."""
+or on a thread of its own (the window's switch, benchmarks). Binding is logged as the local API server's
+network use, and airplane mode refuses any interface but this computer's own."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ import threading
 import uvicorn
 from starlette.types import ASGIApp
 
+from engine import network_log
+
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 GRACE_S = 3  # open streams get this long to finish when the server stops
+PURPOSE = "Local API server"  # its listening and its requests, in the network log
 
 
 class ListenError(Exception):
@@ -42,10 +46,14 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
+        with network_log.purpose(PURPOSE):
+            sock.bind((host.strip("[]"), port))
         sock.listen(128)
     except OSError as e:
         sock.close()
+        if network_log.refusal_in(e) is not None:
+            raise ListenError(f"Airplane mode is on, so TinyChat listens only on this computer, not on {host}. "
+                              "Switch airplane mode off in Settings, or listen on 127.0.0.1.") from e
         if e.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
             raise ListenError(f"Port {port} is already in use by another program. Choose another port.") from e
         raise ListenError(f"TinyChat could not listen on {host}:{port} ({e.strerror or e}).") from e

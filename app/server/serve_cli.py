@@ -21,6 +21,7 @@ from app.server.api import ServedModel, ServerHooks, create_app
 from app.server.archive import ApiArchive
 from app.server.engine_queue import EngineQueue
 from app.server.listener import LOOPBACK, ListenError, base_url, bind, is_loopback, serve_forever
+from engine import network_log
 from engine.select import create_engine
 from engine.types import EngineError, LoadOptions
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     settings, warnings = load_settings(paths.settings_path())
     for w in warnings:
         log.warning("%s", w)
+    network_log.set_airplane(settings.airplane_mode)  # the window's switch holds here too
     if args.model:
         model, reason = model_from_path(Path(args.model).expanduser()), ""
     else:
