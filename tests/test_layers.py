@@ -22,36 +22,30 @@ def test_every_layer_contract_is_kept() -> None:
     assert "0 broken" in result.stdout
 
 
-def _copy_tree(tmp_path: Path) -> Path:
+def _lint_with(tmp_path: Path, module: str, line: str) -> str:
+    """import-linter's report on a copy of the tree where `module` (a path under the root) gained `line`;
+    asserts that it failed."""
     for name in ("app", "engine"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    return tmp_path
+    with (tmp_path / module).open("a") as f:
+        f.write(f"\n{line}  # noqa\n")
+    result = _lint(tmp_path)
+    assert result.returncode != 0
+    return result.stdout
 
 
 def test_engine_importing_qt_breaks_the_build(tmp_path: Path) -> None:
-    root = _copy_tree(tmp_path)
-    with (root / "engine" / "types.py").open("a") as f:
-        f.write("\nfrom PySide6 import QtCore  # noqa\n")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "imports neither Qt nor the app BROKEN" in result.stdout
+    assert "imports neither Qt nor the app BROKEN" in _lint_with(tmp_path, "engine/types.py",
+                                                                 "from PySide6 import QtCore")
 
 
 def test_core_reaching_up_into_the_gui_breaks_the_build(tmp_path: Path) -> None:
-    root = _copy_tree(tmp_path)
-    with (root / "app" / "core" / "settings.py").open("a") as f:
-        f.write("\nimport app.chat.composer  # noqa\n")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "depend downward only BROKEN" in result.stdout
-    assert "app.core.settings -> app.chat.composer" in result.stdout
+    report = _lint_with(tmp_path, "app/core/settings.py", "import app.chat.composer")
+    assert "depend downward only BROKEN" in report
+    assert "app.core.settings -> app.chat.composer" in report
 
 
 def test_the_server_importing_qt_breaks_the_build(tmp_path: Path) -> None:
-    root = _copy_tree(tmp_path)
-    with (root / "app" / "server" / "api.py").open("a") as f:
-        f.write("\nfrom PySide6 import QtCore  # noqa\n")
-    result = _lint(root)
-    assert result.returncode != 0
-    assert "app.server (the HTTP API) has no Qt" in result.stdout and "BROKEN" in result.stdout
+    report = _lint_with(tmp_path, "app/server/api.py", "from PySide6 import QtCore")
+    assert "app.server (the HTTP API) has no Qt" in report and "BROKEN" in report
