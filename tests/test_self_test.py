@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import PySide6
+
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
 
@@ -49,6 +51,7 @@ def test_self_test_without_a_model_checks_window_database_and_engine_libraries(t
     assert "ok    conversation database: SQLite" in proc.stdout
     assert "with FTS5 search" in proc.stdout
     assert "ok    engine libraries: llama.cpp 0.3.36" in proc.stdout
+    assert f"ok    library versions: PySide6 {PySide6.__version__}, llama-cpp-python 0.3.36" in proc.stdout
     assert "model:" not in proc.stdout
 
 

@@ -9,7 +9,6 @@ import importlib.util
 import logging
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 from PySide6.QtCore import Qt, Slot, qVersion
 from PySide6.QtGui import QGuiApplication
@@ -18,7 +17,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QT
 from app.chat.chat_controller import ChatController
 from app.core import paths
 from app.core.logging_setup import LOG_FILENAME
-from app.core.version import app_version
+from app.core.version import app_version, library_versions
 from engine.hardware import cpu_flags, physical_cores
 from engine.select import choose_engine
 
@@ -26,13 +25,6 @@ log = logging.getLogger(__name__)
 
 PRIVACY = ("TinyChat has no telemetry and no accounts. It connects to the internet only when you download "
            "a model, and only to the model hub.")
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 def _llama_build() -> str:
@@ -62,12 +54,13 @@ def diagnostics(controller: ChatController) -> list[tuple[str, list[tuple[str, s
                       ("CPU threads", str(loaded.report.n_threads)), ("File", str(m.path))]
     else:
         model_rows = [("Model", controller.model.text or "none loaded")]
+    libs = library_versions()
     return [
         ("Versions", [
             ("TinyChat", app_version()), ("Python", platform.python_version()),
-            ("Qt / PySide6", f"{qVersion()} / {_version('PySide6-Essentials')}"),
-            ("llama-cpp-python", _version("llama_cpp_python")),
-            ("MLX / mlx-lm", f"{_version('mlx')} / {_version('mlx-lm')}"),
+            ("Qt / PySide6", f"{qVersion()} / {libs['PySide6']}"),
+            ("llama-cpp-python", libs["llama-cpp-python"]),
+            ("MLX / mlx-lm", f"{libs['MLX']} / {libs['mlx-lm']}"),
         ]),
         ("Engine", [
             ("In use", loaded.engine_name if loaded else choice.name),

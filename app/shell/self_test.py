@@ -80,6 +80,7 @@ def _run_in_app(model: Path | None) -> list[CheckResult]:
         record(_check("main window", lambda: _main_window(qt_app, started)))
         record(_check("conversation database", _database))
         record(_check("engine libraries", _engine_libraries))
+        record(_check("library versions", _library_versions))
         if model is not None:
             record(_check("model", lambda: generate_through_worker(model, PROMPT, MAX_TOKENS, STEP_TIMEOUT_S)))
         _close_windows(qt_app)  # as a user would: the window stops its engine thread on close
@@ -204,6 +205,18 @@ def _engine_libraries() -> str:
     _check_download_stack()
     _check_child_environment()
     return "; ".join(found)
+
+
+def _library_versions() -> str:
+    """What About and "Copy diagnostics" report: the GUI and engine libraries must be found, with a version."""
+    from app.core.version import NOT_INSTALLED, library_versions
+
+    versions = library_versions()
+    shown = {name: versions[name] for name in ("PySide6", "llama-cpp-python")}
+    missing = [name for name, v in shown.items() if v == NOT_INSTALLED]
+    if missing:
+        raise SelfTestFailed(f"About would call {', '.join(missing)} not installed, though the app runs on them")
+    return ", ".join(f"{name} {v}" for name, v in shown.items())
 
 
 def _check_download_stack() -> None:
