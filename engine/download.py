@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import math
 import os
 import shutil
 import threading
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 Phase = Literal["metadata", "downloading", "verifying", "converting", "copying", "done"]
 PART_SUFFIX = ".part"
 MiB = 1 << 20
+SPEED_SMOOTHING_S = 1.0  # the shown speed follows a change within a few seconds, not every network burst
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ class _Meter:
         now = time.monotonic()
         if phase == "downloading" and now - self._last_t >= 0.25:
             inst = (self.done - self._last_done) / (now - self._last_t)
-            self.speed = inst if self.speed == 0 else 0.7 * self.speed + 0.3 * inst
+            # Weighted by elapsed time, so slow chunks (long gaps) count as much as the time they cover.
+            weight = 1 - math.exp(-(now - self._last_t) / SPEED_SMOOTHING_S)
+            self.speed = inst if self.speed == 0 else self.speed + weight * (inst - self.speed)
             self._last_t, self._last_done = now, self.done
         if self.callback is None or (not force and now - self._last_report < self.interval):
             return
@@ -179,6 +183,7 @@ class _FileTransfer:
             self.final.unlink()
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self._resume_hash()
+        self.meter.restart_speed()  # the bytes a previous run left were hashed, not downloaded just now
         failures = 0
         while self._have() < self.remote.size:
             self._check_cancel()
