@@ -58,7 +58,7 @@ def test_picking_an_installed_level_reloads_and_the_next_answer_is_recorded_with
     same_conv, second = ask(app, qtbot, conv, "and again")
     assert same_conv == conv
     assert (second.content, second.quant) == (SCRIPT_TEXT, "Q8_0")
-    branch = app.core.store.active_branch(conv)
+    branch = app.store.active_branch(conv)
     assert [(m.role, m.quant) for m in branch] == [("user", None), ("assistant", "Q4_K_M"),
                                                    ("user", None), ("assistant", "Q8_0")]
     assert app.settings_on_disk().quant == "Q8_0"
@@ -124,3 +124,21 @@ def model_size(name: str) -> int:
     from tests.gui_app import model_files
 
     return model_files()[name].stat().st_size
+
+
+def test_the_download_progress_in_settings_sits_below_the_level_table_not_over_it(app, qtbot, hub):
+    use_level(app, qtbot, "Q4_K_M")
+    dialog = SettingsDialog(app.switcher)
+    qtbot.addWidget(dialog)
+    dialog.resize(960, 380)  # a short screen: the rows must not be squeezed into each other
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    levels = dialog.quant_list
+    hub.faults.trickle_bps = 100_000
+    levels.pick("Q8_0")
+    levels.offer_button.click()
+    qtbot.waitUntil(lambda: "left" in levels.panel.detail.text(), timeout=WAIT_MS)
+    table, panel = levels.tree.geometry(), levels.panel.geometry()
+    assert panel.top() > table.bottom(), (table, panel)
+    levels.panel.cancel_button.click()
+    qtbot.waitUntil(lambda: levels.panel.isHidden(), timeout=WAIT_MS)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.background.download_worker import JobProgress
-from app.models.download_panel import DownloadPanel
+from app.models.download_panel import DownloadPanel, kept_bytes
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.ui import theme
 from engine.catalog import CatalogEntry
@@ -183,8 +183,7 @@ class QuantList(QWidget):
         self._offer_download(entry)
 
     def _offer_download(self, entry: CatalogEntry) -> None:
-        have = sum(u.bytes for u in self.switcher.manager.disk_usage()
-                   if u.state == "partial" and u.id in (entry.id, entry.source_id))
+        have = kept_bytes(self.switcher.manager, entry)
         size = human(entry.size_mb * 1_000_000)
         text = (f"<b>{entry.level}</b> is not downloaded yet. It takes {size} on disk and needs about "
                 f"{human(entry.memory_mb * 1_000_000)} of memory.")

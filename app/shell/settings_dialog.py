@@ -99,7 +99,7 @@ class SettingsDialog(QDialog):
         for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
                                        self._appearance_page), strict=True):
             self.nav.addItem(name)
-            self.pages.addWidget(build())
+            self.pages.addWidget(panel_style.scrolling(build()))
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.nav.setCurrentRow(0)
 
