@@ -102,7 +102,7 @@ def main() -> None:
         _settle(app, 0.8)
         window.grab().save(str(OUT / "first-run.png"))
         extras.welcome.download_button.click()  # the endpoint above is a closed port: "offline"
-        _wait(app, lambda: extras.welcome.retry_button.isVisible(), 20)
+        _wait(app, lambda: extras.welcome.download_button.text() == "Retry download", 20)
         _settle(app, 0.3)
         window.grab().save(str(OUT / "first-run-offline.png"))
         window.close()
