@@ -37,7 +37,8 @@ def test_self_test_loads_a_model_and_generates_through_the_worker_thread(tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[-1] == "self-test passed"
-    for name in ("Qt platform plugin", "main window", "conversation database", "engine libraries", "model"):
+    for name in ("Qt platform plugin", "main window", "conversation database", "engine libraries", "code colours",
+                 "model"):
         assert any(line.startswith(f"ok    {name}: ") for line in lines), proc.stdout
     model_line = next(line for line in lines if line.startswith("ok    model: "))
     # The scripted model's answer starts with SCRIPT_TEXT; 8 tokens cover its first words.

@@ -81,6 +81,7 @@ def _run_in_app(model: Path | None) -> list[CheckResult]:
         record(_check("conversation database", _database))
         record(_check("engine libraries", _engine_libraries))
         record(_check("library versions", _library_versions))
+        record(_check("code colours", _code_colours))
         if model is not None:
             record(_check("model", lambda: generate_through_worker(model, PROMPT, MAX_TOKENS, STEP_TIMEOUT_S)))
         _close_windows(qt_app)  # as a user would: the window stops its engine thread on close
@@ -217,6 +218,16 @@ def _library_versions() -> str:
     if missing:
         raise SelfTestFailed(f"About would call {', '.join(missing)} not installed, though the app runs on them")
     return ", ".join(f"{name} {v}" for name, v in shown.items())
+
+
+def _code_colours() -> str:
+    """Code blocks are coloured by Pygments lexers, which a build bundles by name: check a few are there."""
+    from app.chat.highlight import lexer_for
+
+    missing = [lang for lang in ("python", "bash", "javascript", "json") if lexer_for(lang) is None]
+    if missing:
+        raise SelfTestFailed(f"no syntax colours for {', '.join(missing)}: their Pygments lexers are missing")
+    return "Pygments lexers for python, bash, javascript, json"
 
 
 def _check_download_stack() -> None:
