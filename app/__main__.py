@@ -27,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         from app.core.data_cli import main as data_main
 
         return data_main(argv)
-    parser = argparse.ArgumentParser(prog="tinychat", description="Offline chat with TinyLlama.")
+    epilog = None
+    if "-h" in argv or "--help" in argv:  # only then: the window's start should not import the CLI's modules
+        from app.core.data_cli import summary
+
+        epilog = summary()
+    parser = argparse.ArgumentParser(prog="tinychat", description="Offline chat with TinyLlama.", epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"TinyChat {app_version()}")
     parser.add_argument("--self-test", action="store_true", help="check this installation and exit")
     parser.add_argument("--model", help="with --self-test: also load this model and generate")

@@ -113,3 +113,10 @@ def test_export_into_a_missing_folder_fails_cleanly(home: Path, tmp_path: Path) 
     run = tinychat(home, "export", "--out", str(tmp_path / "no" / "such" / "dir" / "x.json"))
     assert run.returncode != 0 and len(run.stderr.strip().splitlines()) == 1
     assert "Could not write" in run.stderr
+
+
+def test_tinychat_help_names_the_export_and_import_commands(tmp_path: Path) -> None:
+    proc = tinychat(tmp_path, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "tinychat export [-h] [--format {md,json}]" in proc.stdout and "Write conversations" in proc.stdout
+    assert "tinychat import [-h] PATH" in proc.stdout and "Add the conversations" in proc.stdout

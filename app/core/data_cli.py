@@ -37,6 +37,16 @@ def _parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
+def summary() -> str:
+    """Both commands' usage lines and descriptions, for `tinychat --help`."""
+    parts = []
+    for command in ("export", "import"):
+        parser = _parser(command)
+        usage = " ".join(parser.format_usage().removeprefix("usage: ").split())  # one line, not argparse's wrap
+        parts.append(f"  {usage}\n      {parser.description}")
+    return "commands:\n" + "\n".join(parts) + "\n  (add --help after a command for its details)"
+
+
 def main(argv: list[str]) -> int:
     """Run `export …` or `import …` (argv[0] names the command); returns the exit code."""
     command, rest = argv[0], argv[1:]
