@@ -19,6 +19,7 @@ import sys
 import time
 
 import pyatspi
+from gi.repository import GLib
 
 STATES = {
     pyatspi.STATE_SHOWING: "showing", pyatspi.STATE_FOCUSED: "focused", pyatspi.STATE_SELECTED: "selected",
@@ -34,6 +35,28 @@ class Driver:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.app = None
+        # Qt lists pop-up menus (a context menu) under no window: like a screen reader, learn of them
+        # from the events they send when they appear.
+        self.popups: list = []
+        pyatspi.Registry.registerEventListener(self._on_event, "object:state-changed:showing", "window:create",
+                                               "object:state-changed:focused")
+
+    def _on_event(self, event) -> None:
+        try:
+            acc = event.source
+            while acc is not None and acc.getRoleName() not in ("popup menu", "menu", "application"):
+                acc = acc.parent
+            if (acc is not None and acc.getRoleName() != "application" and acc not in self.popups
+                    and acc.get_process_id() == self.pid):
+                self.popups.append(acc)
+        except Exception:  # the source vanished before we looked
+            pass
+
+    def pump(self) -> None:
+        """Deliver the accessibility events that arrived since the last request."""
+        context = GLib.MainContext.default()
+        while context.pending():
+            context.iteration(False)
 
     def attach(self, timeout_s: float) -> None:
         end = time.monotonic() + timeout_s
@@ -51,7 +74,10 @@ class Driver:
 
     # ------------------------------------------------------------------ nodes
     def node(self, path: list[int]):
+        """Index chains start at the application; a negative first index -k-1 is pop-up menu k."""
         acc = self.app
+        if path and path[0] < 0:
+            acc, path = self.popups[-path[0] - 1], path[1:]
         for i in path:
             acc = acc.getChildAtIndex(i)
             if acc is None:
@@ -69,15 +95,18 @@ class Driver:
         return out
 
     def walk(self, root: list[int], showing: bool):
-        """(accessible, path) for every node under `root`, depth first, pruning hidden subtrees."""
+        """(accessible, path) for every node under `root`, depth first, pruning hidden subtrees; with no
+        root, the application and then any pop-up menu."""
         stack = [(self.node(root), list(root))]
+        if not root:
+            stack += [(p, [-i - 1]) for i, p in reversed(list(enumerate(self.popups)))]
         seen = 0
         while stack:
             acc, path = stack.pop()
             seen += 1
             if seen > MAX_NODES:
                 raise RuntimeError(f"the accessibility tree has more than {MAX_NODES} nodes")
-            if showing and path and not acc.getState().contains(pyatspi.STATE_SHOWING):
+            if showing and path and not _showing(acc):
                 continue
             yield acc, path
             kids = []
@@ -151,6 +180,13 @@ class Driver:
         return [box.x, box.y, box.width, box.height]
 
 
+def _showing(acc) -> bool:
+    try:
+        return acc.getState().contains(pyatspi.STATE_SHOWING)
+    except Exception:  # a pop-up that closed
+        return False
+
+
 def _accessible_id(acc) -> str:
     try:
         return acc.get_accessible_id() or ""
@@ -176,6 +212,7 @@ def main() -> int:
         return 1
     for line in sys.stdin:
         request = json.loads(line)
+        driver.pump()
         op = getattr(driver, "op_" + request.pop("op"))
         try:
             reply = {"ok": True, "result": op(**request)}

@@ -289,6 +289,12 @@ class JourneyApp:
         """Click the middle of `node` with the mouse (button 3: the context menu)."""
         self._call("click", path=list(node.path), button=button)
 
+    def context_menu(self, node: Node, item: str) -> None:
+        """Right-click `node` and choose `item` from the menu that pops up."""
+        self.click(node, button=3)
+        target = self.wait(lambda: self._menu_items(item), f"menu item {item!r} in the context menu")[0]
+        self._call("press", path=list(target.path))
+
     def menu(self, *names: str) -> None:
         """Choose a menu item, e.g. `menu("Model", "Settings…")`, as a screen reader user does."""
         bar = self.one("menu bar", within=self.main_window())
