@@ -31,3 +31,14 @@ def hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub: FakeHub) -> P
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("TINYCHAT_MODEL", raising=False)
     return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def desktop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A private X display with a session bus and an accessibility bus, for journey tests."""
+    from tests.journey import journey_desktop, missing_tools
+
+    missing = missing_tools()
+    if missing:
+        pytest.fail(f"journey tests need the desktop tools `make deps` installs: {missing}")
+    yield from journey_desktop(tmp_path_factory.mktemp("desktop"))
