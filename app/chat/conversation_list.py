@@ -95,6 +95,7 @@ class ConversationList(QWidget):
         row = QHBoxLayout(self.undo_bar)
         row.setContentsMargins(10, 6, 6, 6)
         self.undo_label = QLabel(self.undo_bar)
+        self.undo_label.setWordWrap(True)  # a long title takes a second line instead of being cut off
         self.undo_button = QPushButton("Undo", self.undo_bar)
         self.undo_button.clicked.connect(self._undo)
         row.addWidget(self.undo_label, 1)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from app.chat.markdown_body import MarkdownBody
 from app.core.store_types import StoredMessage
 from app.ui import theme
+from app.ui.elided_label import ElidedLabel
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class MessageWidget(QFrame):
         head = QHBoxLayout()
         self.role_label = QLabel("You" if self.is_user else "Assistant", self)
         self.role_label.setObjectName("RoleLabel")
-        self.meta_label = QLabel(self)
+        self.meta_label = ElidedLabel("", self)  # model · level · speed: may be cut short in a narrow window
         self.meta_label.setObjectName("MetaLabel")
         if self.is_user:
             head.addStretch(1)

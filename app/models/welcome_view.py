@@ -52,7 +52,9 @@ class WelcomeView(QWidget):
 
         card = QFrame(self)
         card.setObjectName("WelcomeCard")
-        card.setFixedWidth(580)  # a fixed width lets the wrapped labels compute their full height
+        # Up to 580 px wide, narrower in a narrow window; the wrapped labels then take more lines.
+        card.setMinimumWidth(280)
+        card.setMaximumWidth(580)
         title = QLabel("Welcome to TinyChat", card)
         title.setObjectName("WelcomeTitle")
         font = title.font()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+from PySide6.QtWidgets import QProgressBar, QStatusBar, QWidget
 
+from app.ui.elided_label import ElidedLabel
 from engine.types import GenerationStats
 
 
@@ -50,8 +51,9 @@ class StatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSizeGripEnabled(False)
-        self.model_label = QLabel("No model loaded", self)
-        self.speed_label = QLabel(self)
+        # Elided, not full width: a narrow window must not be held wide by the status bar.
+        self.model_label = ElidedLabel("No model loaded", self)
+        self.speed_label = ElidedLabel("", self)
         self.meter = ContextMeter(self)
         self.addWidget(self.model_label, 1)
         self.addPermanentWidget(self.speed_label)

@@ -1,5 +1,6 @@
 """Adds to the main window what lies around the chat: Settings (with the quantization switch), the
-model manager, Search (Ctrl+F), export/import, About, and the first-run welcome page.
+model manager, Search (Ctrl+F), export/import, the sidebar toggle, Help (user guide, keyboard shortcuts,
+About), and the first-run welcome page.
 
 `install(window)` is called once after the window is built. It owns the download thread and the
 ModelSwitcher, and stops the thread when the window closes (an event filter, so the window's own
@@ -25,7 +26,9 @@ from app.models.model_dialog import ModelDialog
 from app.models.model_switcher import ModelSwitcher
 from app.models.welcome_view import GGUF_FILTER, WelcomeView
 from app.shell.about_dialog import AboutDialog
+from app.shell.help_windows import GuideWindow, ShortcutsDialog, shortcut_rows
 from app.shell.settings_dialog import SettingsDialog
+from app.shell.sidebar_toggle import SidebarToggle
 from app.shell.transfer_actions import TransferActions
 from engine.models import InstalledModel, ModelManager
 
@@ -46,6 +49,7 @@ class WindowActions(QObject):
                                         window.refresh_conversations)
         self.settings_dialog: SettingsDialog | None = None
         self.model_dialog: ModelDialog | None = None
+        self.sidebar_toggle = SidebarToggle(window, window.splitter, window.sidebar, window.state_file)
         self.welcome = WelcomeView(self.switcher, window)
         self.welcome.ready.connect(self._on_first_model_ready)
         window.pages.addWidget(self.welcome)
@@ -88,7 +92,12 @@ class WindowActions(QObject):
         m.addAction(self._action("&Models…", QKeySequence("Ctrl+Shift+M"), self.open_models))
         m.addAction(self._action("Use a &GGUF file…", None, self.import_model))
 
+        w.view_menu.addAction(self.sidebar_toggle.action)
+
         help_menu = w.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("&User guide", QKeySequence.StandardKey.HelpContents, self.open_guide))
+        help_menu.addAction(self._action("&Keyboard shortcuts", None, self.open_shortcuts))
+        help_menu.addSeparator()
         about = self._action("&About TinyChat", None, self.open_about)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         help_menu.addAction(about)
@@ -131,6 +140,20 @@ class WindowActions(QObject):
     @Slot()
     def open_about(self) -> AboutDialog:
         dialog = AboutDialog(self.controller, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def open_guide(self) -> GuideWindow:
+        dialog = GuideWindow(self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def open_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(shortcut_rows(self.window.menuBar()), self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
