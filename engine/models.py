@@ -247,9 +247,13 @@ class ModelManager:
         source: Path,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        *,
+        in_place: bool = False,
     ) -> InstalledModel:
         """Copy a user-picked `.gguf` into `models/llama.cpp/imported-…/` after a child process has
-        validated it. Raises `ModelFileError` with a sentence when the file is unusable."""
+        validated it, or with `in_place` record it where it is (its folder then holds only the manifest,
+        and a moved or deleted file is no longer installed). Raises `ModelFileError` with a sentence
+        when the file is unusable."""
         from engine.validate import validate_gguf
 
         source = Path(source)
@@ -257,29 +261,33 @@ class ModelManager:
         self._report(progress, "verifying", source.name, 0)
         summary = validate_gguf(source)
         size = source.stat().st_size
-        needed = size + self.settings.margin_bytes
+        needed = (0 if in_place else size) + self.settings.margin_bytes
         folder = self._new_import_folder(source.stem)
         if self.free_space(folder.parent) < needed:
             raise DownloadError(
                 f"Not enough disk space to import {source.name}: it needs {human(needed)} free "
                 f"(including a safety margin). Free some space and try again.")
         folder.mkdir(parents=True)
-        dest = folder / source.name
+        # In place, the manifest names the file by its absolute path (folder / absolute path is that path).
+        dest = source.resolve() if in_place else folder / source.name
         part = folder / (source.name + PART_SUFFIX)
         h = hashlib.sha256()
         try:
-            with source.open("rb") as src, part.open("wb") as dst:
+            with source.open("rb") as src, (contextlib.nullcontext() if in_place else part.open("wb")) as dst:
                 done = 0
                 while block := src.read(1 << 20):
                     if cancel.is_set():
                         raise DownloadCancelled("Import cancelled. Nothing was added.")
-                    dst.write(block)
+                    if dst is not None:
+                        dst.write(block)
                     h.update(block)
                     done += len(block)
-                    self._report(progress, "copying", source.name, done, size)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(part, dest)
+                    self._report(progress, "verifying" if in_place else "copying", source.name, done, size)
+                if dst is not None:
+                    dst.flush()
+                    os.fsync(dst.fileno())
+            if not in_place:
+                os.replace(part, dest)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -288,8 +296,10 @@ class ModelManager:
             "schema": 1, "id": folder.name, "model": _slug(label), "level": summary.quantization,
             "engine": "llama.cpp", "label": label, "kind": "imported", "repo": None, "commit": None,
             "chat_format": "gguf-jinja" if summary.chat_template else "chatml",
-            "context": summary.context_length, "main": dest.name, "imported_from": str(source),
-            "files": [{"name": dest.name, "size": size, "digest": h.hexdigest(), "digest_kind": "sha256"}],
+            "context": summary.context_length, "main": str(dest) if in_place else dest.name,
+            "imported_from": str(source),
+            "files": [{"name": str(dest) if in_place else dest.name, "size": size, "digest": h.hexdigest(),
+                       "digest_kind": "sha256"}],
         }
         _write_json_atomic(folder / MANIFEST, data)
         self._report(progress, "done", source.name, size, size)

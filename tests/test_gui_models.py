@@ -164,3 +164,27 @@ def test_importing_a_truncated_model_is_refused_and_a_good_one_is_listed_and_usa
         dialog.button(imported.id, "Use").click()
     qtbot.waitUntil(lambda: app.controller.ready, timeout=WAIT_MS)
     assert app.controller.model.loaded.model.path == imported.path
+
+
+def test_a_model_file_can_be_used_where_it_is_instead_of_copied(app, qtbot, tmp_path):
+    from app.models.import_choice import ImportChoice
+
+    mine = tmp_path / "my-model.gguf"
+    mine.write_bytes(model_files()[FILES["Q4_K_M"]].read_bytes())
+    choice = ImportChoice(mine)
+    qtbot.addWidget(choice)
+    assert "my-model.gguf" in choice.text() and "disk space" in choice.informativeText()
+    choice.in_place_button.click()
+    assert choice.in_place() is True
+
+    dialog = open_dialog(app, qtbot)
+    with qtbot.waitSignal(app.downloads.jobFinished, timeout=WAIT_MS) as done:
+        dialog.import_file(mine, in_place=True)
+    imported = done.args[0].model
+    assert imported is not None and imported.path == mine.resolve()
+    assert dialog.status_of(imported.id) == "Installed"
+    assert not list(app.switcher.manager.root.rglob("*.gguf"))  # no second copy in the models folder
+    with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
+        dialog.button(imported.id, "Use").click()
+    qtbot.waitUntil(lambda: app.controller.ready, timeout=WAIT_MS)
+    assert app.controller.model.loaded.model.path == mine.resolve()

@@ -39,6 +39,7 @@ class DownloadJob:
     model: str = ""
     level: str = ""
     path: Path | None = None
+    in_place: bool = False  # an import that uses the file where it is instead of copying it
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class DownloadWorker(QObject):
             return JobResult(job, "done", model=manager.find(job.model, job.level))
         if job.kind == "import":
             assert job.path is not None
-            return JobResult(job, "done", model=manager.import_gguf(job.path, report, cancel))
+            return JobResult(job, "done", model=manager.import_gguf(job.path, report, cancel, in_place=job.in_place))
         ok = manager.verify(job.key, cancel)
         message = "" if ok else ("This model's files no longer match what was downloaded. Delete it and "
                                  "download it again.")
@@ -158,9 +159,10 @@ class DownloadThread(QObject):
         entry = self.manager.catalog.get(model, level)
         return self._submit(DownloadJob("download", entry.id, entry.model, entry.level))
 
-    def import_file(self, path: Path) -> DownloadJob:
-        """Queue validating and copying a user's GGUF file into the models folder."""
-        return self._submit(DownloadJob("import", str(path), path=Path(path)))
+    def import_file(self, path: Path, in_place: bool = False) -> DownloadJob:
+        """Queue validating a user's GGUF file and copying it into the models folder (or, `in_place`,
+        recording it where it is)."""
+        return self._submit(DownloadJob("import", str(path), path=Path(path), in_place=in_place))
 
     def verify(self, installed_id: str) -> DownloadJob:
         """Queue re-hashing an installed model's files."""

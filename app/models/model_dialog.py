@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.background.download_worker import DownloadJob, JobProgress, JobResult
 from app.models.download_panel import describe
+from app.models.import_choice import ask_in_place
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.models.welcome_view import GGUF_FILTER
 from app.ui import panel_style, theme
@@ -308,12 +309,19 @@ class ModelDialog(QDialog):
     def _choose_import(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model file", str(Path.home()), GGUF_FILTER)
         if path:
-            self.import_file(Path(path))
+            self.ask_and_import(Path(path))
 
-    def import_file(self, path: Path) -> None:
-        """Validate and copy `path` into the models folder (on the download thread)."""
+    def ask_and_import(self, path: Path) -> None:
+        """Ask whether to copy `path` or use it where it is, then import it (nothing if cancelled)."""
+        in_place = ask_in_place(path, self)
+        if in_place is not None:
+            self.import_file(path, in_place)
+
+    def import_file(self, path: Path, in_place: bool = False) -> None:
+        """Validate `path` and copy it into the models folder, or record it where it is (on the
+        download thread)."""
         key = f"import:{path}"
-        self._jobs[key] = self.downloads.import_file(path)
+        self._jobs[key] = self.downloads.import_file(path, in_place)
         self.say(f"Checking {html.escape(path.name)}…")
 
     @Slot()

@@ -84,9 +84,9 @@ class ModelSwitcher(QObject):
             return None
         return self._start(self.downloads.download(model, level))
 
-    def import_file(self, path: Path) -> DownloadJob:
-        """Validate and copy a user's GGUF file, then use it."""
-        return self._start(self.downloads.import_file(path))
+    def import_file(self, path: Path, in_place: bool = False) -> DownloadJob:
+        """Validate a user's GGUF file, copy it (or, `in_place`, record it where it is), then use it."""
+        return self._start(self.downloads.import_file(path, in_place))
 
     def cancel(self) -> None:
         """Stop the pending download; its bytes stay on disk and the next attempt resumes from them."""

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushBut
 
 from app.background.download_worker import JobProgress
 from app.models.download_panel import DownloadPanel, kept_bytes
+from app.models.import_choice import ask_in_place
 from app.models.model_switcher import ModelSwitcher
 from app.ui import panel_style, theme
 from engine.catalog import CatalogEntry, CatalogError
@@ -154,17 +155,19 @@ class WelcomeView(QWidget):
         self._busy(f"Getting {model_name(self.entry)} ({self.entry.level})")
         self.switcher.choose(self.entry.model, self.entry.level)
 
-    def import_path(self, path: Path) -> None:
-        """Validate and use a model file the user picked."""
+    def import_path(self, path: Path, in_place: bool = False) -> None:
+        """Validate and use a model file the user picked (copied, or `in_place` used where it is)."""
         self._importing = True
         self._busy(f"Checking {Path(path).name}")
-        self.switcher.import_file(Path(path))
+        self.switcher.import_file(Path(path), in_place)
 
     @Slot()
     def _choose_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", str(Path.home()), GGUF_FILTER)
         if path:
-            self.import_path(Path(path))
+            in_place = ask_in_place(Path(path), self)
+            if in_place is not None:
+                self.import_path(Path(path), in_place)
 
     def _busy(self, title: str) -> None:
         self.error.hide()

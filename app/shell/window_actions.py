@@ -135,7 +135,7 @@ class WindowActions(QObject):
     def import_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Use a GGUF model file", "", GGUF_FILTER)
         if path:
-            self.open_models().import_file(Path(path))
+            self.open_models().ask_and_import(Path(path))
 
     @Slot()
     def open_about(self) -> AboutDialog:
