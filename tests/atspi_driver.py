@@ -175,6 +175,16 @@ class Driver:
         pyatspi.Registry.generateMouseEvent(x, y, "abs")
         pyatspi.Registry.generateMouseEvent(x, y, f"b{button}c")
 
+    def op_text_extents(self, path: list[int]) -> list[int]:
+        """Where the first and the last character of the node's text are drawn: [x0, x1] on screen."""
+        text = self.node(path).queryText()
+        n = text.characterCount
+        if n == 0:
+            return []
+        first = text.getCharacterExtents(0, pyatspi.DESKTOP_COORDS)
+        last = text.getCharacterExtents(n - 1, pyatspi.DESKTOP_COORDS)
+        return [first[0], last[0] + last[2]]
+
     def op_extents(self, path: list[int]) -> list[int]:
         box = self.node(path).queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
         return [box.x, box.y, box.width, box.height]

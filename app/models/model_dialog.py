@@ -70,6 +70,7 @@ class ModelDialog(QDialog):
         top.addWidget(open_button)
 
         self.tree = QTreeWidget(self)
+        self.tree.setAccessibleName("Models")
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)
@@ -193,6 +194,7 @@ class ModelDialog(QDialog):
         for text, handler in buttons:
             b = QPushButton(text, box)
             b.setObjectName(f"{text}Button")
+            b.setAccessibleName(f"{text} {level}")  # "Use Q8_0": every row has a Use button
             b.setAutoDefault(False)
             b.setProperty("rowKey", key)
             b.clicked.connect(handler)
