@@ -118,7 +118,8 @@ class Driver:
 
     # ------------------------------------------------------------------- ops
     def op_find(self, role: str | None = None, name: str | None = None, name_contains: str | None = None,
-                id_suffix: str | None = None, root: list[int] | None = None, showing: bool = True,
+                id_suffix: str | None = None, id_contains: str | None = None, root: list[int] | None = None,
+                showing: bool = True,
                 with_text: bool = False, limit: int = 0) -> list[dict]:
         found = []
         for acc, path in self.walk(root or [], showing):
@@ -129,6 +130,8 @@ class Driver:
             if name_contains is not None and name_contains not in (acc.name or ""):
                 continue
             if id_suffix is not None and not _accessible_id(acc).endswith(id_suffix):
+                continue
+            if id_contains is not None and id_contains not in _accessible_id(acc):
                 continue
             found.append(self.describe(acc, path, with_text))
             if limit and len(found) >= limit:
@@ -174,6 +177,16 @@ class Driver:
         x, y = box.x + box.width // 2, box.y + box.height // 2
         pyatspi.Registry.generateMouseEvent(x, y, "abs")
         pyatspi.Registry.generateMouseEvent(x, y, f"b{button}c")
+
+    def op_text_extents(self, path: list[int]) -> list[int]:
+        """Where the first and the last character of the node's text are drawn: [x0, x1] on screen."""
+        text = self.node(path).queryText()
+        n = text.characterCount
+        if n == 0:
+            return []
+        first = text.getCharacterExtents(0, pyatspi.DESKTOP_COORDS)
+        last = text.getCharacterExtents(n - 1, pyatspi.DESKTOP_COORDS)
+        return [first[0], last[0] + last[2]]
 
     def op_extents(self, path: list[int]) -> list[int]:
         box = self.node(path).queryComponent().getExtents(pyatspi.DESKTOP_COORDS)

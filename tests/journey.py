@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from app.core.settings import Settings, save_settings
+from app.core.store import Store
 from engine.catalog import Catalog
 from engine.models import ModelManager
 from tests.fakehub import FakeHub
@@ -162,6 +163,19 @@ class Home:
     def env(self) -> dict[str, str]:
         return {"TINYCHAT_HOME": str(self.path), "HF_ENDPOINT": self.hub.endpoint, "HF_HUB_DISABLE_XET": "1",
                 "TINYCHAT_JOURNEY_CATALOG": str(self.catalog_path)}
+
+    def add_chat(self, title: str, turns: list[tuple[str, str]], quant: str = "Q4_K_M") -> str:
+        """Store a conversation of (question, answer) turns before the app starts; returns its id."""
+        store, _ = Store.open(self.path / "data" / "tinychat.db")
+        try:
+            conv = store.create_conversation(title=title)
+            parent = None
+            for question, answer in turns:
+                parent = store.add_message(conv.id, parent, "user", question).id
+                parent = store.add_message(conv.id, parent, "assistant", answer, quant=quant).id
+            return conv.id
+        finally:
+            store.close()
 
     def install(self, *levels: str) -> None:
         manager = ModelManager(self.path / "data" / "models", Catalog.load(self.catalog_path),
@@ -329,14 +343,30 @@ class JourneyApp:
     def dialog(self, title: str) -> Node:
         return self.one("dialog", title)
 
+    def message_panels(self) -> list[Node]:
+        """The messages showing in the chat pane, top to bottom."""
+        return [n for n in self.find("panel", id_suffix="Message") if n.name in ("You", "Assistant")]
+
     def messages(self) -> list[tuple[str, str]]:
         """(who, text) of each message showing in the chat pane, top to bottom."""
         out = []
-        for panel in self.find("panel", id_suffix="Message"):
-            if panel.name in ("You", "Assistant"):
-                labels = self.find("label", within=panel, id_suffix="Body", with_text=True)
-                out.append((panel.name, "\n".join(label.text or "" for label in labels)))
+        for panel in self.message_panels():
+            parts = [n.text or "" for n in self.find(within=panel, id_contains="MarkdownBody", with_text=True)
+                     if n.role in ("label", "text")]
+            out.append((panel.name, "\n".join(p for p in parts if p)))
         return out
+
+    def chat(self, text: str) -> None:
+        """Type `text` into the message box, press Send and wait until the answer is complete."""
+        before = len(self.message_panels())
+        self.type_text(self.one("text", "Message"), text)
+        self.press("push button", "Send")
+
+        def answered() -> bool:
+            panels = self.message_panels()
+            return (len(panels) >= before + 2 and panels[-1].name == "Assistant"
+                    and bool(self.find("push button", "Regenerate", within=panels[-1])))
+        self.wait(answered, f"the answer to {text!r}")
 
     def selected_chat(self) -> str | None:
         """The title of the chat highlighted in the sidebar."""

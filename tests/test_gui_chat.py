@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 from PySide6.QtCore import Qt, QThread
+from PySide6.QtWidgets import QLabel
 
 from app.core.settings import Sampling, Settings
 from app.core.store import Store
@@ -102,12 +103,13 @@ def test_regenerate_adds_a_sibling_and_the_switcher_walks_between_them(qtbot, wi
     second = window.store.active_branch(window.current_id)[-1]
     widget = window.chat_view.message_widget(second.id)
     assert widget.view.sibling_index == 1 and widget.view.sibling_count == 2
-    assert "2/2" in widget.actions.text()
-    widget.trigger("previous")
+    assert widget.actions.findChild(QLabel).text() == "2/2"
+    widget.actions.button("previous").click()
     assert window.store.active_branch(window.current_id)[-1].id == first.id
     shown = window.chat_view.message_widget(first.id)
-    assert "1/2" in shown.actions.text() and shown.available_actions()[0] == "next"
-    shown.trigger("next")
+    assert shown.actions.findChild(QLabel).text() == "1/2" and shown.available_actions()[0] == "next"
+    assert not shown.actions.button("previous")  # shown greyed out: there is no earlier version
+    shown.actions.button("next").click()
     assert window.chat_view.message_widget(second.id) is not None
 
 

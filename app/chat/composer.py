@@ -53,6 +53,7 @@ class Composer(QWidget):
         row.setContentsMargins(10, 6, 6, 6)
         self.input = _Input(frame)
         self.input.setObjectName("Composer")
+        self.input.setAccessibleName("Message")
         self.input.setPlaceholderText(PLACEHOLDER)
         self.input.setTabChangesFocus(True)
         self.input.submitted.connect(self.submit)

@@ -69,11 +69,13 @@ class ConversationList(QWidget):
         self.new_button.clicked.connect(self.newChatRequested)
         self.filter_box = QLineEdit(self)
         self.filter_box.setObjectName("FilterBox")
+        self.filter_box.setAccessibleName("Filter conversations")
         self.filter_box.setPlaceholderText("Filter conversations")
         self.filter_box.setClearButtonEnabled(True)
         self.filter_box.textChanged.connect(self._apply_filter)
         self.list = QListWidget(self)
         self.list.setObjectName("ConversationList")
+        self.list.setAccessibleName("Conversations")
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2 renames
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)

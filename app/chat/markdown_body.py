@@ -12,6 +12,7 @@ from app.chat.markdown import Block, prose_to_html, split_blocks
 
 def _prose_label(parent: QWidget) -> QLabel:
     label = QLabel(parent)
+    label.setObjectName("MessageText")
     label.setTextFormat(Qt.TextFormat.RichText)
     label.setWordWrap(True)
     label.setOpenExternalLinks(True)

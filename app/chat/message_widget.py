@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.markdown_body import MarkdownBody
+from app.chat.message_actions import ActionRow, offered_actions
 from app.core.store_types import StoredMessage
-from app.ui import theme
 from app.ui.elided_label import ElidedLabel
 
 
@@ -35,8 +35,6 @@ class MessageView:
     streaming: bool = False
 
 
-_ACTION_LABELS = {"copy": "Copy", "edit": "Edit", "retry": "Retry", "regenerate": "Regenerate",
-                  "delete": "Delete"}
 
 
 def _meta_text(m: StoredMessage) -> str:
@@ -64,6 +62,7 @@ class MessageWidget(QFrame):
         self.view = view
         m = view.message
         self.is_user = m.role == "user"
+        self.setAccessibleName("You" if self.is_user else "Assistant")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
         outer.setSpacing(3)
@@ -108,16 +107,8 @@ class MessageWidget(QFrame):
         self.set_view(view)
 
     def _build_actions(self, outer: QVBoxLayout) -> None:
-        # One label of links rather than a row of buttons: a chat holds hundreds of messages and
-        # seven buttons each would triple the cost of building them.
-        self.actions = QLabel(self)
-        self.actions.setObjectName("Actions")
-        self.actions.setTextFormat(Qt.TextFormat.RichText)
-        self.actions.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse
-                                             | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
-        self.actions.linkActivated.connect(self.trigger)
-        if self.is_user:
-            self.actions.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.actions = ActionRow(self.is_user, self)
+        self.actions.triggered.connect(self.trigger)
         outer.addWidget(self.actions)
 
     # ------------------------------------------------------------------ state
@@ -131,43 +122,13 @@ class MessageWidget(QFrame):
         if not self.is_user:
             self.meta_label.setText(_meta_text(m) if not view.streaming else "generating…")
         self._set_badge(view)
-        self.actions.setText(self._actions_html(view))
+        self.actions.show_actions(offered_actions(m.role, m.status, view.sibling_index, view.sibling_count,
+                                                  view.streaming), view.sibling_index, view.sibling_count)
         self.actions.setVisible(not view.streaming)
 
     def available_actions(self) -> list[str]:
-        """The actions this message offers now, by name (the link targets)."""
-        view, m = self.view, self.view.message
-        if view.streaming:
-            return []
-        names = []
-        if view.sibling_count > 1:
-            names += ["previous"] if view.sibling_index > 0 else []
-            names += ["next"] if view.sibling_index < view.sibling_count - 1 else []
-        names.append("copy")
-        if self.is_user:
-            names.append("edit")
-        elif m.status != "complete":
-            names.append("retry")
-        else:
-            names.append("regenerate")
-        names.append("delete")
-        return names
-
-    def _actions_html(self, view: MessageView) -> str:
-        c = theme.current()
-        names = self.available_actions()
-        link = f"color:{c.muted}; text-decoration:none;"
-        parts = []
-        if view.sibling_count > 1:
-            prev = (f'<a href="previous" style="{link}">‹</a>' if "previous" in names
-                    else f'<span style="color:{c.border}">‹</span>')
-            nxt = (f'<a href="next" style="{link}">›</a>' if "next" in names
-                   else f'<span style="color:{c.border}">›</span>')
-            parts.append(f"{prev}&nbsp;{view.sibling_index + 1}/{view.sibling_count}&nbsp;{nxt}")
-        for name in names:
-            if name not in ("previous", "next"):
-                parts.append(f'<a href="{name}" style="{link}">{_ACTION_LABELS[name]}</a>')
-        return f'<span style="color:{c.muted}">' + " &nbsp;·&nbsp; ".join(parts) + "</span>"
+        """The actions this message offers now, by name."""
+        return self.actions.names()
 
     def _set_badge(self, view: MessageView) -> None:
         m = view.message
@@ -206,7 +167,7 @@ class MessageWidget(QFrame):
     # ---------------------------------------------------------------- actions
     @Slot(str)
     def trigger(self, name: str) -> None:
-        """Run one of `available_actions()` (what clicking its link does)."""
+        """Run one of `available_actions()` (what pressing its button does)."""
         mid = self.view.message.id
         if name == "copy":
             QGuiApplication.clipboard().setText(self.view.message.content)

@@ -54,10 +54,12 @@ class SearchDialog(QDialog):
         self.store = store
         self.query = QLineEdit(self)
         self.query.setPlaceholderText("Search all conversations…")
+        self.query.setAccessibleName("Search conversations")
         self.query.setClearButtonEnabled(True)
         self.query.installEventFilter(self)
         self.results = QListWidget(self)
         self.results.setObjectName("SearchResults")
+        self.results.setAccessibleName("Search results")
         self.results.setWordWrap(True)
         self.results.setSpacing(2)
         self.results.itemActivated.connect(self._open)

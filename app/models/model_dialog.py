@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Slot
+from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
-    QProgressBar,
     QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -30,6 +27,7 @@ from app.background.download_worker import DownloadJob, JobProgress, JobResult
 from app.models.download_panel import describe
 from app.models.import_choice import ask_in_place
 from app.models.model_switcher import ModelSwitcher, levels_for
+from app.models.model_table import ModelTable
 from app.models.welcome_view import GGUF_FILTER
 from app.ui import panel_style, theme
 from engine.catalog import CatalogEntry
@@ -39,9 +37,6 @@ from engine.types import EngineError
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("Level", "Size", "Status", "")
-ROW_HEIGHT_LINES = 2.4
-ROLE_KEY = Qt.ItemDataRole.UserRole
 
 
 class ModelDialog(QDialog):
@@ -70,17 +65,7 @@ class ModelDialog(QDialog):
         top.addWidget(self.import_button)
         top.addWidget(open_button)
 
-        self.tree = QTreeWidget(self)
-        self.tree.setColumnCount(len(COLUMNS))
-        self.tree.setHeaderLabels(COLUMNS)
-        self.tree.setRootIsDecorated(False)
-        self.tree.setSelectionMode(QTreeWidget.SelectionMode.NoSelection)
-        self.tree.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        header = self.tree.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col in (0, 1, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table = ModelTable(self)
 
         self.message = QLabel(self)
         self.message.setWordWrap(True)
@@ -95,7 +80,7 @@ class ModelDialog(QDialog):
 
         lay = QVBoxLayout(self)
         lay.addLayout(top)
-        lay.addWidget(self.tree, 1)
+        lay.addWidget(self.table, 1)
         lay.addLayout(bottom)
 
         w = self.downloads.worker
@@ -116,7 +101,7 @@ class ModelDialog(QDialog):
         except OSError:
             free = "unknown"
         self.folder_label.setText(f"Models folder: {manager.root} — {human(used)} used, {free} free")
-        self.tree.clear()
+        self.table.clear()
         partial = {u.id: u.bytes for u in usage if u.state == "partial"}
         current = self.switcher.in_use()
         entries = levels_for(manager, self.switcher.controller.settings)
@@ -133,13 +118,7 @@ class ModelDialog(QDialog):
             self._add_installed_row(model.id, model.label, model, current)
 
     def _heading(self, text: str) -> None:
-        item = QTreeWidgetItem([text])
-        font = item.font(0)
-        font.setBold(True)
-        item.setFont(0, font)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)
-        self.tree.addTopLevelItem(item)
-        item.setFirstColumnSpanned(True)
+        self.table.heading(text)
 
     def _add_catalog_row(self, entry: CatalogEntry, installed: InstalledModel | None, have: int,
                          current: InstalledModel | None) -> None:
@@ -153,14 +132,12 @@ class ModelDialog(QDialog):
             buttons = [("Cancel", self._cancel_job)]
         elif have:
             status = f"Paused — {human(have)} of {size} kept"
-            buttons = [("Resume", self._download), ("Delete", self._delete)]
+            buttons = [("Resume", self.download), ("Delete", self._delete)]
         else:
             status = "Not downloaded"
-            buttons = [("Download", self._download)]
-        item = self._row(entry.id, entry.level, size, status, buttons)
-        item.setToolTip(0, f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
-        if entry.id in self._progress:
-            self._show_progress(item, self._progress[entry.id])
+            buttons = [("Download", self.download)]
+        self._row(entry.id, entry.level, size, status, buttons,
+                  f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
 
     def _add_installed_row(self, key: str, name: str, model: InstalledModel, current: InstalledModel | None,
                            entry: CatalogEntry | None = None) -> None:
@@ -171,121 +148,59 @@ class ModelDialog(QDialog):
         buttons = [] if in_use else [("Use", self._use)]
         buttons += [("Verify", self._verify)] + ([] if in_use else [("Delete", self._delete)])
         level = model.level or "—"
-        item = self._row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes),
-                         status, buttons)
         tip = f"{model.path}"
         if entry is not None:
             tip = f"{entry.note}\n{tip}"
-        item.setToolTip(0, tip)
-        if key in self._progress:
-            self._show_progress(item, self._progress[key])
+        self._row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes), status,
+                  buttons, tip)
 
     def _row(self, key: str, level: str, size: str, status: str,
-             buttons: list[tuple[str, object]]) -> QTreeWidgetItem:
-        item = QTreeWidgetItem([level, size, status, ""])
-        item.setData(0, ROLE_KEY, key)
-        # Column 2 stretches, so this hint sets the row height without narrowing any column.
-        item.setSizeHint(2, QSize(0, int(ROW_HEIGHT_LINES * self.tree.fontMetrics().lineSpacing())))
-        self.tree.addTopLevelItem(item)
-        box = QWidget()
-        row = QHBoxLayout(box)
-        row.setContentsMargins(2, 1, 2, 1)
-        row.addStretch(1)
-        for text, handler in buttons:
-            b = QPushButton(text, box)
-            b.setObjectName(f"{text}Button")
-            b.setAutoDefault(False)
-            b.setProperty("rowKey", key)
-            b.clicked.connect(handler)
-            row.addWidget(b)
-        self.tree.setItemWidget(item, 3, box)
-        return item
+             buttons: list[tuple[str, Callable[[str], None]]], tooltip: str) -> None:
+        self.table.add_row(key, level, size, status, buttons, tooltip)
+        if key in self._progress:
+            self._show_progress(key, self._progress[key])
 
-    def _show_progress(self, item: QTreeWidgetItem, p: JobProgress) -> None:
-        cell = QWidget()
-        lay = QVBoxLayout(cell)
-        lay.setContentsMargins(2, 2, 2, 2)
-        lay.setSpacing(1)
-        bar = QProgressBar(cell)
-        bar.setTextVisible(False)
-        bar.setMaximumHeight(8)
-        if p.progress.total:
-            bar.setRange(0, 1000)
-            bar.setValue(int(1000 * min(p.progress.done, p.progress.total) / p.progress.total))
-        else:
-            bar.setRange(0, 0)
-        text = QLabel(describe(p.progress), cell)
-        text.setObjectName("Muted")
-        lay.addWidget(bar)
-        lay.addWidget(text)
-        item.setText(2, "")
-        self.tree.setItemWidget(item, 2, cell)
-
-    def item(self, key: str) -> QTreeWidgetItem | None:
-        for i in range(self.tree.topLevelItemCount()):
-            it = self.tree.topLevelItem(i)
-            if it.data(0, ROLE_KEY) == key:
-                return it
-        return None
+    def _show_progress(self, key: str, p: JobProgress) -> None:
+        total = p.progress.total
+        self.table.show_progress(key, describe(p.progress), min(p.progress.done, total) / total if total else None)
 
     def status_of(self, key: str) -> str:
         """The status a row shows (the progress line while it downloads)."""
-        it = self.item(key)
-        if it is None:
-            return ""
-        cell = self.tree.itemWidget(it, 2)
-        label = cell.findChild(QLabel) if cell is not None else None
-        return label.text() if label is not None else it.text(2)
+        return self.table.text(key, "status")
 
     def button(self, key: str, text: str) -> QPushButton | None:
-        it = self.item(key)
-        box = self.tree.itemWidget(it, 3) if it is not None else None
-        return box.findChild(QPushButton, f"{text}Button") if box is not None else None
+        return self.table.button(key, text)
 
     def _active(self, key: str) -> DownloadJob | None:
         """The queued or running job of row `key`, whoever started it (this window or Settings)."""
         return next((j for j in self.downloads.active_jobs() if self._row_key(j) == key), None)
 
-    def _key(self) -> str:
-        return str(self.sender().property("rowKey"))
-
     # --------------------------------------------------------------- actions
-    @Slot()
-    def _download(self) -> None:
-        self.download(self._key())
-
     def download(self, entry_id: str) -> None:
         entry = self.switcher.manager.catalog.by_id(entry_id)
         self._jobs[entry_id] = self.downloads.download(entry.model, entry.level)
         self.say("")
         self.refresh()
 
-    @Slot()
-    def _cancel_job(self) -> None:
-        job = self._active(self._key())
+    def _cancel_job(self, key: str) -> None:
+        job = self._active(key)
         if job is not None:
             self.downloads.cancel(job)
 
-    @Slot()
-    def _use(self) -> None:
-        key = self._key()
+    def _use(self, key: str) -> None:
         model = next((m for m in self.switcher.manager.installed() if m.id == key), None)
         if model is not None:
             self.switcher.use(model)
             self.say(f"Switched to {html.escape(model.label)}. The next answer comes from it.")
 
-    @Slot()
-    def _verify(self) -> None:
-        key = self._key()
+    def _verify(self, key: str) -> None:
         self._jobs[key] = self.downloads.verify(key)
         self.say("")
         self.refresh()
 
-    @Slot()
-    def _delete(self) -> None:
-        key = self._key()
-        label = self.item(key).text(0) if self.item(key) else key
-        answer = QMessageBox.question(self, "Delete model", f"Delete {label} ({self.item(key).text(1)}) from "
+    def _delete(self, key: str) -> None:
+        label = self.table.text(key, "level") or key
+        answer = QMessageBox.question(self, "Delete model", f"Delete {label} ({self.table.text(key, 'size')}) from "
                                       "this computer? A catalog level can be downloaded again later.")
         if answer == QMessageBox.StandardButton.Yes:
             self.delete(key)
@@ -343,11 +258,9 @@ class ModelDialog(QDialog):
     def _on_progress(self, p: JobProgress) -> None:
         key = self._row_key(p.job)
         self._progress[key] = p
-        item = self.item(key)
-        if item is not None:
-            self._show_progress(item, p)
-            box = self.tree.itemWidget(item, 3)
-            if box is not None and box.findChild(QPushButton, "CancelButton") is None:
+        if self.table.has_row(key):
+            self._show_progress(key, p)
+            if self.table.button(key, "Cancel") is None:
                 self.refresh()
         elif p.job.kind == "import":
             self.message.setText(f"Importing {html.escape(Path(p.job.key).name)}: {describe(p.progress)}")

@@ -49,6 +49,7 @@ class QuantList(QWidget):
         self.switcher = switcher
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("QuantList")
+        self.tree.setAccessibleName("Quantization levels")
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)

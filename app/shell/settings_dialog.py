@@ -95,6 +95,7 @@ class SettingsDialog(QDialog):
         self.pages = QStackedWidget(self)
         self.nav = QListWidget(self)
         self.nav.setObjectName("SettingsNav")
+        self.nav.setAccessibleName("Settings pages")
         self.nav.setFixedWidth(150)
         for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
                                        self._appearance_page), strict=True):
@@ -172,6 +173,7 @@ class SettingsDialog(QDialog):
         lay.addWidget(_hint("Sent before every conversation to tell the model how to behave. Leave it empty "
                             "for the model's default behaviour."))
         self.prompt_edit = QPlainTextEdit(s.system_prompt)
+        self.prompt_edit.setAccessibleName("System prompt")
         self.prompt_edit.setPlaceholderText("For example: You are a concise assistant. Answer in English.")
         self.prompt_edit.textChanged.connect(self._prompt_timer_start)
         lay.addWidget(self.prompt_edit, 1)
@@ -214,6 +216,7 @@ class SettingsDialog(QDialog):
         self.max_tokens.setRange(1, 2048)
         self.seed_fixed = QCheckBox("Same seed every time")
         self.seed = QSpinBox()
+        self.seed.setAccessibleName("Seed")
         self.seed.setRange(0, 2**31 - 1)
         for box in (self.top_k, self.max_tokens, self.seed):
             box.valueChanged.connect(self._on_sampling)

@@ -10,15 +10,18 @@ from engine.types import GenerationStats
 
 
 class ContextMeter(QProgressBar):
-    """Tokens the conversation takes of the model's window; says so when older turns no longer fit."""
+    """Tokens the conversation takes of the model's window; says so when older turns no longer fit.
+    What it shows is also its accessible description."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ContextMeter")
+        self.setAccessibleName("Context")
         self.setFixedWidth(230)
         self.setMaximumHeight(16)
         self.setTextVisible(True)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.forgotten = 0
         self.set_usage(0, 2048, 0)
 
     def set_usage(self, used: int, n_ctx: int, forgotten: int) -> None:
@@ -28,7 +31,7 @@ class ContextMeter(QProgressBar):
         text = f"{used} / {n_ctx} tokens"
         if forgotten:
             text += f" · {forgotten} older not in context"
-        self.setFormat(text)
+        self._show_text(text)
         full = bool(forgotten) or used >= n_ctx * 0.9
         if self.property("full") != full:
             self.setProperty("full", full)
@@ -39,10 +42,18 @@ class ContextMeter(QProgressBar):
             + (f"\n{forgotten} older message(s) no longer fit and are not seen by the model." if forgotten else ""))
         self.forgotten = forgotten
 
-    def clear(self) -> None:
-        self.setFormat("no model")
+    def show_text(self, text: str) -> None:
+        """A state instead of a count ("Loading the model…", "no model"), with an empty bar."""
         self.setValue(0)
         self.forgotten = 0
+        self._show_text(text)
+
+    def _show_text(self, text: str) -> None:
+        self.setFormat(text)
+        self.setAccessibleDescription(text)
+
+    def clear(self) -> None:
+        self.show_text("no model")
 
 
 class StatusBar(QStatusBar):
