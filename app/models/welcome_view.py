@@ -85,7 +85,6 @@ class WelcomeView(QWidget):
         self.error.setWordWrap(True)
         self.error.setTextFormat(Qt.TextFormat.RichText)
         self.error.hide()
-        self.error.setAccessibleName("Problem")
         self.error_hint = QLabel(IMPORT_HINT, card)
         self.error_hint.setWordWrap(True)
         self.error_hint.hide()
