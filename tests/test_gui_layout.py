@@ -137,6 +137,7 @@ def test_help_offers_the_user_guide_offline_and_the_keyboard_shortcuts(qtbot, wi
     qtbot.addWidget(keys)
     rows = keys.rows()
     assert ("New chat", "Ctrl+N") in rows and ("Search conversations…", "Ctrl+F") in rows
+    assert ("Export ▸ This chat…", "Ctrl+E") in rows
     assert ("Send the message", "Enter") in rows and ("New line in the message", "Shift+Enter") in rows
     assert ("Show sidebar", "Ctrl+Shift+S") in rows and ("User guide", "F1") in rows
     assert all(key for _, key in rows)

@@ -62,6 +62,7 @@ class DownloadPanel(QWidget):
         self.title = QLabel(self)
         self.title.setWordWrap(True)
         self.bar = QProgressBar(self)
+        self.bar.setAccessibleName("Download progress")
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(10)
         self.detail = QLabel(self)

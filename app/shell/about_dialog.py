@@ -102,6 +102,7 @@ class AboutDialog(QDialog):
         self.privacy = QLabel(PRIVACY, self)
         self.privacy.setWordWrap(True)
         self.browser = QTextBrowser(self)
+        self.browser.setAccessibleName("Diagnostics")
         self.browser.setOpenLinks(False)
         self.browser.setHtml(self._html())
         self.copy_button = QPushButton("Copy diagnostics", self)

@@ -66,16 +66,17 @@ def shortcut_rows(menu_bar: QMenuBar) -> list[tuple[str, str]]:
     """(what, key) for every menu item that has a shortcut, in menu order, then the message box's keys."""
     rows: list[tuple[str, str]] = []
 
-    def walk(menu: QMenu) -> None:
+    def walk(menu: QMenu, within: str) -> None:
         for action in menu.actions():
+            what = f"{within} ▸ {_plain(action.text())}" if within else _plain(action.text())
             if action.menu() is not None:
-                walk(action.menu())
+                walk(action.menu(), what)  # a submenu's items are named with it: "Export ▸ This chat…"
             elif not action.shortcut().isEmpty():
-                rows.append((_plain(action.text()), action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)))
+                rows.append((what, action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)))
 
     for top in menu_bar.actions():
         if top.menu() is not None:
-            walk(top.menu())
+            walk(top.menu(), "")
     return rows + list(TYPING_KEYS)
 
 
