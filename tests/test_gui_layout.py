@@ -133,6 +133,9 @@ def test_help_offers_the_user_guide_offline_and_the_keyboard_shortcuts(qtbot, wi
     qtbot.addWidget(guide)
     shown = guide.browser.toPlainText()
     assert "TinyChat user guide" in shown and "Switching the quantization level" in shown
+    guide.show()
+    settle()
+    assert not guide.browser.horizontalScrollBar().isVisible()  # screenshots scaled to the window's width
     keys = extras(window).open_shortcuts()
     qtbot.addWidget(keys)
     rows = keys.rows()

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QImage, QKeySequence, QPixmap, QResizeEvent, QShowEvent, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QHeaderView,
     QMenu,
     QMenuBar,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -56,6 +58,42 @@ class GuideWindow(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(self.browser, 1)
         lay.addWidget(buttons)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_images()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.isVisible():
+            self._fit_images()
+
+    def _fit_images(self) -> None:
+        """Scale the screenshots down to the page's width (room kept for the scroll bar and a list's
+        indent), so the text never scrolls sideways."""
+        doc = self.browser.document()
+        bar = self.browser.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        room = self.browser.contentsRect().width() - bar - 2 * int(doc.documentMargin()) - 4
+        cursor = QTextCursor(doc)
+        block = doc.begin()
+        while block.isValid():
+            indent = block.blockFormat().leftMargin() + doc.indentWidth() * (
+                block.textList().format().indent() if block.textList() else block.blockFormat().indent())
+            it = block.begin()
+            while not it.atEnd():
+                fragment = it.fragment()
+                if fragment.charFormat().isImageFormat():
+                    image = fragment.charFormat().toImageFormat()
+                    picture = doc.resource(QTextDocument.ResourceType.ImageResource.value, QUrl(image.name()))
+                    if isinstance(picture, (QImage, QPixmap)) and picture.width() > 0:
+                        width = min(picture.width(), max(int(room - indent), 100))
+                        image.setWidth(width)
+                        image.setHeight(picture.height() * width / picture.width())
+                        cursor.setPosition(fragment.position())
+                        cursor.setPosition(fragment.position() + fragment.length(), QTextCursor.MoveMode.KeepAnchor)
+                        cursor.setCharFormat(image)
+                it += 1
+            block = block.next()
 
 
 def _plain(text: str) -> str:
