@@ -119,8 +119,8 @@ class Driver:
     # ------------------------------------------------------------------- ops
     def op_find(self, role: str | None = None, name: str | None = None, name_contains: str | None = None,
                 id_suffix: str | None = None, id_contains: str | None = None, root: list[int] | None = None,
-                showing: bool = True,
-                with_text: bool = False, limit: int = 0) -> list[dict]:
+                showing: bool = True, with_text: bool = False, with_extents: bool = False,
+                limit: int = 0) -> list[dict]:
         found = []
         for acc, path in self.walk(root or [], showing):
             if role is not None and acc.getRoleName() != role:
@@ -133,7 +133,11 @@ class Driver:
                 continue
             if id_contains is not None and id_contains not in _accessible_id(acc):
                 continue
-            found.append(self.describe(acc, path, with_text))
+            node = self.describe(acc, path, with_text)
+            if with_extents:
+                box = acc.queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
+                node["extents"] = [box.x, box.y, box.width, box.height]
+            found.append(node)
             if limit and len(found) >= limit:
                 break
         return found
@@ -168,6 +172,10 @@ class Driver:
     def op_key(self, key: str) -> None:
         keysym = KEYSYMS[key] if key in KEYSYMS else ord(key)
         pyatspi.Registry.generateKeyboardEvent(keysym, None, pyatspi.KEY_SYM)
+
+    def op_type(self, text: str) -> None:
+        """Type `text` on the keyboard into whatever has the focus."""
+        pyatspi.Registry.generateKeyboardEvent(0, text, pyatspi.KEY_STRING)
 
     def op_click(self, path: list[int], button: int = 1) -> None:
         """A mouse click in the middle of the node, as a person clicks it (XTest on the X display)."""
