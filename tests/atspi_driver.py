@@ -147,7 +147,8 @@ class Driver:
         base = len(root or [])
         for acc, path in self.walk(root or [], showing):
             d = self.describe(acc, path)
-            lines.append("  " * (len(path) - base) + f"{d['role']} {d['name']!r} [{d['id']}] {d['states']}")
+            about = f" ({d['description']})" if d["description"] else ""
+            lines.append("  " * (len(path) - base) + f"{d['role']} {d['name']!r}{about} [{d['id']}] {d['states']}")
         return "\n".join(lines)
 
     def op_press(self, path: list[int], action: str = "Press") -> None:
@@ -195,6 +196,14 @@ class Driver:
         first = text.getCharacterExtents(0, pyatspi.DESKTOP_COORDS)
         last = text.getCharacterExtents(n - 1, pyatspi.DESKTOP_COORDS)
         return [first[0], last[0] + last[2]]
+
+    def op_wheel(self, path: list[int], notches: int) -> None:
+        """Turn the mouse wheel over the middle of the node: up for notches > 0, down for < 0."""
+        box = self.node(path).queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
+        x, y = box.x + box.width // 2, box.y + box.height // 2
+        pyatspi.Registry.generateMouseEvent(x, y, "abs")
+        for _ in range(abs(notches)):
+            pyatspi.Registry.generateMouseEvent(x, y, "b4c" if notches > 0 else "b5c")
 
     def op_extents(self, path: list[int]) -> list[int]:
         box = self.node(path).queryComponent().getExtents(pyatspi.DESKTOP_COORDS)

@@ -304,6 +304,10 @@ class JourneyApp:
         """Click the middle of `node` with the mouse (button 3: the context menu)."""
         self._call("click", path=list(node.path), button=button)
 
+    def wheel(self, node: Node, notches: int) -> None:
+        """Turn the mouse wheel over `node`: positive scrolls up, negative down."""
+        self._call("wheel", path=list(node.path), notches=notches)
+
     def context_menu(self, node: Node, item: str) -> None:
         """Right-click `node` and click `item` in the menu that pops up."""
         self.click(node, button=3)
