@@ -11,7 +11,6 @@ from dataclasses import replace
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -74,7 +73,7 @@ def _hint(text: str) -> QLabel:
 
 
 class SettingsDialog(QDialog):
-    """Live settings. `settingsChanged` fires after each change was applied to the controller and saved."""
+    """Live settings. `settingsChanged` fires after each change was applied and saved."""
 
     settingsChanged = Signal(object)  # Settings
 
@@ -85,7 +84,6 @@ class SettingsDialog(QDialog):
         self.setStyleSheet(panel_style.style_sheet())
         self.resize(960, 700)
         self.switcher = switcher
-        self.controller = switcher.controller
         self._loading = True
         self.error = QLabel(self)
         self.error.setWordWrap(True)
@@ -117,11 +115,12 @@ class SettingsDialog(QDialog):
         self._prompt_timer.setSingleShot(True)
         self._prompt_timer.setInterval(400)
         self._prompt_timer.timeout.connect(self._commit_prompt)
+        switcher.settings.changed.connect(self._on_changed_elsewhere)
         self._loading = False
 
     @property
     def settings(self) -> Settings:
-        return self.controller.settings
+        return self.switcher.settings.current
 
     def show_page(self, name: str) -> None:
         self.nav.setCurrentRow(PAGES.index(name))
@@ -253,7 +252,8 @@ class SettingsDialog(QDialog):
     def _describe_engine(self) -> None:
         pref = self.engine_box.currentData()
         choice = choose_engine(pref)
-        running = self.controller.model.loaded.engine_name if self.controller.model.loaded else None
+        loaded = self.switcher.model.loaded
+        running = loaded.engine_name if loaded else None
         text = choice.reason
         if choice.fallback_message:
             text = choice.fallback_message
@@ -297,31 +297,26 @@ class SettingsDialog(QDialog):
 
     # ---------------------------------------------------------------- changes
     def commit(self, new: Settings) -> None:
-        """Apply `new` to the running app and save it; reload the model if the change needs it."""
+        """Apply `new` through the settings service: the window, theme and model follow its signal."""
         if self._loading or new == self.settings:
             return
-        old = self.settings
-        self.controller.settings = new
-        try:
-            self.switcher.save_settings(new)
-            self.error.hide()
-        except Exception as e:  # SettingsError: applied now, but not remembered
-            self.error.setText(getattr(e, "message", str(e)))
-            self.error.show()
-        if (old.theme, old.font_size) != (new.theme, new.font_size):
-            app = QApplication.instance()
-            if isinstance(app, QApplication):
-                theme.apply(app, new.theme, new.font_size)
-        if (old.chat_format, old.n_threads) != (new.chat_format, new.n_threads):
-            current = self.switcher.current()
-            if current is not None and self.controller.model.state != "none":
-                self.controller.load_model(current.model_info())
+        error = self.switcher.settings.apply(new)
+        self.error.setText(error)  # applied now in any case; an error only means it is not remembered
+        self.error.setVisible(bool(error))
         self.settingsChanged.emit(new)
+
+    @Slot(object, object)
+    def _on_changed_elsewhere(self, _old: Settings, new: Settings) -> None:
+        """Keep the appearance boxes true when the View menu changed the text size or theme."""
+        self._loading, was = True, self._loading
+        self.theme_box.setCurrentIndex(max(self.theme_box.findData(new.theme), 0))
+        self.font_box.setValue(new.font_size)
+        self._loading = was
 
     @Slot()
     def _on_engine(self) -> None:
         self.commit(replace(self.settings, engine=self.engine_box.currentData()))
-        loaded = self.controller.model.loaded
+        loaded = self.switcher.model.loaded
         target = self._model_for(self.settings.engine)
         if loaded is not None and target is not None and loaded.engine_name != target.engine:
             self.switcher.use(target)  # the open chat stays; the next answer comes from the other engine
