@@ -258,3 +258,15 @@ def test_switching_chats_while_generating_keeps_the_answer_in_its_own_chat(qtbot
         assert shown_text(w, w.chat_view.message_ids()[-1]) == SCRIPT
     finally:
         close_window(w)
+
+
+def test_the_status_bar_shows_the_speed_while_an_answer_streams_then_its_final_figures(qtbot, home):
+    w = open_window(qtbot, home, scripted_model(), engine_factory=PacedEngine)
+    try:
+        send(qtbot, w, "Talk slowly", wait=False)
+        qtbot.waitUntil(lambda: w.status.speed_label.text().endswith("tok/s…"), timeout=10_000)
+        assert w.session.generating  # live, before the answer ended
+        wait_idle(qtbot, w)
+        assert "tok/s · first token" in w.status.speed_label.text()
+    finally:
+        close_window(w)

@@ -22,22 +22,23 @@ def shows_alpha(app: JourneyApp, title: str = "Alpha plans") -> None:
     assert app.selected_chat() == title
 
 
+def rename(app: JourneyApp, title: str, new_title: str) -> None:
+    """Right-click the chat, choose Rename, type the new name and press Enter."""
+    app.context_menu(app.one("list item", title), "Rename")
+    app.type_keys(new_title)
+    app.key("Return")
+    app.wait(lambda: app.find("list item", new_title), f"{new_title!r} in the sidebar")
+
+
 def test_renaming_the_open_chat_or_another_one_keeps_the_open_chat_on_screen(desktop, hub, tmp_path):
     home = Home.create(tmp_path / "home", hub)
     three_chats(home)
     with JourneyApp(desktop, home, tmp_path) as app:
         app.open_chat("Alpha plans")
 
-        app.context_menu(app.one("list item", "Alpha plans"), "Rename")
-        app.type_keys("Alpha release plan")
-        app.key("Return")
-        app.wait(lambda: app.find("list item", "Alpha release plan"), "the new name in the sidebar")
+        rename(app, "Alpha plans", "Alpha release plan")
         shows_alpha(app, "Alpha release plan")
-
-        app.context_menu(app.one("list item", "Bravo notes"), "Rename")
-        app.type_keys("Bravo summary")
-        app.key("Return")
-        app.wait(lambda: app.find("list item", "Bravo summary"), "the other chat's new name in the sidebar")
+        rename(app, "Bravo notes", "Bravo summary")
         shows_alpha(app, "Alpha release plan")
 
 

@@ -25,6 +25,7 @@ from engine.types import Message
 
 log = logging.getLogger(__name__)
 
+SPEED_EVERY_S = 0.5
 BUSY = "An answer is still being generated. Wait for it to finish, or press Stop (Esc) first."
 
 
@@ -39,6 +40,7 @@ class _Generation:
     started: float = field(default_factory=time.monotonic)
     pieces: int = 0  # streamed pieces so far: about one per token
     first_at: float | None = None
+    spoke_at: float = 0.0  # when the live speed was last announced
 
 
 class ChatController(QObject):
@@ -246,8 +248,9 @@ class ChatController(QObject):
         now = time.monotonic()
         gen.pieces += 1
         if gen.first_at is None:
-            gen.first_at = now
-        elif now > gen.first_at:
+            gen.first_at = gen.spoke_at = now
+        elif now - gen.spoke_at >= SPEED_EVERY_S:  # a steady figure, not a relayout per token
+            gen.spoke_at = now
             self.liveSpeed.emit((gen.pieces - 1) / (now - gen.first_at))
         self.streamText.emit(gen.conversation_id, gen.writer.message_id, gen.writer.text)
 

@@ -14,13 +14,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
+from app.chat.empty_state import INVITATION, EmptyState
 from app.chat.message_widget import MessageView, MessageWidget
-from app.core.resources import resource_path
+from app.chat.stream_painter import StreamPainter
 
-FRAME_MS = 33  # ~30 repaints a second while streaming
 FIRST_WINDOW = 30  # messages built when a conversation opens
 BATCH = 6  # messages built each time the user scrolls near an edge (one scroll step stays < 50 ms)
 MAX_BUILT = 48  # widgets alive at once; the far edge is taken down beyond this
@@ -51,7 +50,8 @@ class ChatView(QScrollArea):
         self._layout.setSpacing(8)
         self._layout.addStretch(1)  # keeps a short conversation at the top
         self.setWidget(self.column)
-        self._empty = self._build_empty_state()
+        self._empty = EmptyState(self.column)
+        self.empty_hint = self._empty.hint
         self._layout.insertWidget(0, self._empty)
         self.divider = QLabel(FORGOTTEN_TEXT, self.column)
         self.divider.setObjectName("ForgottenDivider")
@@ -65,44 +65,19 @@ class ChatView(QScrollArea):
         self._order: list[str] = []  # ids on screen, oldest first
         self._above: list[MessageView] = []  # older messages not built, oldest first
         self._below: list[MessageView] = []  # newer messages not built (the user scrolled far up)
-        self._stream_target: str | None = None
-        self._stream_text: str | None = None
+        self._painter = StreamPainter(self._paint_stream, self)
         self._stick_to_bottom = True
         self._anchor: tuple[MessageWidget, int] | None = None  # keep this widget at this viewport y
         self._applying = False
-        self._frame = QTimer(self)
-        self._frame.setInterval(FRAME_MS)
-        self._frame.timeout.connect(self._paint_stream)
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._on_scrolled)
         bar.rangeChanged.connect(self._on_range_changed)
-
-    def _build_empty_state(self) -> QWidget:
-        box = QWidget(self.column)
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 120, 0, 0)
-        icon = QLabel(box)
-        icon.setPixmap(QIcon(str(resource_path("assets/tinychat.png"))).pixmap(64, 64))
-        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(icon)
-        title = QLabel("TinyChat", box)
-        title.setObjectName("EmptyTitle")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint = QLabel(
-            "Ask anything. TinyLlama runs entirely on this computer — nothing you type leaves it.", box)
-        self.empty_hint.setObjectName("EmptyHint")
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint.setWordWrap(True)
-        lay.addWidget(title)
-        lay.addWidget(self.empty_hint)
-        return box
 
     # ------------------------------------------------------------ whole chat
     def show_messages(self, views: Sequence[MessageView], reveal: str | None = None) -> None:
         """Replace everything with `views` (a conversation's active branch, oldest first): the newest in
         view, or message `reveal` in view and highlighted."""
-        self._frame.stop()
-        self._stream_text = None
+        self._painter.drop()
         self._anchor = None
         self.column.setUpdatesEnabled(False)
         for w in self._widgets.values():
@@ -179,8 +154,9 @@ class ChatView(QScrollArea):
         views = [*self._above, *(self._widgets[mid].view for mid in self._order), *self._below]
         self.show_messages(views, reveal=self._found)
 
-    def set_empty_hint(self, text: str) -> None:
-        self.empty_hint.setText(text)
+    def set_empty_hint(self, text: str | None) -> None:
+        """Why the chat cannot start (None: it can, and the hint invites a question)."""
+        self.empty_hint.setText(text or INVITATION)
 
     def message_widget(self, message_id: str) -> MessageWidget | None:
         return self._widgets.get(message_id)
@@ -245,27 +221,19 @@ class ChatView(QScrollArea):
     @Slot(str, str)
     def stream(self, message_id: str, text: str) -> None:
         """Record the latest text of a streaming answer; it is painted on the next frame tick."""
-        self._stream_target, self._stream_text = message_id, text
-        if not self._frame.isActive():
-            self._frame.start()
+        self._painter.push(message_id, text)
 
-    @Slot()
-    def _paint_stream(self) -> None:
-        if self._stream_text is None:
-            self._frame.stop()
-            return
-        w = self._widgets.get(self._stream_target or "")
+    def _paint_stream(self, message_id: str, text: str) -> None:
+        w = self._widgets.get(message_id)
         if w is not None:
-            w.set_streaming_text(self._stream_text)
+            w.set_streaming_text(text)
         else:  # scrolled out of the window: keep the text for when it is built again
-            self._below = [replace(v, message=replace(v.message, content=self._stream_text))
-                           if v.message.id == self._stream_target else v for v in self._below]
-        self._stream_text = None
+            self._below = [replace(v, message=replace(v.message, content=text))
+                           if v.message.id == message_id else v for v in self._below]
 
     def flush_stream(self) -> None:
         """Paint any held text now (the answer finished)."""
-        self._paint_stream()
-        self._frame.stop()
+        self._painter.flush()
 
     # -------------------------------------------------------------- scrolling
     def scroll_to_bottom(self) -> None:

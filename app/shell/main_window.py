@@ -51,7 +51,6 @@ from engine.types import ModelInfo
 
 log = logging.getLogger(__name__)
 NOTICE_MS = 10_000
-EMPTY_HINT = "Ask anything. TinyLlama runs entirely on this computer — nothing you type leaves it."
 _UNSET = object()
 _FALLBACK_KEYS = {QKeySequence.StandardKey.New: "Ctrl+N", QKeySequence.StandardKey.Close: "Ctrl+W",
                   QKeySequence.StandardKey.Quit: "Ctrl+Q"}
@@ -266,7 +265,7 @@ class MainWindow(QMainWindow):
         self.composer.set_blocked(reason)
         self.composer.set_generating(generating)
         self.stop_action.setEnabled(generating)
-        self.chat_view.set_empty_hint(reason or EMPTY_HINT)
+        self.chat_view.set_empty_hint(reason)
 
     @Slot(object, object)
     def _on_settings(self, old: Settings, new: Settings) -> None:
