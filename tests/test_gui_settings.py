@@ -48,19 +48,19 @@ def ask(app: GuiApp, qtbot, text: str = "hi"):
 
 def test_a_sampling_preset_applies_to_the_next_answer_and_is_saved(app, dialog):
     dialog.show_page("Sampling")
-    dialog.preset_box.setCurrentText("Precise")
-    assert app.session.settings.current.sampling.temperature == 0.2 == dialog.temperature.value()
+    dialog.sampling_page.preset_box.setCurrentText("Precise")
+    assert app.session.settings.current.sampling.temperature == 0.2 == dialog.sampling_page.temperature.value()
     on_disk = app.settings_on_disk()
     assert (on_disk.sampling_preset, on_disk.sampling.temperature, on_disk.sampling.top_k) == ("Precise", 0.2, 20)
 
 
 def test_changing_a_value_by_hand_makes_the_preset_custom(app, dialog):
-    dialog.temperature.setValue(1.37)
-    assert dialog.preset_box.currentText() == "Custom"
+    dialog.sampling_page.temperature.setValue(1.37)
+    assert dialog.sampling_page.preset_box.currentText() == "Custom"
     assert app.settings_on_disk().sampling_preset == "Custom"
     assert app.settings_on_disk().sampling.temperature == 1.37
-    dialog.seed_fixed.setChecked(True)
-    dialog.seed.setValue(1234)
+    dialog.sampling_page.seed_fixed.setChecked(True)
+    dialog.sampling_page.seed.setValue(1234)
     assert app.settings_on_disk().sampling.seed == 1234
 
 
