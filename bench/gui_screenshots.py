@@ -102,7 +102,7 @@ def shoot(theme_name: str) -> list[Path]:
     window.new_chat()
     _settle(app, 0.3)
     save("empty")
-    window.open_conversation(conv)
+    window.session.open(conv)
     _settle(app, 0.8)
     save("conversation")
     window.resize(560, 760)
@@ -116,7 +116,7 @@ def shoot(theme_name: str) -> list[Path]:
     window.composer.set_text("Say hello in three languages")
     window.composer.submit()
     end = time.monotonic() + 20
-    while time.monotonic() < end and not (window.controller.active and len(window.controller.active.writer.text) > 10):
+    while time.monotonic() < end and len((window.session.controller.streaming() or ("", ""))[1]) <= 10:
         _settle(app, 0.02)
     window.composer.set_text("Thanks! Now in")
     _settle(app, 0.1)

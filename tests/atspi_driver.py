@@ -119,8 +119,8 @@ class Driver:
     # ------------------------------------------------------------------- ops
     def op_find(self, role: str | None = None, name: str | None = None, name_contains: str | None = None,
                 id_suffix: str | None = None, id_contains: str | None = None, root: list[int] | None = None,
-                showing: bool = True,
-                with_text: bool = False, limit: int = 0) -> list[dict]:
+                showing: bool = True, with_text: bool = False, with_extents: bool = False,
+                limit: int = 0) -> list[dict]:
         found = []
         for acc, path in self.walk(root or [], showing):
             if role is not None and acc.getRoleName() != role:
@@ -133,7 +133,11 @@ class Driver:
                 continue
             if id_contains is not None and id_contains not in _accessible_id(acc):
                 continue
-            found.append(self.describe(acc, path, with_text))
+            node = self.describe(acc, path, with_text)
+            if with_extents:
+                box = acc.queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
+                node["extents"] = [box.x, box.y, box.width, box.height]
+            found.append(node)
             if limit and len(found) >= limit:
                 break
         return found
@@ -143,7 +147,8 @@ class Driver:
         base = len(root or [])
         for acc, path in self.walk(root or [], showing):
             d = self.describe(acc, path)
-            lines.append("  " * (len(path) - base) + f"{d['role']} {d['name']!r} [{d['id']}] {d['states']}")
+            about = f" ({d['description']})" if d["description"] else ""
+            lines.append("  " * (len(path) - base) + f"{d['role']} {d['name']!r}{about} [{d['id']}] {d['states']}")
         return "\n".join(lines)
 
     def op_press(self, path: list[int], action: str = "Press") -> None:
@@ -169,6 +174,10 @@ class Driver:
         keysym = KEYSYMS[key] if key in KEYSYMS else ord(key)
         pyatspi.Registry.generateKeyboardEvent(keysym, None, pyatspi.KEY_SYM)
 
+    def op_type(self, text: str) -> None:
+        """Type `text` on the keyboard into whatever has the focus."""
+        pyatspi.Registry.generateKeyboardEvent(0, text, pyatspi.KEY_STRING)
+
     def op_click(self, path: list[int], button: int = 1) -> None:
         """A mouse click in the middle of the node, as a person clicks it (XTest on the X display)."""
         box = self.node(path).queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
@@ -187,6 +196,14 @@ class Driver:
         first = text.getCharacterExtents(0, pyatspi.DESKTOP_COORDS)
         last = text.getCharacterExtents(n - 1, pyatspi.DESKTOP_COORDS)
         return [first[0], last[0] + last[2]]
+
+    def op_wheel(self, path: list[int], notches: int) -> None:
+        """Turn the mouse wheel over the middle of the node: up for notches > 0, down for < 0."""
+        box = self.node(path).queryComponent().getExtents(pyatspi.DESKTOP_COORDS)
+        x, y = box.x + box.width // 2, box.y + box.height // 2
+        pyatspi.Registry.generateMouseEvent(x, y, "abs")
+        for _ in range(abs(notches)):
+            pyatspi.Registry.generateMouseEvent(x, y, "b4c" if notches > 0 else "b5c")
 
     def op_extents(self, path: list[int]) -> list[int]:
         box = self.node(path).queryComponent().getExtents(pyatspi.DESKTOP_COORDS)

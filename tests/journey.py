@@ -131,6 +131,7 @@ class Node:
     id: str
     states: tuple[str, ...]
     text: str | None = None
+    extents: tuple[int, int, int, int] | None = None  # x, y, width, height on screen
 
     @property
     def selected(self) -> bool:
@@ -252,7 +253,7 @@ class JourneyApp:
         """Showing accessible objects by role and name (`name_contains=`, `id_suffix=`, `with_text=` too)."""
         found = self._call("find", role=role, name=name, root=list(within.path) if within else None, **match)
         return [Node(tuple(n["path"]), n["role"], n["name"], n["description"], n["id"], tuple(n["states"]),
-                     n.get("text")) for n in found]
+                     n.get("text"), tuple(n["extents"]) if "extents" in n else None) for n in found]
 
     def tree(self, within: Node | None = None) -> str:
         return self._call("tree", root=list(within.path) if within else None)
@@ -303,11 +304,15 @@ class JourneyApp:
         """Click the middle of `node` with the mouse (button 3: the context menu)."""
         self._call("click", path=list(node.path), button=button)
 
+    def wheel(self, node: Node, notches: int) -> None:
+        """Turn the mouse wheel over `node`: positive scrolls up, negative down."""
+        self._call("wheel", path=list(node.path), notches=notches)
+
     def context_menu(self, node: Node, item: str) -> None:
-        """Right-click `node` and choose `item` from the menu that pops up."""
+        """Right-click `node` and click `item` in the menu that pops up."""
         self.click(node, button=3)
         target = self.wait(lambda: self._menu_items(item), f"menu item {item!r} in the context menu")[0]
-        self._call("press", path=list(target.path))
+        self.click(target)
 
     def menu(self, *names: str) -> None:
         """Choose a menu item, e.g. `menu("Model", "Settings…")`, as a screen reader user does."""
@@ -327,9 +332,15 @@ class JourneyApp:
         """Replace the text of an editable field, as dictation or a paste would."""
         self._call("set_text", path=list(node.path), text=text)
 
-    def key(self, node: Node, key: str) -> None:
-        """Give `node` the keyboard focus, then press `key` (e.g. "Return", "Escape") on the keyboard."""
-        self._call("focus", path=list(node.path))  # done when the call returns: Qt answers after setFocus
+    def type_keys(self, text: str) -> None:
+        """Type `text` on the keyboard, into whatever has the focus."""
+        self._call("type", text=text)
+
+    def key(self, key: str, node: Node | None = None) -> None:
+        """Press `key` (e.g. "Return", "Escape") on the keyboard, after clicking into `node` if given. Keys
+        go to the window under the pointer (there is no window manager to give a window the focus)."""
+        if node is not None:
+            self.click(node)
         self._call("key", key=key)
 
     # ------------------------------------------------------------- looking
@@ -344,17 +355,26 @@ class JourneyApp:
         return self.one("dialog", title)
 
     def message_panels(self) -> list[Node]:
-        """The messages showing in the chat pane, top to bottom."""
-        return [n for n in self.find("panel", id_suffix="Message") if n.name in ("You", "Assistant")]
+        """The messages in view in the chat pane (at least partly), top to bottom."""
+        pane = self.find_one(id_suffix="ChatScroll.qt_scrollarea_viewport", with_extents=True).extents
+        assert pane is not None
+        top, bottom = pane[1], pane[1] + pane[3]
+        return [n for n in self.find("panel", id_suffix="Message", with_extents=True)
+                if n.name in ("You", "Assistant") and n.extents is not None
+                and n.extents[1] < bottom and n.extents[1] + n.extents[3] > top]
 
-    def messages(self) -> list[tuple[str, str]]:
-        """(who, text) of each message showing in the chat pane, top to bottom."""
+    def shown_messages(self) -> list[tuple[Node, str]]:
+        """(panel, text) of each message showing in the chat pane, top to bottom."""
         out = []
         for panel in self.message_panels():
             parts = [n.text or "" for n in self.find(within=panel, id_contains="MarkdownBody", with_text=True)
                      if n.role in ("label", "text")]
-            out.append((panel.name, "\n".join(p for p in parts if p)))
+            out.append((panel, "\n".join(p for p in parts if p)))
         return out
+
+    def messages(self) -> list[tuple[str, str]]:
+        """(who, text) of each message showing in the chat pane, top to bottom."""
+        return [(panel.name, text) for panel, text in self.shown_messages()]
 
     def chat(self, text: str) -> None:
         """Type `text` into the message box, press Send and wait until the answer is complete."""
@@ -368,11 +388,19 @@ class JourneyApp:
                     and bool(self.find("push button", "Regenerate", within=panels[-1])))
         self.wait(answered, f"the answer to {text!r}")
 
+    def chat_rows(self) -> list[Node]:
+        """The sidebar's rows (date headings included), top to bottom."""
+        return self.find("list item", within=self.find_one("list", "Conversations"))
+
     def selected_chat(self) -> str | None:
         """The title of the chat highlighted in the sidebar."""
-        chats = self.find_one("list", "Conversations")
-        rows = [n for n in self.find("list item", within=chats) if n.selected]
+        rows = [n for n in self.chat_rows() if n.selected]
         return rows[0].name if rows else None
+
+    def open_chat(self, title: str) -> None:
+        """Click a chat in the sidebar and wait for the window to show it."""
+        self.click(self.one("list item", title, within=self.find_one("list", "Conversations")))
+        self.wait(lambda: self.title() == f"{title} — TinyChat", f"the chat {title!r} to open")
 
     def status(self) -> str:
         """The status bar's text: model, level and speed."""

@@ -19,7 +19,7 @@ def test_about_shows_the_engine_build_and_folders_and_copies_diagnostics_without
     try:
         conv = w.store.create_conversation(title="My secret plans")
         w.store.add_message(conv.id, None, "user", "the password is swordfish")
-        about = AboutDialog(w.controller, w)
+        about = AboutDialog(w.session, w)
         qtbot.addWidget(about)
         shown = about.browser.toPlainText()
         build = " ".join(llama_cpp.llama_print_system_info().decode().split()).strip(" |")

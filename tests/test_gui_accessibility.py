@@ -77,7 +77,7 @@ def test_the_settings_pages_the_model_manager_and_the_welcome_page_name_every_co
 def test_about_help_and_the_import_question_name_every_control(app, qtbot, tmp_path):
     model_file = tmp_path / "mine.gguf"
     model_file.write_bytes(b"GGUF")
-    for dialog in (AboutDialog(app.controller), GuideWindow(), ShortcutsDialog([("New chat", "Ctrl+N")]),
+    for dialog in (AboutDialog(app.session), GuideWindow(), ShortcutsDialog([("New chat", "Ctrl+N")]),
                    ImportChoice(model_file)):
         qtbot.addWidget(dialog)
         assert unnamed(dialog) == [], dialog.windowTitle()

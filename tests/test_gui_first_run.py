@@ -77,14 +77,16 @@ def test_first_run_downloads_the_recommended_model_and_lands_in_a_new_chat(qtbot
     x.welcome.download_button.click()
     assert not x.welcome.panel.isHidden()  # progress shows inline
     qtbot.waitUntil(lambda: window.pages.currentIndex() == 0, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: window.controller.ready, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.model.status.ready, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.focusWidget() is window.composer.input, timeout=WAIT_MS)
-    assert window.current_id is None  # a new, empty chat
+    assert window.windowTitle() == "TinyChat" and window.chat_view.message_ids() == []  # a new, empty chat
+    qtbot.waitUntil(lambda: window.status.meter.format() == "0 / 2048 tokens", timeout=WAIT_MS)
 
     window.composer.set_text("hello")
     window.composer.submit()
-    qtbot.waitUntil(lambda: not window.controller.generating and window.current_id is not None, timeout=WAIT_MS)
-    answer = window.store.active_branch(window.current_id)[-1]
+    qtbot.waitUntil(lambda: not window.session.generating and window.windowTitle() == "hello — TinyChat",
+                    timeout=WAIT_MS)
+    answer = window.store.active_branch(window.session.open_id)[-1]
     assert (answer.role, answer.content, answer.quant) == ("assistant", SCRIPT_TEXT, "Q4_K_M")
 
 
@@ -103,8 +105,9 @@ def test_offline_first_run_explains_once_offers_one_retry_and_import_then_retry_
 
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)  # back online
     x.welcome.download_button.click()
-    qtbot.waitUntil(lambda: window.pages.currentIndex() == 0 and window.controller.ready, timeout=WAIT_MS)
-    assert window.controller.model.loaded.model.quant == "Q4_K_M"
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == 0 and window.session.model.status.ready,
+                    timeout=WAIT_MS)
+    assert window.session.model.status.quant == "Q4_K_M"
 
 
 def test_first_run_with_my_own_file_refuses_a_bad_one_with_the_reason_and_uses_a_good_one(qtbot, window,
@@ -123,8 +126,17 @@ def test_first_run_with_my_own_file_refuses_a_bad_one_with_the_reason_and_uses_a
     good = tmp_path / "mine.gguf"
     good.write_bytes(model_files()[FILES["Q8_0"]].read_bytes())
     x.welcome.import_path(good)
-    qtbot.waitUntil(lambda: window.pages.currentIndex() == 0 and window.controller.ready, timeout=WAIT_MS)
-    assert window.controller.model.loaded.model.path.name == "mine.gguf"
+    qtbot.waitUntil(lambda: window.pages.currentIndex() == 0 and window.session.model.status.ready,
+                    timeout=WAIT_MS)
+    assert window.session.model.loaded.model.path.name == "mine.gguf"
+    # Settings still offer the catalog's levels to switch to, and show the user's own file as in use.
+    levels = x.open_settings("Model").quant_list
+    rows = [levels.tree.topLevelItem(i).text(0) for i in range(levels.tree.topLevelItemCount())]
+    assert rows[:2] == ["Q4_K_M ★", "Q8_0"]
+    assert "Q8_0" in rows[2] and levels.tree.topLevelItem(2).text(3) == "Your own model file."
+    assert levels.tree.topLevelItem(2).text(4) == "● In use"
+    manager = x.open_models()
+    assert [manager.table.text(k, "status") for k in ("tiny-q4_k_m", "tiny-q8_0")] == ["Not downloaded"] * 2
 
 
 def test_after_a_restart_a_paused_download_is_offered_as_resume_and_continues_from_its_bytes(
@@ -140,7 +152,7 @@ def test_after_a_restart_a_paused_download_is_offered_as_resume_and_continues_fr
         assert x.welcome.download_button.text() == f"Resume download ({human(kept)} of 1 MB already here)"
         hub.reset_counters()
         x.welcome.download_button.click()
-        qtbot.waitUntil(lambda: w.pages.currentIndex() == 0 and w.controller.ready, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: w.pages.currentIndex() == 0 and w.session.model.status.ready, timeout=WAIT_MS)
         assert [r.range for r in hub.cdn_requests()] == [f"bytes={kept}-"]
     finally:
         w.close()

@@ -139,16 +139,21 @@ class MessageWidget(QFrame):
             text, name = f"⚠ {m.error or 'The answer could not be generated.'}", "ErrorBadge"
         elif m.status == "partial":
             text = "■ Stopped — this answer is incomplete. Retry to generate it again."
-        if view.forgotten:
-            note = "Not in context — too old for the model's 2048-token window; it no longer sees this message."
-            text, name = (f"{text}\n{note}" if text else note), ("ForgottenBadge" if not text else name)
         self.badge.setObjectName(name)
         self.badge.setText(text)
         self.badge.setVisible(bool(text))
         self.badge.style().unpolish(self.badge)
         self.badge.style().polish(self.badge)
         self.setProperty("forgotten", view.forgotten)
-        self.body.setEnabled(not view.forgotten)  # greys the text out: the model no longer sees it
+        self.body.setEnabled(not view.forgotten)  # greys the text out: the model no longer sees it (the
+        # chat view's one divider says why)
+
+    def set_found(self, found: bool) -> None:
+        """Highlight this message as the one a search led to (until the chat is shown again)."""
+        self.setProperty("found", found)
+        self.setAccessibleDescription("Found by search" if found else "")
+        self.style().unpolish(self)
+        self.style().polish(self)
 
     def set_streaming_text(self, text: str) -> None:
         """Show more of an answer being generated."""

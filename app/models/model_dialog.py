@@ -87,7 +87,7 @@ class ModelDialog(QDialog):
         w.progress.connect(self._on_progress)
         self.downloads.jobFinished.connect(self._on_finished)
         switcher.switched.connect(self._on_switched)
-        switcher.controller.modelStateChanged.connect(self._on_model_state)
+        switcher.model.changed.connect(self._on_model_state)
         self.refresh()
 
     # ------------------------------------------------------------------ rows
@@ -104,7 +104,7 @@ class ModelDialog(QDialog):
         self.table.clear()
         partial = {u.id: u.bytes for u in usage if u.state == "partial"}
         current = self.switcher.in_use()
-        entries = levels_for(manager, self.switcher.controller.settings)
+        entries = levels_for(manager, self.switcher.settings.current)
         if entries:
             self._heading(entries[0].label.split(" · ")[0])
         for entry in entries:
@@ -298,6 +298,6 @@ class ModelDialog(QDialog):
     def _on_switched(self, _model: object) -> None:
         self.refresh()
 
-    @Slot(str, str)
-    def _on_model_state(self, _state: str, _text: str) -> None:
+    @Slot(object)
+    def _on_model_state(self, _status: object) -> None:
         self.refresh()

@@ -118,7 +118,7 @@ class WelcomeView(QWidget):
         switcher.cancelled.connect(self._on_cancelled)
 
     def _recommended(self) -> CatalogEntry | None:
-        settings = self.switcher.controller.settings
+        settings = self.switcher.settings.current
         catalog = self.switcher.manager.catalog
         engine = choose_engine(settings.engine).name
         for model in (settings.model_id, *catalog.models()):

@@ -6,7 +6,7 @@ sheet in theme.py stays the chat window's.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QScrollArea, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QWidget
 
 from app.ui import theme
 
@@ -37,3 +37,11 @@ def scrolling(page: QWidget) -> QScrollArea:
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setWidget(page)
     return area
+
+
+def hint(text: str) -> QLabel:
+    """A wrapped line of muted explanation under a setting (styled by `style_sheet`)."""
+    label = QLabel(text)
+    label.setObjectName("Muted")
+    label.setWordWrap(True)
+    return label

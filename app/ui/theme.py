@@ -99,7 +99,9 @@ QLabel#RoleLabel {{ color: {c.muted}; font-weight: 600; font-size: {small}pt; }}
 QLabel#MetaLabel {{ color: {c.muted}; font-size: {small}pt; }}
 QLabel#StatusBadge {{ color: {c.warning}; font-size: {small}pt; font-weight: 600; }}
 QLabel#ErrorBadge {{ color: {c.error}; font-size: {small}pt; font-weight: 600; }}
-QLabel#ForgottenBadge {{ color: {c.muted}; font-size: {small}pt; font-style: italic; }}
+QLabel#ForgottenDivider {{ color: {c.muted}; font-size: {small}pt; font-style: italic; padding: 6px;
+    border-top: 1px solid {c.border}; border-bottom: 1px solid {c.border}; }}
+QFrame#Message[found="true"] {{ background: {c.hover}; border-left: 3px solid {c.accent}; border-radius: 6px; }}
 QFrame#CodeBlock {{ background: {c.code_bg}; border: 1px solid {c.code_border}; border-radius: 8px; }}
 QPlainTextEdit#CodeText {{ background: transparent; border: none; }}
 QFrame#CodeBlock QScrollBar:horizontal {{ height: 6px; background: transparent; border: none; margin: 0; }}
