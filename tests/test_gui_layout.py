@@ -49,10 +49,10 @@ def inside(widget: QWidget, outer: QWidget) -> bool:
 
 def test_the_window_is_usable_560_pixels_wide(qtbot, window):
     send(qtbot, window, "A question with some words in it")
-    conv = window.current_id
+    conv = window.session.open_id
     window.store.add_message(conv, window.store.active_branch(conv)[-1].id, "user", LONG_CODE)
-    window.open_conversation(None)
-    window.open_conversation(conv)
+    window.session.open(None)
+    window.session.open(conv)
     window.resize(560, 640)
     settle()
     assert window.width() == 560
@@ -83,7 +83,7 @@ def test_the_sidebar_folds_away_from_the_view_menu_and_stays_folded_after_a_rest
     settle()
     assert not window.sidebar.isVisible() and window.pages.width() > chat_width
     window.close()
-    again = MainWindow(window.store, window.settings, model=None, window_state=window.state_file)
+    again = MainWindow(window.store, window.settings.current, model=None, window_state=window.state_file)
     again.actions_ = install(again)
     again.show()
     settle()
@@ -115,7 +115,7 @@ def test_the_delete_toast_shows_the_whole_title(qtbot, window):
     send(qtbot, window, "Plans for the long weekend trip to the mountains and lakes")
     window.splitter.setSizes([200, 800])
     settle()
-    window.delete_conversation(window.current_id)
+    window.session.trash(window.session.open_id)
     settle()
     label = window.sidebar.undo_label
     assert window.sidebar.undo_bar.isVisible()
