@@ -74,7 +74,7 @@ class ConversationList(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 10, 8, 8)
         lay.setSpacing(8)
-        self.new_button = QPushButton("＋  New chat", self)
+        self.new_button = QPushButton("+  New chat", self)  # a plain "+": the fullwidth one is missing from many fonts
         self.new_button.setObjectName("NewChatButton")
         self.new_button.setToolTip("New chat (Ctrl+N)")
         self.new_button.clicked.connect(self.newChatRequested)
