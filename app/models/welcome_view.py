@@ -105,7 +105,7 @@ class WelcomeView(QWidget):
         # the wrapped labels would be cut off.
         row = QHBoxLayout()
         row.addStretch(1)
-        row.addWidget(card)
+        row.addWidget(card, 100)  # takes the room first (up to its 580 px), the stretches share the rest
         row.addStretch(1)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
