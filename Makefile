@@ -13,11 +13,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages: Qt's runtime libraries (xcb for a real display), Xvfb for screenshots and journey
 # tests, the accessibility bus and Debian's pyatspi through which journey tests see and press the
-# window (tests/journey.py), and a compiler toolchain for llama.cpp.
+# window (tests/journey.py), a compiler toolchain for llama.cpp, and strace (the airplane-mode test
+# watches the system calls).
 DEB_PACKAGES := build-essential cmake libgl1 libegl1 libopengl0 libxkbcommon0 libxkbcommon-x11-0 \
 	libfontconfig1 libglib2.0-0 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 \
-	xvfb xauth fonts-dejavu-core at-spi2-core dbus-x11 python3-pyatspi gir1.2-atspi-2.0
+	xvfb xauth fonts-dejavu-core at-spi2-core dbus-x11 python3-pyatspi gir1.2-atspi-2.0 strace
 
 .PHONY: run test deps setup lint bench test-models clean dist dist-deps
 
@@ -67,8 +68,9 @@ clean:
 dist: setup dist-deps
 	$(PY) packaging/release.py
 
-# What building and testing the Linux installers needs: dpkg-deb/xz, Xvfb for the x11 run, qemu-user for
-# the older-CPU run, desktop-file-validate for the desktop entry.
-DIST_DEB_PACKAGES := xz-utils binutils xvfb xauth qemu-user desktop-file-utils
+# What building and testing the Linux installers needs: dpkg-deb/xz and ar (binutils), Xvfb for the x11 run,
+# qemu-user for the older-CPU run, desktop-file-validate and gio (libglib2.0-bin) for the menu entry, man
+# (man-db, groff-base) to render the man pages.
+DIST_DEB_PACKAGES := xz-utils binutils xvfb xauth qemu-user desktop-file-utils libglib2.0-bin man-db groff-base
 dist-deps:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DIST_DEB_PACKAGES)"

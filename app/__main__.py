@@ -1,43 +1,64 @@
 """Entry point: `python -m app` / `tinychat`.
 
-`tinychat` opens the window; `tinychat export|import …` are the conversation backup commands;
-`--self-test` checks an installed build; `--version` prints the version.
+`tinychat` opens the window; `--self-test` checks an installed build; `--version` prints the version.
+Subcommands (`tinychat export|import …`) live in the modules named in COMMAND_MODULES, each adding its
+parsers with `add_parsers(subparsers)` and a `run` default. `build_parser()` is the whole command line:
+main() parses with it and the man page is generated from it, so a module listed there appears in both.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from app.core.version import app_version
 
+COMMAND_MODULES = ("app.core.data_cli",)
+
+
+def _add_window_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--version", action="version", version=f"TinyChat {app_version()}")
+    parser.add_argument("--self-test", action="store_true", help="check this installation and exit")
+    parser.add_argument("--model", help="with --self-test: also load this model and generate")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command line: the window's options and every subcommand."""
+    parser = _add_window_options(argparse.ArgumentParser(
+        prog="tinychat", description="Offline chat with TinyLlama. Without a command, opens the window."))
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parsers(commands)
+    return parser
+
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the GUI or one of the command-line modes; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    # A frozen app is its own interpreter: model validation re-runs it as a sandboxed child.
+    # A frozen app is its own interpreter: model validation and chat templates re-run it as sandboxed children.
+    from engine.template_child import serve_if_requested
     from engine.validate import run_child_if_requested
 
     run_child_if_requested(argv)
+    serve_if_requested(argv)
+    # Before anything else can open a socket: every attempt is logged (Help ▸ Network…), and refused in
+    # airplane mode.
+    from engine import network_log
+
+    network_log.install()
     # Nothing but the model manager may touch the network; it lifts this for its own requests.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    if argv and argv[0] in ("export", "import"):
-        from app.core.data_cli import main as data_main
-
-        return data_main(argv)
-    epilog = None
-    if "-h" in argv or "--help" in argv:  # only then: the window's start should not import the CLI's modules
-        from app.core.data_cli import summary
-
-        epilog = summary()
-    parser = argparse.ArgumentParser(prog="tinychat", description="Offline chat with TinyLlama.", epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"TinyChat {app_version()}")
-    parser.add_argument("--self-test", action="store_true", help="check this installation and exit")
-    parser.add_argument("--model", help="with --self-test: also load this model and generate")
-    args, qt_args = parser.parse_known_args(argv)
+    if (argv and not argv[0].startswith("-")) or {"-h", "--help"} & set(argv):
+        args = build_parser().parse_args(argv)  # a command, or a usage error naming the commands
+        return args.run(args)
+    # The window: options it does not know are Qt's own (`-platform xcb`), whose values a parser with
+    # subcommands would take for a command name.
+    window_parser = _add_window_options(argparse.ArgumentParser(prog="tinychat", add_help=False))
+    args, qt_args = window_parser.parse_known_args(argv)
     if args.self_test:
         from app.shell.self_test import run as run_self_test
 

@@ -1,8 +1,9 @@
 """Chat formats: how a conversation becomes the exact prompt text a model was trained on.
 
-A registry of named formats (DESIGN.md §1): `llama-2` (Meta's `chat_completion`, byte for byte),
+A registry of named formats: `llama-2` (Meta's `chat_completion`, byte for byte),
 `chatml` (what TinyLlama-1.1B-Chat-v0.4 was fine-tuned on), `zephyr` (HuggingFaceH4's template) and
-`gguf-jinja` (the Jinja template stored in a GGUF file, rendered in a sandbox).
+`gguf-jinja` (the Jinja template stored in a GGUF file, run by engine/chat_template.py).
+Each format registers itself next to its renderer with `@register_chat_format(name)`.
 
 Every rendered prompt starts with exactly one BOS written as text (`<s>`): the engine tokenizes the
 text with add_bos=False and special tokens parsed, so the text is exactly what the model sees.
@@ -22,21 +23,12 @@ Behaviour the references leave open, chosen here and tested:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
 
-from jinja2 import TemplateError
-from jinja2.exceptions import SecurityError
-from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
-
+from engine.chat_template import shared_template, template_context
 from engine.types import EngineError, Message
 
 log = logging.getLogger(__name__)
@@ -57,14 +49,13 @@ class Part:
 Renderer = Callable[[Sequence[Message], bool], list[Part]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChatFormat:
     """One chat format: how to render a conversation and which tokens end an answer."""
 
     name: str  # registry key
     label: str  # for the UI
     stop_tokens: tuple[str, ...]  # control tokens that end an answer
-    stop_strings: tuple[str, ...]  # plain-text stops
     control_tokens: tuple[str, ...]  # must be single tokens in the model's vocab (see `self_test`)
     renderer: Renderer = field(repr=False, compare=False)
 
@@ -80,6 +71,28 @@ class ChatFormat:
 
 class UnknownFormatError(EngineError):
     """A chat format name that is not in the registry."""
+
+
+# Makes a format from its registered name, the model's BOS and EOS text and its GGUF template.
+FormatFactory = Callable[[str, str, str, str | None], ChatFormat]
+_REGISTRY: dict[str, FormatFactory] = {}
+
+
+def register_chat_format(name: str) -> Callable[[FormatFactory], FormatFactory]:
+    """Decorator: list the decorated factory under `name` (in definition order, as Settings shows
+    them); the factory is called as `make(name, bos, eos, gguf_template)`."""
+
+    def register(make: FormatFactory) -> FormatFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"chat format {name!r} is registered twice")
+        _REGISTRY[name] = make
+        return make
+
+    return register
+
+
+def _nonempty(*tokens: str) -> tuple[str, ...]:
+    return tuple(t for t in tokens if t)
 
 
 def _check_messages(messages: Sequence[Message]) -> None:
@@ -178,6 +191,12 @@ def _llama2(bos: str, eos: str) -> Renderer:
     return render
 
 
+@register_chat_format("llama-2")
+def _llama2_format(name: str, bos: str, eos: str, _template: str | None) -> ChatFormat:
+    return ChatFormat(name=name, label="Llama 2 Chat ([INST] … [/INST])", stop_tokens=(eos,),
+                      control_tokens=_nonempty(bos, eos), renderer=_llama2(bos, eos))
+
+
 # --- chatml, zephyr ------------------------------------------------------------------------------
 
 
@@ -198,149 +217,56 @@ def _tagged(bos: str, header: Callable[[str], str], footer: str, generation_prom
     return render
 
 
+@register_chat_format("chatml")
+def _chatml_format(name: str, bos: str, eos: str, _template: str | None) -> ChatFormat:
+    return ChatFormat(
+        name=name, label="ChatML (TinyLlama Chat v0.4)", stop_tokens=("<|im_end|>", *_nonempty(eos)),
+        control_tokens=("<|im_start|>", "<|im_end|>", *_nonempty(bos, eos)),
+        renderer=_tagged(bos, lambda role: f"<|im_start|>{role}\n", "<|im_end|>\n", "<|im_start|>assistant\n"),
+    )
+
+
+@register_chat_format("zephyr")
+def _zephyr_format(name: str, bos: str, eos: str, _template: str | None) -> ChatFormat:
+    return ChatFormat(
+        name=name, label="Zephyr (<|user|> … </s>)", stop_tokens=_nonempty(eos), control_tokens=_nonempty(bos, eos),
+        renderer=_tagged(bos, lambda role: f"<|{role}|>\n", f"{eos}\n", "<|assistant|>\n"),
+    )
+
+
 # --- gguf-jinja ----------------------------------------------------------------------------------
 
-TEMPLATE_TIME_LIMIT_S = 2.0  # a template is data from a file: it may not spin forever
-MAX_TEMPLATE_OUTPUT = 16 * 1024 * 1024  # characters
-_deadline: ContextVar[float] = ContextVar("chat_template_deadline", default=float("inf"))
 # Control tokens a GGUF template may use; zephyr-style `<|user|>` markers are plain text and not listed.
 _TEMPLATE_CONTROL_TOKENS = ("<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>",
                             "<|eot_id|>")
 _TEMPLATE_END_OF_TURN = ("<|im_end|>", "<|eot_id|>")
-_MARK = re.compile("\ue000(\\d+)\ue001")  # private-use characters: never in a template's own text
-
-
-class _TemplateTimeout(TemplateError):
-    """The template ran past its time or output budget."""
-
-
-class _TemplateRaised(TemplateError):
-    """The template called raise_exception(message)."""
-
-
-def _check_deadline() -> None:
-    if time.monotonic() > _deadline.get():
-        raise _TemplateTimeout("the template took too long")
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox HF uses for chat templates, stricter: touching an unsafe attribute is an error
-    at once (not a silent undefined), and loops and calls stop at a deadline."""
-
-    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe.")
-
-    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _check_deadline()
-        return super().call(context, obj, *args, **kwargs)
-
-
-def _bounded_range(*args: int) -> Iterator[int]:
-    for i in safe_range(*args):
-        _check_deadline()
-        yield i
-
-
-def _raise_exception(message: str) -> None:
-    raise _TemplateRaised(message)
-
-
-def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False,
-            sort_keys: bool = False) -> str:
-    # As transformers does: jinja2's own tojson escapes <, > and & for HTML, which changes prompts.
-    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii, sort_keys=sort_keys)
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
-
-
-def _compile(source: str) -> Any:
-    env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.globals.update(range=_bounded_range, raise_exception=_raise_exception, strftime_now=_strftime_now)
-    env.filters["tojson"] = _tojson
-    try:
-        return env.from_string(source)
-    except TemplateError as exc:
-        line = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
-        log.warning("GGUF chat template does not compile: %s", exc)
-        raise EngineError(
-            f"The chat template stored in this model file is broken{line}. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
-
-
-def _run(template: Any, context: dict[str, Any]) -> str:
-    token = _deadline.set(time.monotonic() + TEMPLATE_TIME_LIMIT_S)
-    try:
-        chunks: list[str] = []
-        size = 0
-        for chunk in template.generate(**context):
-            size += len(chunk)
-            if size > MAX_TEMPLATE_OUTPUT:
-                raise _TemplateTimeout("the template produced an unreasonably long prompt")
-            chunks.append(chunk)
-        return "".join(chunks)
-    except _TemplateRaised as exc:
-        raise EngineError(
-            f"The model's chat template rejected this conversation: {exc.message} "
-            "Choose another chat format in Settings.",
-            detail=str(exc),
-        ) from exc
-    except _TemplateTimeout as exc:
-        log.warning("GGUF chat template stopped: %s", exc)
-        raise EngineError(
-            "The chat template stored in this model file runs away (too slow, or an endless prompt) "
-            "and was stopped. Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
-    except SecurityError as exc:
-        log.warning("GGUF chat template tried to leave its sandbox: %s", exc)
-        raise EngineError(
-            "The chat template stored in this model file tried to do something unsafe and was stopped. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=str(exc),
-        ) from exc
-    except Exception as exc:  # a template is untrusted data: any failure is a bad template, not a crash
-        log.warning("GGUF chat template failed: %r", exc)
-        raise EngineError(
-            "The chat template stored in this model file failed on this conversation. "
-            "Choose another chat format (chatml, llama-2 or zephyr) in Settings.",
-            detail=repr(exc),
-        ) from exc
-    finally:
-        _deadline.reset(token)
+_MARK = re.compile("\ue000(\\d{1,9})\ue001")  # private-use characters: never in a template's own text
 
 
 def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
-    template = _compile(source)
+    template = shared_template(source)  # compiled in its child now: a broken one fails at load
 
-    def text_of(messages: Sequence[Message], contents: Sequence[str], add_generation_prompt: bool) -> str:
-        context = {
-            "messages": [{"role": m.role, "content": c} for m, c in zip(messages, contents, strict=True)],
-            "add_generation_prompt": add_generation_prompt,
-            "bos_token": bos,
-            "eos_token": eos,
-        }
-        text = _run(template, context)
+    def with_bos(text: str) -> str:
         if bos and text.lstrip().startswith(bos):
             return text.lstrip()  # whitespace before BOS means nothing, and would hide it
         return bos + text
 
     def render(messages: Sequence[Message], add_generation_prompt: bool) -> list[Part]:
-        text = text_of(messages, [m.content for m in messages], add_generation_prompt)
         # Track contents when the template writes them verbatim: render once more with markers in
         # their place and keep the split only if putting the contents back gives the same text.
-        marked = text_of(messages, [f"\ue000{i}\ue001" for i in range(len(messages))], add_generation_prompt)
+        markers = [f"\ue000{i}\ue001" for i in range(len(messages))]
+        text, marked = (with_bos(t) for t in template.render([
+            template_context([(m.role, c) for m, c in zip(messages, contents, strict=True)],
+                             add_generation_prompt, bos, eos)
+            for contents in ([m.content for m in messages], markers)]))
         out = _Parts()
-        pieces = _MARK.split(marked)
-        for k, piece in enumerate(pieces):
+        for k, piece in enumerate(_MARK.split(marked)):
             if k % 2 == 0:
                 out.text(piece)
-            else:
-                index = int(piece)
-                out.add(Part(messages[index].content, index))
+            elif int(piece) < len(messages):
+                out.add(Part(messages[int(piece)].content, int(piece)))
+            else:  # the template wrote a marker of its own: no split
+                return [Part(text)]
         if "".join(p.text for p in out.parts) == text:
             return out.parts
         return [Part(text)]
@@ -348,48 +274,19 @@ def _gguf_jinja(source: str, bos: str, eos: str) -> Renderer:
     return render
 
 
-# --- registry ------------------------------------------------------------------------------------
-
-
-def _make_llama2(bos: str, eos: str, _template: str | None) -> ChatFormat:
-    return ChatFormat("llama-2", "Llama 2 Chat ([INST] … [/INST])", (eos,), (), _nonempty(bos, eos),
-                      _llama2(bos, eos))
-
-
-def _make_chatml(bos: str, eos: str, _template: str | None) -> ChatFormat:
-    renderer = _tagged(bos, lambda role: f"<|im_start|>{role}\n", "<|im_end|>\n", "<|im_start|>assistant\n")
-    return ChatFormat("chatml", "ChatML (TinyLlama Chat v0.4)", ("<|im_end|>", *_nonempty(eos)), (),
-                      ("<|im_start|>", "<|im_end|>", *_nonempty(bos, eos)), renderer)
-
-
-def _make_zephyr(bos: str, eos: str, _template: str | None) -> ChatFormat:
-    renderer = _tagged(bos, lambda role: f"<|{role}|>\n", f"{eos}\n", "<|assistant|>\n")
-    return ChatFormat("zephyr", "Zephyr (<|user|> … </s>)", _nonempty(eos), (), _nonempty(bos, eos), renderer)
-
-
-def _make_gguf_jinja(bos: str, eos: str, template: str | None) -> ChatFormat:
+@register_chat_format(GGUF_JINJA)
+def _gguf_jinja_format(name: str, bos: str, eos: str, template: str | None) -> ChatFormat:
     if not template:
-        raise EngineError(
-            "This model file has no chat template of its own. "
-            "Choose chatml, llama-2 or zephyr as its chat format in Settings."
-        )
+        raise EngineError("This model file has no chat template of its own. "
+                          "Choose chatml, llama-2 or zephyr as its chat format in Settings.")
     controls = tuple(t for t in _TEMPLATE_CONTROL_TOKENS if t in template)
     stops = tuple(t for t in _TEMPLATE_END_OF_TURN if t in template)
-    return ChatFormat(GGUF_JINJA, "Model's own template (stored in the GGUF file)",
-                      tuple(dict.fromkeys((*stops, *_nonempty(eos)))), (),
-                      (*controls, *_nonempty(bos, eos)), _gguf_jinja(template, bos, eos))
+    return ChatFormat(name=name, label="Model's own template (stored in the GGUF file)",
+                      stop_tokens=tuple(dict.fromkeys((*stops, *_nonempty(eos)))),
+                      control_tokens=(*controls, *_nonempty(bos, eos)), renderer=_gguf_jinja(template, bos, eos))
 
 
-def _nonempty(*tokens: str) -> tuple[str, ...]:
-    return tuple(t for t in tokens if t)
-
-
-_REGISTRY: dict[str, Callable[[str, str, str | None], ChatFormat]] = {
-    "llama-2": _make_llama2,
-    "chatml": _make_chatml,
-    "zephyr": _make_zephyr,
-    GGUF_JINJA: _make_gguf_jinja,
-}
+# --- lookup, self-test, vocab binding ------------------------------------------------------------
 
 
 def format_names() -> tuple[str, ...]:
@@ -407,7 +304,7 @@ def get_format(name: str, *, gguf_template: str | None = None, bos_token: str = 
         raise UnknownFormatError(
             f"Unknown chat format {name!r}. Known formats: {', '.join(format_names())}."
         ) from None
-    return make(bos_token, eos_token, gguf_template)
+    return make(name, bos_token, eos_token, gguf_template)
 
 
 def self_test(fmt: ChatFormat, is_single_token: Callable[[str], bool],
@@ -451,7 +348,7 @@ def bind_to_vocab(fmt: ChatFormat, tokenize: Callable[[str], list[int]], eos_ids
     """Resolve `fmt`'s stop tokens with `tokenize` (specials parsed, no BOS); the model's own end
     token(s) `eos_ids` always stop too. Warnings are logged as well as returned."""
     stop_ids = set(eos_ids)
-    stop_strings = list(fmt.stop_strings)
+    stop_strings: list[str] = []
     for tok in fmt.stop_tokens:
         ids = tokenize(tok)
         if len(ids) == 1:
@@ -464,13 +361,5 @@ def bind_to_vocab(fmt: ChatFormat, tokenize: Callable[[str], list[int]], eos_ids
     return VocabBinding(frozenset(stop_ids), tuple(stop_strings), tuple(warnings))
 
 
-__all__ = [
-    "ChatFormat",
-    "Part",
-    "UnknownFormatError",
-    "VocabBinding",
-    "bind_to_vocab",
-    "format_names",
-    "get_format",
-    "self_test",
-]
+__all__ = ["ChatFormat", "Part", "UnknownFormatError", "VocabBinding", "bind_to_vocab", "format_names", "get_format",
+           "register_chat_format", "self_test"]

@@ -51,13 +51,14 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from engine.select import create_engine
+    from engine.select import create_engine, engine_for_model
 
     messages = read_messages(sys.stdin.read())
     if not any(m.role == "user" for m in messages):
         raise InputError("the messages must include at least one user message")
-    engine = create_engine(args.engine)
-    model = ModelInfo(path=Path(args.model), engine=engine.name, chat_format=args.format or "chatml")
+    backend, path = engine_for_model(Path(args.model), args.engine)
+    engine = create_engine(backend)
+    model = ModelInfo(path=path, engine=engine.name, chat_format=args.format or "chatml")
     engine.load(model, LoadOptions(n_threads=args.threads, chat_format=args.format))
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     text, last = [], None
@@ -88,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", help="print the prompt text a chat format produces")
     r.add_argument("--format", required=True)
     c = sub.add_parser("chat", help="answer the conversation on stdin")
-    c.add_argument("--model", required=True, help="GGUF file (llama.cpp) or MLX model folder")
-    c.add_argument("--engine", default="auto", choices=("auto", "llama.cpp", "mlx"))
+    c.add_argument("--model", required=True,
+                   help="GGUF file (llama.cpp), a folder holding one, or an MLX model folder")
+    c.add_argument("--engine", default="auto", choices=("auto", "llama.cpp", "mlx"),
+                   help="backend (default: auto, the one that runs the model given)")
     c.add_argument("--format", help="chat format (default: the model's own, chatml)")
     c.add_argument("--max-tokens", type=int, default=256)
     c.add_argument("--temperature", type=float, default=0.7)

@@ -14,21 +14,24 @@ back-off, and only a verified file is moved into place with `os.replace`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
-import math
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from engine import network_log
 from engine.catalog import FileSpec
+from engine.file_hash import new_hasher, stream_file
 from engine.hub import HubSession, RemoteFile, RemoteSnapshot, http_error, network_error
+from engine.progress import Meter, ProgressFn, human
+from engine.progress import Progress as Progress  # re-exported: the GUI's download code imports it from here
 from engine.types import DownloadCancelled, DownloadError
 
 if TYPE_CHECKING:
@@ -36,27 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Phase = Literal["metadata", "downloading", "verifying", "converting", "copying", "done"]
 PART_SUFFIX = ".part"
 MiB = 1 << 20
-SPEED_SMOOTHING_S = 1.0  # the shown speed follows a change within a few seconds, not every network burst
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a download (or import) stands. `done`/`total` count bytes of the whole job (all files), not
-    one file; during `verifying` they count bytes hashed, during `converting` the converter's fraction of
-    the output size. `speed` is bytes/s, `eta_s` None when unknown. `copying` is an import's copy."""
-
-    phase: Phase
-    file: str
-    done: int
-    total: int | None
-    speed: float = 0.0
-    eta_s: float | None = None
-
-
-ProgressFn = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
@@ -79,47 +63,6 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(p).free
 
 
-def human(n: float) -> str:
-    """Bytes as a short human figure: 950 bytes, 668 MB, 2.2 GB."""
-    if n < 1000:
-        return f"{n:.0f} bytes"
-    if n < 1e9:
-        return f"{n / 1e3:.0f} KB" if n < 1e6 else f"{n / 1e6:.0f} MB"
-    return f"{n / 1e9:.1f} GB"
-
-
-class _Meter:
-    """Turns byte counts into throttled `Progress` reports with a smoothed speed."""
-
-    def __init__(self, callback: ProgressFn | None, total: int | None, interval: float) -> None:
-        self.callback, self.total, self.interval = callback, total, interval
-        self.done = 0
-        self.speed = 0.0
-        self._last_t = time.monotonic()
-        self._last_done = 0
-        self._last_report = 0.0
-
-    def report(self, phase: Phase, file: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if phase == "downloading" and now - self._last_t >= 0.25:
-            inst = (self.done - self._last_done) / (now - self._last_t)
-            # Weighted by elapsed time, so slow chunks (long gaps) count as much as the time they cover.
-            weight = 1 - math.exp(-(now - self._last_t) / SPEED_SMOOTHING_S)
-            self.speed = inst if self.speed == 0 else self.speed + weight * (inst - self.speed)
-            self._last_t, self._last_done = now, self.done
-        if self.callback is None or (not force and now - self._last_report < self.interval):
-            return
-        self._last_report = now
-        eta = None
-        if self.total is not None and self.speed > 0 and phase == "downloading":
-            eta = max(0.0, (self.total - self.done) / self.speed)
-        self.callback(Progress(phase, file, self.done, self.total, self.speed, eta))
-
-    def restart_speed(self) -> None:
-        """After a pause (retry back-off), don't average the silence into the speed."""
-        self._last_t, self._last_done = time.monotonic(), self.done
-
-
 class _Retryable(Exception):
     """An attempt failed in a way another attempt may fix; `error` is what to raise if none does."""
 
@@ -129,12 +72,7 @@ class _Retryable(Exception):
 
 
 def _new_hash(remote: RemoteFile) -> hashlib._Hash:
-    if remote.sha256:
-        return hashlib.sha256()
-    # Small non-LFS files are identified by their git blob id: sha1("blob <size>\0" + content).
-    h = hashlib.sha1(usedforsecurity=False)
-    h.update(b"blob %d\0" % remote.size)
-    return h
+    return new_hasher("sha256" if remote.sha256 else "git-sha1", remote.size)
 
 
 def _expected_digest(remote: RemoteFile) -> str | None:
@@ -142,34 +80,21 @@ def _expected_digest(remote: RemoteFile) -> str | None:
 
 
 def _dropped(detail: str) -> DownloadError:
-    return DownloadError(
-        "The connection to the Hub kept dropping. Check your connection and try again; the download will "
-        "continue where it stopped.",
-        detail,
-    )
+    return DownloadError("The connection to the Hub kept dropping. Check your connection and try again; the "
+                         "download will continue where it stopped.", detail)
 
 
 def _disk_full(exc: OSError, name: str, have: int) -> DownloadError:
-    return DownloadError(
-        f"The disk filled up while downloading {name}. Free some space and try again: the "
-        f"{human(have)} already downloaded are kept and the download will continue from there.",
-        repr(exc),
-    )
+    return DownloadError(f"The disk filled up while downloading {name}. Free some space and try again: the "
+                         f"{human(have)} already downloaded are kept and the download will continue from there.",
+                         repr(exc))
 
 
 class _FileTransfer:
     """Download one remote file into `<dest>/<name>.part`, verify it, move it to `<dest>/<name>`."""
 
-    def __init__(
-        self,
-        session: HubSession,
-        repo: str,
-        remote: RemoteFile,
-        dest_dir: Path,
-        meter: _Meter,
-        cancel: threading.Event,
-        settings: TransferSettings,
-    ) -> None:
+    def __init__(self, session: HubSession, repo: str, remote: RemoteFile, dest_dir: Path, meter: Meter,
+                 cancel: threading.Event, settings: TransferSettings) -> None:
         self.session, self.repo, self.remote = session, repo, remote
         self.meter, self.cancel, self.settings = meter, cancel, settings
         self.final = dest_dir / remote.name
@@ -205,7 +130,7 @@ class _FileTransfer:
         return self._verify_and_place()
 
     def _have(self) -> int:
-        return self.part.stat().st_size
+        return self.part.stat().st_size if self.part.exists() else 0
 
     def _final_is_good(self) -> bool:
         """A final file was verified before it was moved into place; re-check it anyway (an interrupted
@@ -221,20 +146,17 @@ class _FileTransfer:
 
     def _hash_into(self, path: Path) -> str:
         """Feed `path` into `self.hasher`, counting the bytes as done; returns the digest so far."""
-        with path.open("rb") as f:
-            while block := f.read(self.settings.chunk_size):
-                self._check_cancel()
-                self.hasher.update(block)
-                self.meter.done += len(block)
-                self.meter.report("verifying", self.remote.name)
-        return self.hasher.hexdigest()
+        return stream_file(path, self.hasher, check_cancel=self._check_cancel, on_block=self._count_verified,
+                           chunk_size=self.settings.chunk_size)
+
+    def _count_verified(self, n: int) -> None:
+        self.meter.done += n
+        self.meter.report("verifying", self.remote.name)
 
     def _resume_hash(self) -> None:
         """Hash the bytes a previous attempt (maybe a previous process) left in the part file."""
         self.hasher = _new_hash(self.remote)
-        if not self.part.exists():
-            self.part.touch()
-        elif self._have() > self.remote.size:
+        if self._have() > self.remote.size:
             log.warning("part file %s is larger than the remote file; starting over", self.part)
             self.part.write_bytes(b"")
         elif self._have():
@@ -284,7 +206,10 @@ class _FileTransfer:
                 )
             ) from exc
         except httpx2.ConnectError as exc:
-            raise _Retryable(network_error(exc, self.session.endpoint)) from exc
+            error = network_error(exc, self.session.endpoint)
+            if isinstance(error, network_log.AirplaneModeOn):
+                raise error from exc  # refused here, not lost: trying again cannot help
+            raise _Retryable(error) from exc
         except httpx2.TransportError as exc:
             raise _Retryable(_dropped(repr(exc))) from exc
 
@@ -293,7 +218,9 @@ class _FileTransfer:
         with self.part.open("ab", buffering=0) as f:
             # Chunks as they arrive (a network read, ≤ 64 KiB): what was received is on disk if the line drops.
             for chunk in response.iter_bytes():
+                network_log.count_received(len(chunk))
                 self._check_cancel()
+                network_log.require_network(self.remote.name)  # airplane mode switched on mid-way stops it
                 view = memoryview(chunk)[: self.remote.size - have]
                 while view:
                     try:
@@ -312,7 +239,7 @@ class _FileTransfer:
 
     def _verify_and_place(self) -> Path:
         self.meter.report("verifying", self.remote.name, force=True)
-        with self.part.open("rb+") as f:
+        with self.part.open("ab+") as f:  # "a": an empty remote file never created its part
             os.fsync(f.fileno())
         digest = self.hasher.hexdigest()
         expected = _expected_digest(self.remote)
@@ -395,11 +322,26 @@ def download_snapshot(
             f"but the drive holding {dest_dir} has {human(free)}. Free some space and try again.",
             f"needed={needed} free={free}",
         )
-    meter = _Meter(progress, snapshot.total_size, settings.report_interval_s)
+    meter = Meter(progress, snapshot.total_size, settings.report_interval_s)
     placed: dict[str, Path] = {}
-    # Smallest first: a job interrupted late leaves only the big file to resume.
-    for remote in sorted(snapshot.files, key=lambda f: f.size):
-        placed[remote.name] = _FileTransfer(
-            session, snapshot.repo, remote, dest_dir, meter, cancel, settings
-        ).run()
+    try:
+        # Smallest first: a job interrupted late leaves only the big file to resume.
+        for remote in sorted(snapshot.files, key=lambda f: f.size):
+            placed[remote.name] = _FileTransfer(
+                session, snapshot.repo, remote, dest_dir, meter, cancel, settings
+            ).run()
+    except BaseException:
+        _drop_empty_leftovers(dest_dir)
+        raise
     return placed
+
+
+def _drop_empty_leftovers(dest_dir: Path) -> None:
+    """After a failed job, remove what holds nothing to resume: empty part files, then an empty folder
+    (otherwise the Models window would list a 0-byte "partial download")."""
+    for part in dest_dir.glob("*" + PART_SUFFIX):
+        with contextlib.suppress(OSError):
+            if part.stat().st_size == 0:
+                part.unlink()
+    with contextlib.suppress(OSError):
+        dest_dir.rmdir()  # only succeeds when nothing is left in it

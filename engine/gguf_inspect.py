@@ -1,17 +1,22 @@
-"""A bounded reader for GGUF headers, and the checks that make a file a llama model TinyChat can run.
+"""A bounded reader for GGUF files: the header, the metadata with its value types, and the tensor layout.
 
 It refuses absurd counts and lengths *before* allocating anything (a crafted header can claim 2^63
-strings), never maps the tensor data, and checks every tensor's type, shape and byte range against
-the file's real length. It is meant to run in the child process engine/validate.py starts, so even a
-bug here cannot take the app down; `GgufProblem` carries the sentence the user sees.
+strings), never maps the tensor data, and applies the checks llama.cpp's own parser makes
+(ggml/src/gguf.cpp, `gguf_init_from_file_impl`): magic, version, counts, non-empty unique keys,
+known value types, `general.alignment` a u32 power of two, tensor names shorter than GGML_MAX_NAME,
+at most 4 dimensions, known tensor types whose rows fill whole blocks, and tensor data laid out
+back to back in declaration order, each at the next aligned offset, all inside the file. One more
+rule comes from llama-cpp-python, which decodes every key and scalar string as strict UTF-8 at load.
+
+It runs in the child process engine/validate.py starts, so even a bug here cannot take the app down;
+`GgufProblem` carries the sentence the user sees. engine/gguf_llama.py checks the llama model on top.
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 import os
 import struct
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,40 +27,71 @@ MAX_TENSORS = 1 << 16
 MAX_KV = 1 << 16
 MAX_STRING = 64 << 20  # a chat template or a token is far smaller; only strings in arrays repeat
 MAX_ARRAY = 1 << 24
-MAX_DIMS = 4
-DEFAULT_ALIGNMENT = 32
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_NAME = 64  # GGML_MAX_NAME: a tensor name must be shorter
+DEFAULT_ALIGNMENT = 32  # GGUF_DEFAULT_ALIGNMENT
 
-# GGUF value types → struct format of a scalar (8 = string, 9 = array are handled separately).
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-STRING, ARRAY = 8, 9
+U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 = range(13)
+_SCALARS = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f", BOOL: "<?",
+            U64: "<Q", I64: "<q", F64: "<d"}
+TYPE_NAMES = {U8: "u8", I8: "i8", U16: "u16", I16: "i16", U32: "u32", I32: "i32", F32: "f32", BOOL: "bool",
+              STRING: "string", ARRAY: "array", U64: "u64", I64: "i64", F64: "f64"}
+
+# ggml tensor types llama.cpp's CPU backend runs as model weights: id → (name, elements per block, bytes
+# per block), from ggml/src/ggml.c `type_traits`. Integer, f64 and the dot-product-only types
+# (Q8_1, Q8_K) are left out: no llama model stores its weights in them.
+TENSOR_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98), 19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110), 22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17),
+}
 
 
 class GgufProblem(Exception):
     """Why a file is not a usable model, as one sentence for the user."""
 
 
+def corrupt(what: str) -> GgufProblem:
+    """The sentence for a header that contradicts itself."""
+    return GgufProblem(f"The file's header is corrupt: {what}.")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor: dims (ne0 first), ggml type, offset in the data section and size in bytes."""
+
+    dims: tuple[int, ...]
+    type: int
+    offset: int
+    nbytes: int
+
+
 @dataclass
 class GgufHeader:
+    """What the header says. Scalars and strings are in `metadata` with their type in `types`; arrays
+    are described by `arrays` (element type, count) and only the token list keeps its items (as bytes)."""
+
     version: int
     file_size: int
-    metadata: dict[str, Any]  # arrays of strings are kept for tokenizer.ggml.tokens only
-    array_lengths: dict[str, int]
-    tensors: dict[str, tuple[tuple[int, ...], int, int]]  # name → (dims ne0.., ggml type, offset)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    types: dict[str, int] = field(default_factory=dict)
+    arrays: dict[str, tuple[int, int]] = field(default_factory=dict)
+    tokens: list[bytes] | None = None
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
     data_start: int = 0
     alignment: int = DEFAULT_ALIGNMENT
-    notes: list[str] = field(default_factory=list)
 
 
 class _Reader:
     def __init__(self, f: BinaryIO, size: int) -> None:
         self.f, self.size = f, size
 
-    def remaining(self) -> int:
-        return self.size - self.f.tell()
-
     def need(self, n: int) -> None:
         """Refuse before allocating: `n` more bytes must exist, else the file was cut short."""
-        if n > self.remaining():
+        if n > self.size - self.f.tell():
             raise GgufProblem("The file is truncated: it ends in the middle of its header. Download or copy it again.")
 
     def read(self, n: int) -> bytes:
@@ -65,42 +101,77 @@ class _Reader:
     def scalar(self, fmt: str) -> Any:
         return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
 
-    def string(self) -> str:
+    def raw_string(self) -> bytes:
         n = self.scalar("<Q")
         if n > MAX_STRING:
-            raise GgufProblem(f"The file's header is corrupt: it claims a text of {n} bytes.")
-        return self.read(n).decode("utf-8", errors="replace")
+            raise corrupt(f"it claims a text of {n} bytes")
+        return self.read(n)
+
+    def text(self, what: str) -> str:
+        try:
+            return self.raw_string().decode("utf-8")
+        except UnicodeDecodeError:
+            raise GgufProblem(f"The model's metadata is damaged: {what} is not valid UTF-8 text.") from None
 
     def skip(self, n: int) -> None:
         self.need(n)
         self.f.seek(n, os.SEEK_CUR)
 
 
-def _read_value(r: _Reader, vtype: int, key: str, header: GgufHeader) -> Any:
+def _read_value(r: _Reader, vtype: int, key: str, h: GgufHeader) -> None:
+    h.types[key] = vtype
     if vtype in _SCALARS:
-        return r.scalar(_SCALARS[vtype])
+        h.metadata[key] = r.scalar(_SCALARS[vtype])
+        return
     if vtype == STRING:
-        return r.string()
+        h.metadata[key] = r.text(key)
+        return
     if vtype != ARRAY:
-        raise GgufProblem(f"The file's header is corrupt: metadata {key!r} has unknown type {vtype}.")
+        raise corrupt(f"metadata {key!r} has unknown type {vtype}")
     etype, count = r.scalar("<I"), r.scalar("<Q")
     if etype == ARRAY:
         raise GgufProblem(f"The file's header uses nested arrays ({key!r}), which no llama model has.")
     if etype not in _SCALARS and etype != STRING:
-        raise GgufProblem(f"The file's header is corrupt: metadata {key!r} has unknown type {etype}.")
-    min_size = 8 if etype == STRING else struct.calcsize(_SCALARS[etype])
+        raise corrupt(f"metadata {key!r} has unknown type {etype}")
     if count > MAX_ARRAY:
-        raise GgufProblem(f"The file's header is corrupt: metadata {key!r} claims {count} values.")
+        raise corrupt(f"metadata {key!r} claims {count} values")
+    min_size = 8 if etype == STRING else struct.calcsize(_SCALARS[etype])
     r.need(count * min_size)
-    header.array_lengths[key] = count
-    if etype == STRING:
-        if key == "tokenizer.ggml.tokens":
-            return [r.string() for _ in range(count)]
+    h.arrays[key] = (etype, count)
+    if etype != STRING:
+        r.skip(count * min_size)
+    elif key == "tokenizer.ggml.tokens":
+        h.tokens = [r.raw_string() for _ in range(count)]
+    else:
         for _ in range(count):
             r.skip(r.scalar("<Q"))
-        return None
-    r.skip(count * min_size)
-    return None
+
+
+def _tensor_info(r: _Reader, seen: set[bytes]) -> tuple[str, tuple[int, ...], int, int]:
+    raw = r.raw_string()
+    name = raw.decode("utf-8", "replace")
+    if not raw or len(raw) >= MAX_NAME:
+        raise corrupt(f"a tensor name is {len(raw)} bytes long")
+    if raw in seen:
+        raise corrupt(f"tensor {name!r} appears twice")
+    seen.add(raw)
+    n_dims = r.scalar("<I")
+    if not 1 <= n_dims <= MAX_DIMS:
+        raise corrupt(f"tensor {name!r} has {n_dims} dimensions")
+    dims = tuple(r.scalar("<Q") for _ in range(n_dims))
+    return name, dims, r.scalar("<I"), r.scalar("<Q")
+
+
+def tensor_bytes(name: str, dims: tuple[int, ...], ggml_type: int) -> int:
+    """Bytes of a tensor of this shape and type; GgufProblem for an unknown type or impossible shape."""
+    if ggml_type not in TENSOR_TYPES:
+        raise GgufProblem(f"Tensor {name!r} has a data type ({ggml_type}) this version of TinyChat cannot run.")
+    _, block, type_size = TENSOR_TYPES[ggml_type]
+    if any(d < 1 for d in dims) or math.prod(dims) > 1 << 40:  # gguf.cpp refuses element counts that overflow
+        raise corrupt(f"tensor {name!r} has shape {list(dims)}")
+    if dims[0] % block:
+        raise corrupt(f"tensor {name!r} rows do not fit its quantization blocks")
+    return math.prod(dims) // block * type_size
 
 
 def read_header(path: Path) -> GgufHeader:
@@ -119,153 +190,46 @@ def read_header(path: Path) -> GgufHeader:
             raise GgufProblem(f"This GGUF file has format version {version}; TinyChat reads versions 2 and 3.")
         n_tensors, n_kv = r.scalar("<Q"), r.scalar("<Q")
         if n_tensors > MAX_TENSORS:
-            raise GgufProblem(f"The file's header is corrupt: it claims {n_tensors} tensors.")
+            raise corrupt(f"it claims {n_tensors} tensors")
         if n_kv > MAX_KV:
-            raise GgufProblem(f"The file's header is corrupt: it claims {n_kv} metadata entries.")
+            raise corrupt(f"it claims {n_kv} metadata entries")
         r.need(n_tensors * 24 + n_kv * 12)  # the smallest possible size of what was announced
-        header = GgufHeader(version, size, {}, {}, {})
+        h = GgufHeader(version, size)
         for _ in range(n_kv):
-            key = r.string()
-            if key in header.metadata:
-                raise GgufProblem(f"The file's header is corrupt: metadata {key!r} appears twice.")
-            header.metadata[key] = _read_value(r, r.scalar("<I"), key, header)
-        for _ in range(n_tensors):
-            name = r.string()
-            n_dims = r.scalar("<I")
-            if not 1 <= n_dims <= MAX_DIMS:
-                raise GgufProblem(f"The file's header is corrupt: tensor {name!r} has {n_dims} dimensions.")
-            dims = tuple(r.scalar("<Q") for _ in range(n_dims))
-            ggml_type, offset = r.scalar("<I"), r.scalar("<Q")
-            if name in header.tensors:
-                raise GgufProblem(f"The file's header is corrupt: tensor {name!r} appears twice.")
-            header.tensors[name] = (dims, ggml_type, offset)
-        alignment = header.metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-        if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1) or alignment > 1 << 16:
-            raise GgufProblem(f"The file's header is corrupt: alignment {alignment!r} is not a power of two.")
-        header.alignment = alignment
-        header.data_start = -(-f.tell() // alignment) * alignment
-    return header
+            key = r.text("a metadata name")
+            if not key:
+                raise corrupt("a metadata entry has no name")
+            if key in h.types:
+                raise corrupt(f"metadata {key!r} appears twice")
+            _read_value(r, r.scalar("<I"), key, h)
+        seen: set[bytes] = set()
+        infos = [_tensor_info(r, seen) for _ in range(n_tensors)]
+        if "general.alignment" in h.types:
+            h.alignment = h.metadata.get("general.alignment", 0) if h.types["general.alignment"] == U32 else 0
+        if h.alignment <= 0 or h.alignment & (h.alignment - 1) or h.alignment > 1 << 16:
+            raise corrupt("its alignment is not a u32 power of two")
+        h.data_start = -(-f.tell() // h.alignment) * h.alignment
+    expected = data_end = 0
+    for name, dims, ggml_type, offset in infos:
+        nbytes = tensor_bytes(name, dims, ggml_type)
+        if offset != expected:  # gguf.cpp: "tensor has offset X, expected Y"
+            raise corrupt(f"tensor {name!r} is not where the tensors before it end")
+        h.tensors[name] = TensorInfo(dims, ggml_type, offset, nbytes)
+        data_end = offset + nbytes
+        expected = data_end + (-nbytes % h.alignment)
+    if h.data_start + data_end > size:  # llama-model-loader.h: "data is not within the file bounds"
+        raise GgufProblem("The file is truncated: its tensor data ends past the end of the file. "
+                          "Download or copy it again.")
+    return h
 
 
-def _tensor_bytes(name: str, dims: tuple[int, ...], ggml_type: int) -> int:
-    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+def file_type_name(file_type: Any) -> str | None:
+    """The level a `general.file_type` value names ("Q4_K_M", "F16", ...), None if it names none."""
+    from gguf.constants import LlamaFileType
 
+    if not isinstance(file_type, int) or isinstance(file_type, bool):
+        return None
     try:
-        block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-    except (ValueError, KeyError):
-        raise GgufProblem(
-            f"Tensor {name!r} has a data type ({ggml_type}) this version of TinyChat does not know."
-        ) from None
-    if any(d < 1 or d > 1 << 40 for d in dims):
-        raise GgufProblem(f"The file's header is corrupt: tensor {name!r} has shape {list(dims)}.")
-    if dims[0] % block:
-        raise GgufProblem(f"The file's header is corrupt: tensor {name!r} rows do not fit its quantization blocks.")
-    n = 1
-    for d in dims:
-        n *= d
-    return n // block * type_size
-
-
-def _int(meta: dict[str, Any], key: str, lo: int, hi: int) -> int:
-    value = meta.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        if value is None:
-            raise GgufProblem(f"The model is missing required metadata ({key}).")
-        raise GgufProblem(f"The model's metadata is implausible ({key} = {value!r}).")
-    return value
-
-
-def _expected_shapes(meta: dict[str, Any], n_vocab: int) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
-    n_layer = _int(meta, "llama.block_count", 1, 1024)
-    n_embd = _int(meta, "llama.embedding_length", 1, 1 << 16)
-    n_ff = _int(meta, "llama.feed_forward_length", 1, 1 << 18)
-    n_head = _int(meta, "llama.attention.head_count", 1, 1024)
-    kv_key = "llama.attention.head_count_kv"
-    n_head_kv = _int(meta, kv_key, 1, 1024) if kv_key in meta else n_head
-    n_ctx = _int(meta, "llama.context_length", 1, 1 << 24)
-    if n_embd % n_head or n_head % n_head_kv:
-        raise GgufProblem("The model's metadata is implausible (attention heads do not divide the model width).")
-    n_embd_kv = n_embd // n_head * n_head_kv
-    shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (n_embd, n_vocab), "output_norm.weight": (n_embd,)}
-    for i in range(n_layer):
-        b = f"blk.{i}."
-        shapes |= {
-            b + "attn_norm.weight": (n_embd,), b + "ffn_norm.weight": (n_embd,),
-            b + "attn_q.weight": (n_embd, n_embd), b + "attn_k.weight": (n_embd, n_embd_kv),
-            b + "attn_v.weight": (n_embd, n_embd_kv), b + "attn_output.weight": (n_embd, n_embd),
-            b + "ffn_gate.weight": (n_embd, n_ff), b + "ffn_up.weight": (n_embd, n_ff),
-            b + "ffn_down.weight": (n_ff, n_embd),
-        }
-    return shapes, {"n_layer": n_layer, "n_embd": n_embd, "n_ctx": n_ctx}
-
-
-def _quantization(meta: dict[str, Any], tensors: dict[str, tuple[tuple[int, ...], int, int]]) -> str:
-    from gguf.constants import GGMLQuantizationType, LlamaFileType
-
-    file_type = meta.get("general.file_type")
-    if isinstance(file_type, int):
-        try:
-            return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
-        except ValueError:
-            pass
-    common = Counter(t for dims, t, _ in tensors.values() if len(dims) >= 2).most_common(1)
-    try:
-        return GGMLQuantizationType(common[0][0]).name if common else "unknown"
+        return LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
     except ValueError:
-        return "unknown"
-
-
-def inspect(path: Path) -> dict[str, Any]:
-    """Check that `path` is a complete llama GGUF model; return its summary or raise GgufProblem."""
-    path = Path(path)
-    if not path.is_file():
-        raise GgufProblem(f"{path} is not a file.")
-    h = read_header(path)
-    meta = h.metadata
-    arch = meta.get("general.architecture")
-    if not isinstance(arch, str):
-        raise GgufProblem("The model does not say which architecture it is (general.architecture is missing).")
-    if arch != "llama":
-        raise GgufProblem(f"This is a {arch!r} model; TinyChat runs llama-architecture models (like TinyLlama) only.")
-    tokens = meta.get("tokenizer.ggml.tokens")
-    if not isinstance(meta.get("tokenizer.ggml.model"), str) or not tokens:
-        raise GgufProblem("The model has no tokenizer (its token list is missing).")
-    shapes, dims = _expected_shapes(meta, len(tokens))
-    for name, shape in shapes.items():
-        if name not in h.tensors:
-            raise GgufProblem(f"The model is incomplete: tensor {name} is missing.")
-        if h.tensors[name][0] != shape:
-            raise GgufProblem(f"The model is damaged: tensor {name} has shape {list(h.tensors[name][0])}, "
-                              f"expected {list(shape)}.")
-    if "output.weight" in h.tensors and h.tensors["output.weight"][0] != (dims["n_embd"], len(tokens)):
-        raise GgufProblem("The model is damaged: tensor output.weight does not match the vocabulary.")
-    spans, parameters = [], 0
-    for name, (tdims, ggml_type, offset) in h.tensors.items():
-        nbytes = _tensor_bytes(name, tdims, ggml_type)
-        if offset % h.alignment:
-            raise GgufProblem(f"The file's header is corrupt: tensor {name!r} is not aligned.")
-        if h.data_start + offset + nbytes > h.file_size:
-            raise GgufProblem("The file is truncated: its tensor data ends past the end of the file. "
-                              "Download or copy it again.")
-        spans.append((offset, offset + nbytes, name))
-        n = 1
-        for d in tdims:
-            n *= d
-        parameters += n
-    spans.sort()
-    for (_, end, a), (start, _, b) in itertools.pairwise(spans):
-        if start < end:
-            raise GgufProblem(f"The file's header is corrupt: tensors {a!r} and {b!r} overlap.")
-    template = meta.get("tokenizer.chat_template")
-    return {
-        "architecture": arch,
-        "name": meta.get("general.name") if isinstance(meta.get("general.name"), str) else None,
-        "parameters": parameters,
-        "quantization": _quantization(meta, h.tensors),
-        "context_length": dims["n_ctx"],
-        "chat_template": isinstance(template, str) and bool(template.strip()),
-        "size": h.file_size,
-        "n_vocab": len(tokens),
-        "n_layer": dims["n_layer"],
-        "gguf_version": h.version,
-    }
+        return None

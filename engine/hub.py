@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from engine import network_log
 from engine.types import DownloadError
 
 if TYPE_CHECKING:
@@ -96,7 +97,9 @@ def http_error(status: int, repo: str, what: str, error_code: str = "") -> Downl
 
 
 def network_error(exc: Exception, endpoint: str) -> DownloadError:
-    """A plain sentence for a connection that could not be made at all."""
+    """A plain sentence for a connection that could not be made at all (airplane mode's own when it refused)."""
+    if network_log.refusal_in(exc) is not None:
+        return network_log.airplane_error("the model", repr(exc))
     return DownloadError(
         f"Can't reach the Hub ({endpoint}): check your internet connection or proxy settings and try again. "
         "The download will continue where it stopped.",
@@ -167,7 +170,9 @@ class HubSession:
 
         url = f"{self.endpoint}/api/models/{repo}/revision/{quote(revision, safe='')}"
         try:
-            response = self.client.get(url, params={"blobs": "true"}, headers=self.headers())
+            with network_log.default_purpose("Hub metadata", repo):
+                response = self.client.get(url, params={"blobs": "true"}, headers=self.headers())
+                network_log.count_received(len(response.content))
         except httpx2.TimeoutException as exc:
             raise DownloadError(
                 "The Hub did not answer in time. Check your connection and try again.", repr(exc)

@@ -15,16 +15,17 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 from engine import llama_log
-from engine.answer_text import AnswerText
+from engine.answer_stream import refused, stream_answer
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
-from engine.prompt_tokens import common_prefix, prompt_ids
-from engine.stats import generation_stats
+from engine.literal_tokens import LiteralTokenizer
+from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
+from engine.stats import PromptStats
 from engine.types import (
     Chunk,
     ContextOverflowError,
@@ -61,6 +62,18 @@ def check_model_file(path: Path) -> None:
                              detail=f"magic {magic!r}")
 
 
+def _token_texts(llm) -> list[str]:
+    """Texts of the vocab's control, user-defined and unknown tokens: the ones llama.cpp may match
+    as whole tokens in text."""
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    markup = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED | \
+        llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+    return [llama_cpp.llama_vocab_get_text(vocab, i).decode("utf-8", errors="replace")
+            for i in range(llm.n_vocab()) if llama_cpp.llama_vocab_get_attr(vocab, i) & markup]
+
+
 def _unsupported(path: Path, arch: str, detail: str) -> ModelFileError:
     return ModelFileError(f"{path.name} is a model of an architecture TinyChat cannot run ({arch}): it runs "
                           "Llama-family models such as TinyLlama. Choose another model file.", detail=detail)
@@ -77,6 +90,7 @@ class LlamaCppEngine:
         self._model: ModelInfo | None = None
         self._stop_ids: frozenset[int] = frozenset()
         self._stop_strings: tuple[str, ...] = ()
+        self._literal: LiteralTokenizer | None = None
         self._cancel: threading.Event | None = None
         self._abort_cb = None
         self._n_ctx = 0
@@ -90,6 +104,9 @@ class LlamaCppEngine:
         self.unload()
         path = Path(model.path)
         check_model_file(path)
+        from engine.validate import require_valid
+
+        require_valid(path)  # llama.cpp aborts the process on some bad values: refuse them first, in a child
         system_info = llama_cpp.llama_print_system_info().decode()
         missing = missing_instructions(system_info, cpuinfo_flags())
         if missing:  # loading would die with SIGILL (illegal instruction) instead
@@ -125,6 +142,7 @@ class LlamaCppEngine:
             llm.close()
             raise _unsupported(path, arch, str(path))
         self._llm, self._model, self._n_ctx = llm, model, options.n_ctx
+        self._literal = LiteralTokenizer(self._tokenize_plain, _token_texts(llm))
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
@@ -158,7 +176,8 @@ class LlamaCppEngine:
         llm = self._require()
         fmt = get_format(name, gguf_template=llm.metadata.get("tokenizer.chat_template"))
         binding = bind_to_vocab(fmt, self._tokenize, [llm.token_eos()])
-        self._fmt, self._stop_ids, self._stop_strings = fmt, binding.stop_ids, binding.stop_strings
+        stop_ids = binding.stop_ids | control_token_ids(fmt, self._tokenize)
+        self._fmt, self._stop_ids, self._stop_strings = fmt, stop_ids, binding.stop_strings
         return binding.warnings
 
     # --------------------------------------------------------------- prompting
@@ -176,7 +195,7 @@ class LlamaCppEngine:
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
         assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize, self._tokenize_plain)
+        return prompt_ids(self._fmt, messages, self._tokenize, self._literal)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt length in tokens for `messages`, generation prompt included."""
@@ -203,55 +222,35 @@ class LlamaCppEngine:
             fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
                                       params.forget_oldest)
         except (ContextOverflowError, EngineError) as e:
-            log.warning("generate refused: %s (%s)", e.message, e.detail)
-            yield Chunk("", "error", generation_stats(t0, 0, 0, [], None, None), error=e.message)
+            yield refused(t0, e)
             return
         prompt = self.prompt_ids([messages[i] for i in fit.kept])
         cached = llm._input_ids[: llm.n_tokens].tolist()
         reused = common_prefix(cached, prompt)
         reused = min(reused, len(prompt) - 1)  # llama-cpp-python always re-evaluates the last one
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        yield from stream_answer(
+            self._sample(prompt, params, cancel), lambda token: utf8.decode(llm.detokenize([token])),
+            stop_ids=self._stop_ids, stop_strings=(*self._stop_strings, *params.stop), max_new=max_new,
+            cancel=cancel, prompt=PromptStats(t0, len(prompt), reused, fit.forgotten))
+
+    def _sample(self, prompt: list[int], params: GenerationParams,
+                cancel: threading.Event) -> Generator[int, None, None]:
+        """llama-cpp-python's sampling loop; `cancel` aborts the prompt's evaluation too (it raises
+        RuntimeError then)."""
+        llm = self._require()
         llm.set_seed(params.seed if params.seed is not None else random.randrange(2**31))
-        self._cancel = cancel
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        answer = AnswerText((*self._stop_strings, *params.stop))
-        out: list[int] = []
-        finish, error = "length", None
-        t_first: float | None = None
         tokens = llm.generate(prompt, top_k=params.top_k, top_p=params.top_p, min_p=params.min_p,
                               temp=params.temperature, repeat_penalty=params.repeat_penalty, reset=True)
+        self._cancel = cancel
         self._set_abort(True)
         try:
-            for token in tokens:
-                if t_first is None:
-                    t_first = time.perf_counter()
-                    self._set_abort(False)
-                if cancel.is_set():
-                    finish = "cancelled"
-                    break
-                if token in self._stop_ids:
-                    finish = "stop"
-                    break
-                out.append(token)
-                visible, stopped = answer.push(decoder.decode(llm.detokenize([token])))
-                if visible:
-                    yield Chunk(visible)
-                if stopped:
-                    finish = "stop"
-                    break
-                if len(out) >= max_new:
-                    break
-        except RuntimeError as e:  # llama_decode failed: aborted by cancel, or a real failure
-            if cancel.is_set():
-                finish = "cancelled"
-            else:
-                finish, error = "error", "The model stopped with an internal error. Try again; if it keeps " \
-                                         "happening, reload the model or lower the context in Settings."
-                log.error("generation failed: %r; llama.cpp said: %s", e, llama_log.recent_problems())
+            first = next(tokens, None)  # evaluates the prompt
+            self._set_abort(False)  # generation checks `cancel` between tokens instead
+            if first is not None:
+                yield first
+                yield from tokens
         finally:
             tokens.close()
             self._set_abort(False)
             self._cancel = None
-        # Bytes of a character cut off by the end of the answer are dropped, never shown as "\ufffd".
-        tail = answer.flush()
-        stats = generation_stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
-        yield Chunk(tail, finish, stats, error=error)

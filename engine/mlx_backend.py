@@ -4,9 +4,9 @@ Prompts come from `chat_format` like every backend's — the tokenizer's own cha
 used — tokenized with special tokens parsed and no extra BOS. Earlier answers are spliced in as the
 ids that were generated, and one prompt cache (`make_prompt_cache`) is kept across turns: before each
 answer it is trimmed to the longest common prefix with the new prompt (`trim_prompt_cache`) and only
-the rest is evaluated. Generation is `mlx_lm.stream_generate` with the format's stop tokens as its
-end tokens; cancel is checked between tokens and, through the prompt-progress callback, between
-prompt chunks of PREFILL_STEP tokens.
+the rest is evaluated. Tokens come from `mlx_lm.generate_step` and text from the tokenizer's streaming
+detokenizer; `answer_stream` turns them into the answer. Cancel is checked between tokens and, through
+the prompt-progress callback, between prompt chunks of PREFILL_STEP tokens.
 
 mlx and mlx_lm are imported inside methods: `import mlx_lm` takes 1.5–2 s (it pulls in
 transformers), which must not delay the GUI's start.
@@ -21,15 +21,16 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.answer_text import AnswerText
+from engine.answer_stream import refused, stream_answer
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
-from engine.prompt_tokens import common_prefix, prompt_ids
-from engine.stats import generation_stats
+from engine.literal_tokens import LiteralTokenizer
+from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
+from engine.stats import PromptStats
 from engine.types import (
     Chunk,
     ContextOverflowError,
@@ -89,7 +90,9 @@ class MlxEngine:
         self._model: Any = None
         self._tokenizer: Any = None  # mlx_lm's TokenizerWrapper
         self._fmt: ChatFormat | None = None
+        self._stop_ids: frozenset[int] = frozenset()
         self._stop_strings: tuple[str, ...] = ()
+        self._literal: LiteralTokenizer | None = None
         self._n_ctx = 0
         self._cache: list[Any] = []  # the prompt cache: one KV cache per layer
         self._cached_ids: list[int] = []  # the exact tokens the cache holds
@@ -129,6 +132,7 @@ class MlxEngine:
             if chatter.getvalue():
                 log.debug("mlx-lm load output: %s", chatter.getvalue()[-4000:])
         self._n_ctx = options.n_ctx
+        self._literal = LiteralTokenizer(self._tokenize_plain, self._tokenizer._tokenizer.get_added_vocab())
         self._reset_cache()
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
@@ -168,9 +172,8 @@ class MlxEngine:
         fmt = get_format(name)  # an MLX folder has no GGUF template: gguf-jinja is refused with a message
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         binding = bind_to_vocab(fmt, self._tokenize, eos)
-        # stream_generate ends an answer on the tokenizer's end tokens: make them this format's.
-        tokenizer.eos_token_ids = set(binding.stop_ids)
-        self._fmt, self._stop_strings = fmt, binding.stop_strings
+        stop_ids = binding.stop_ids | control_token_ids(fmt, self._tokenize)
+        self._fmt, self._stop_ids, self._stop_strings = fmt, stop_ids, binding.stop_strings
         return binding.warnings
 
     # --------------------------------------------------------------- prompting
@@ -183,14 +186,14 @@ class MlxEngine:
         return list(self._require().encode(text, add_special_tokens=False)) if text else []
 
     def _tokenize_plain(self, text: str) -> list[int]:
-        # split_special_tokens: control-token text typed by the user stays text.
+        # split_special_tokens: special tokens' text stays text (LiteralTokenizer also cuts it up).
         hf = self._require()._tokenizer
         return list(hf.encode(text, add_special_tokens=False, split_special_tokens=True)) if text else []
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
         assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize, self._tokenize_plain)
+        return prompt_ids(self._fmt, messages, self._tokenize, self._literal)
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Prompt length in tokens for `messages`, generation prompt included."""
@@ -256,65 +259,56 @@ class MlxEngine:
         """Stream an answer; see Engine.generate. Never raises for runtime problems."""
         t0 = time.perf_counter()
         try:
-            self._require()
+            tokenizer = self._require()
             fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
                                       params.forget_oldest)
             prompt = self.prompt_ids([messages[i] for i in fit.kept])
         except (ContextOverflowError, EngineError) as e:
-            log.warning("generate refused: %s (%s)", e.message, e.detail)
-            yield Chunk("", "error", generation_stats(t0, 0, 0, [], None, None), error=e.message)
+            yield refused(t0, e)
             return
         reused = self._reuse_prefix(prompt)
-        if max_new <= 0:
-            yield Chunk("", "length", generation_stats(t0, len(prompt), reused, [], None, fit.forgotten))
-            return
-        from mlx_lm import stream_generate
+        detokenizer = tokenizer.detokenizer  # mlx-lm's streaming one: holds a character's bytes until whole
+
+        def decode(token: int) -> str:
+            detokenizer.add_token(token)
+            return detokenizer.last_segment
+
+        yield from stream_answer(
+            self._sample(prompt, reused, max_new, params, cancel), decode, stop_ids=self._stop_ids,
+            stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
+            prompt=PromptStats(t0, len(prompt), reused, fit.forgotten))
+
+    def _sample(self, prompt: list[int], reused: int, max_new: int, params: GenerationParams,
+                cancel: threading.Event) -> Generator[int, None, None]:
+        """mlx-lm's sampling loop (`generate_step`) over the uncached rest of `prompt`. `cancel`
+        aborts the prompt's evaluation too (raising _Cancelled); the cache's record stays true
+        however the answer ends."""
+        import mlx.core as mx
+        from mlx_lm.generate import generate_step, generation_stream, wired_limit
 
         def on_prompt_progress(_done: int, _total: int) -> None:
             if cancel.is_set():
                 raise _Cancelled
 
-        answer = AnswerText((*self._stop_strings, *params.stop))
-        fed: list[int] = []  # every token fed back into the model, a stop token included
-        out: list[int] = []  # the answer's tokens
-        finish, error = "length", None
-        t_first: float | None = None
-        responses = stream_generate(
-            self._model, self._tokenizer, prompt[reused:], max_tokens=max_new, sampler=self._sampler(params),
+        steps = generate_step(
+            mx.array(prompt[reused:]), self._model, max_tokens=max_new, sampler=self._sampler(params),
             logits_processors=self._logits_processors(params.repeat_penalty, prompt[:reused]),
             prompt_cache=self._cache, prefill_step_size=PREFILL_STEP, prompt_progress_callback=on_prompt_progress)
+        fed: list[int] = []  # every token fed back into the model, a stop token included
+        failed = False
         try:
-            for r in responses:
-                if t_first is None:
-                    t_first = time.perf_counter()
-                fed.append(r.token)
-                if cancel.is_set():
-                    finish = "cancelled"
-                    break
-                if r.finish_reason == "stop":  # a stop token; its text is at most a cut-off character
-                    finish = "stop"
-                    break
-                out.append(r.token)
-                # At max_tokens mlx-lm flushes a character's leftover bytes as U+FFFD: drop them.
-                text = r.text.rstrip("\ufffd") if r.finish_reason == "length" else r.text
-                visible, stopped = answer.push(text)
-                if visible:
-                    yield Chunk(visible)
-                if stopped:
-                    finish = "stop"
-                    break
+            with wired_limit(self._model, [generation_stream]):
+                for token, _logprobs in steps:
+                    fed.append(token)
+                    yield token
         except _Cancelled:
-            finish = "cancelled"
-        except Exception as e:  # an MLX failure mid-generation: report it, never raise to the caller
-            finish, error = "error", ("The model stopped with an internal error. Try again; if it keeps happening, "
-                                      "reload the model.")
-            log.exception("MLX generation failed: %r", e)
+            raise
+        except Exception:
+            failed = True  # the cache may hold part of a failed step
+            raise
         finally:
-            responses.close()
-        if finish == "error":
-            self._reset_cache()
-        else:
-            self._remember(prompt + fed)
-        tail = answer.flush()
-        stats = generation_stats(t0, len(prompt), reused, out, t_first, fit.forgotten)
-        yield Chunk(tail, finish, stats, error=error)
+            steps.close()
+            if failed:
+                self._reset_cache()
+            else:
+                self._remember(prompt + fed)

@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from engine.chat_format import ChatFormat
+from engine.literal_tokens import LiteralTokenizer
 from engine.types import Message
 
 
 def prompt_ids(fmt: ChatFormat, messages: Sequence[Message], tokenize: Callable[[str], list[int]],
-               tokenize_plain: Callable[[str], list[int]] | None = None) -> list[int]:
+               literal: LiteralTokenizer | None = None) -> list[int]:
     """Token ids of `fmt`'s prompt for `messages`; `tokenize(text)` must parse special tokens and
-    add no BOS (the rendered text carries its own). With `tokenize_plain` (specials left as text),
-    a user or system message that contains a control token's text, say `<|im_end|>`, keeps it as
-    text instead of ending its own turn."""
+    add no BOS (the rendered text carries its own). With `literal`, a message that contains a
+    control or added token's text, say `<|im_start|>`, keeps it as text instead of opening a turn."""
     parts = fmt.render(messages)
-    controls = tuple(t for t in (*fmt.control_tokens, *fmt.stop_tokens) if t)
     ids: list[int] = []
     pending = ""
 
@@ -38,16 +37,23 @@ def prompt_ids(fmt: ChatFormat, messages: Sequence[Message], tokenize: Callable[
                 and following.startswith(fmt.stop_tokens)):
             flush()
             ids += list(msg.token_ids)
-        elif (msg is not None and msg.role != "assistant" and tokenize_plain is not None
-              and any(c in part.text for c in controls)):
+        elif msg is not None and literal is not None and literal.applies_to(part.text):
             # Rare, so the small cost is fine: the piece is tokenized on its own, which may add the
             # tokenizer's word-start space before it.
             flush()
-            ids += tokenize_plain(part.text)
+            ids += literal(part.text)
         else:
             pending += part.text
     flush()
     return ids
+
+
+def control_token_ids(fmt: ChatFormat, tokenize: Callable[[str], list[int]]) -> frozenset[int]:
+    """Ids of `fmt`'s control tokens that are single tokens in the vocab (`tokenize` parses special
+    tokens). None belongs in an answer: a model that writes ChatML's `<|im_start|>` has begun a
+    turn of its own, so the answer ends there."""
+    found = (tokenize(t) for t in fmt.control_tokens)
+    return frozenset(ids[0] for ids in found if len(ids) == 1)
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -1,4 +1,5 @@
-"""Picks the inference backend: MLX on Apple Silicon when mlx is importable, llama.cpp elsewhere."""
+"""Picks the inference backend: MLX on Apple Silicon when mlx is importable, llama.cpp elsewhere; for a model
+given by path, the backend that runs what the path holds."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import logging
 import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.backend import Engine
-from engine.types import EngineName
+from engine.types import EngineName, ModelFileError
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +67,40 @@ def create_engine(preference: str = "auto") -> Engine:
     from engine.llamacpp_backend import LlamaCppEngine
 
     return LlamaCppEngine()
+
+
+def is_mlx_folder(path: Path) -> bool:
+    """True for an MLX model snapshot: a folder with config.json and safetensors weights."""
+    return path.is_dir() and (path / "config.json").is_file() and any(path.glob("*.safetensors"))
+
+
+def engine_for_model(path: Path, preference: str = "auto") -> tuple[EngineName, Path]:
+    """The backend for the model at `path` and the path to give it. 'auto' follows the model: an MLX folder
+    runs on MLX, a .gguf file (or a folder holding exactly one) on llama.cpp. Raises ModelFileError with a
+    plain sentence when the path cannot be run as asked."""
+    if is_mlx_folder(path):
+        if preference == "llama.cpp":
+            raise ModelFileError(f"{path.name} is an MLX model folder, which llama.cpp cannot run. Choose the "
+                                 "MLX engine, or a .gguf model file.", detail=str(path))
+        if not mlx_available():
+            raise ModelFileError(f"{path.name} is an MLX model folder, but MLX is not installed with this "
+                                 "TinyChat. Choose a .gguf model file instead.", detail=str(path))
+        return "mlx", path
+    if preference == "mlx":
+        return "mlx", path  # create_engine says so and falls back when MLX is missing
+    if path.is_dir():
+        path = _only_gguf_in(path)
+    return "llama.cpp", path
+
+
+def _only_gguf_in(folder: Path) -> Path:
+    ggufs = sorted(p for p in folder.glob("*.gguf") if p.is_file())
+    if len(ggufs) == 1:
+        return ggufs[0]
+    if ggufs:
+        names = ", ".join(p.name for p in ggufs)
+        raise ModelFileError(f"The folder {folder.name} holds {len(ggufs)} .gguf model files ({names}). Choose "
+                             "one of them.", detail=str(folder))
+    raise ModelFileError(f"The folder {folder.name} holds neither a .gguf model file nor an MLX model "
+                         "(config.json and .safetensors weights). Choose a model file or an MLX model folder.",
+                         detail=str(folder))

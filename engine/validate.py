@@ -1,8 +1,8 @@
 """Validate a GGUF file in a child process with a time limit: the app survives any file whatsoever.
 
-llama.cpp's GGUF parser has had memory-safety CVEs and gguf-py can hang on crafted headers, so a
-file the user picks is first read by engine/gguf_inspect.py in a separate, memory- and CPU-limited
-Python process. The parent turns a crash, a timeout or garbage output into one plain sentence.
+llama.cpp's GGUF parser has had memory-safety CVEs and aborts the process on some bad values, so a
+file is first checked by engine/gguf_llama.py (on engine/gguf_inspect.py) in a separate, memory- and
+CPU-limited Python process. The parent turns a crash, a timeout or garbage output into one plain sentence.
 
 `tinychat-engine validate PATH` (engine/cli.py → `cli_main`) prints a JSON summary and exits 0 for a
 usable llama model; otherwise it prints one line saying why and exits 1, within 10 s.
@@ -93,6 +93,29 @@ def validate_gguf(path: Path, timeout: float = TIMEOUT_S) -> GgufSummary:
     )
 
 
+_verified: dict[tuple[int, int, int, int], GgufSummary] = {}
+_VERIFIED_MAX = 64
+
+
+def require_valid(path: Path) -> GgufSummary:
+    """For loaders: `validate_gguf`, remembered by file identity (device, inode, size, modification time)
+    so loading an unchanged file again costs one `stat`. Raises ModelFileError naming the file, then the
+    checker's reason. Refusals are not remembered: a time-out may pass on a less busy machine."""
+    path = Path(path)
+    st = path.stat()
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if identity in _verified:
+        return _verified[identity]
+    try:
+        summary = validate_gguf(path)
+    except ModelFileError as exc:
+        raise ModelFileError(f"The model file {path.name} could not be loaded. {exc.message}", exc.detail) from exc
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.pop(next(iter(_verified)))
+    _verified[identity] = summary
+    return summary
+
+
 def _limit_resources() -> None:
     """Cap the child's memory and CPU time: a crafted header must not exhaust the machine."""
     try:
@@ -111,7 +134,8 @@ def _limit_resources() -> None:
 def _child_main(path: str) -> int:
     """In the child: inspect, print one JSON line, exit 0 (usable) or 1 (with the reason)."""
     _limit_resources()
-    from engine.gguf_inspect import GgufProblem, inspect
+    from engine.gguf_inspect import GgufProblem
+    from engine.gguf_llama import inspect
 
     try:
         print(json.dumps({"summary": inspect(Path(path))}))

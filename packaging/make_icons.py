@@ -1,71 +1,74 @@
-"""Draws the TinyChat app icon and writes every format the installers need into `assets/`.
+"""Renders TinyChat's icon from its one source, the hand-drawn vector `assets/tinychat.svg`, in every format.
 
-`tinychat.png` (512 px, Linux and the window icon), `tinychat.ico` (Windows: 16–256 px) and `tinychat.icns`
-(macOS). Drawn with Qt so no image tool is needed; run it again only when the design changes:
-`QT_QPA_PLATFORM=offscreen .venv/bin/python packaging/make_icons.py` (a script, not a module:
-a `packaging` package would shadow the PyPI library of that name).
+    QT_QPA_PLATFORM=offscreen .venv/bin/python packaging/make_icons.py            # assets/ (design changes)
+    QT_QPA_PLATFORM=offscreen .venv/bin/python packaging/make_icons.py --hicolor DIR  # at build time
+
+Without arguments it rewrites the checked-in `tinychat.png` (512 px, the window icon), `tinychat.ico`
+(Windows: 16–256 px) and `tinychat.icns` (macOS). `--hicolor DIR` writes the freedesktop icon theme tree
+the Linux packages install: `DIR/hicolor/NxN/apps/tinychat.png` for every size desktops look for, and the
+SVG itself as `DIR/hicolor/scalable/apps/tinychat.svg`. A script, not a module: a `packaging` package would
+shadow the PyPI library of that name.
 """
 
 from __future__ import annotations
 
+import argparse
+import shutil
 import struct
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QImage, QImageWriter, QLinearGradient, QPainter, QPainterPath
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt
+from PySide6.QtGui import QGuiApplication, QImage, QImageWriter, QPainter
+from PySide6.QtSvg import QSvgRenderer
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SOURCE = ASSETS / "tinychat.svg"
 ICO_SIZES = (16, 24, 32, 48, 64, 128, 256)
+# The sizes of the hicolor theme's fixed-size folders that desktops (GNOME, KDE, Xfce) look in first.
+HICOLOR_SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
 
 
-def draw(size: int) -> QImage:
-    """The icon at `size` pixels: a speech bubble with three dots on a blue rounded square."""
+def render(size: int) -> QImage:
+    """The icon at `size`×`size` pixels, drawn from the SVG."""
+    renderer = QSvgRenderer(str(SOURCE))
+    if not renderer.isValid():
+        raise SystemExit(f"{SOURCE} is not an SVG image Qt can draw")
     img = QImage(size, size, QImage.Format.Format_ARGB32)
     img.fill(Qt.GlobalColor.transparent)
     p = QPainter(img)
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    s = size / 512
-    grad = QLinearGradient(0, 0, 0, size)
-    grad.setColorAt(0, QColor("#4f8ef7"))
-    grad.setColorAt(1, QColor("#2755c9"))
-    p.setPen(Qt.PenStyle.NoPen)
-    p.setBrush(grad)
-    p.drawRoundedRect(QRectF(24 * s, 24 * s, 464 * s, 464 * s), 104 * s, 104 * s)
-
-    bubble = QPainterPath()
-    bubble.addRoundedRect(QRectF(104 * s, 128 * s, 304 * s, 212 * s), 64 * s, 64 * s)
-    tail = QPainterPath()
-    tail.moveTo(QPointF(168 * s, 320 * s))
-    tail.lineTo(QPointF(148 * s, 402 * s))
-    tail.lineTo(QPointF(244 * s, 330 * s))
-    tail.closeSubpath()
-    p.setBrush(QColor("white"))
-    p.drawPath(bubble.united(tail))
-
-    p.setBrush(QColor("#2f63d6"))
-    for x in (184, 256, 328):
-        p.drawEllipse(QPointF(x * s, 234 * s), 26 * s, 26 * s)
+    renderer.render(p)
     p.end()
     return img
+
+
+def write_hicolor(dest: Path) -> list[Path]:
+    """Write the hicolor tree under `dest`; returns the files written."""
+    written = []
+    for size in HICOLOR_SIZES:
+        path = dest / "hicolor" / f"{size}x{size}" / "apps" / "tinychat.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(render(size), path, "png")
+        written.append(path)
+    scalable = dest / "hicolor" / "scalable" / "apps" / "tinychat.svg"
+    scalable.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SOURCE, scalable)
+    return [*written, scalable]
+
+
+def write_assets() -> None:
+    """Rewrite tinychat.png, tinychat.ico and tinychat.icns in assets/."""
+    _write(render(512), ASSETS / "tinychat.png", "png")
+    # Qt's ico writer stores one image per file; Windows wants several sizes, so build the container here.
+    _write_ico([render(n) for n in ICO_SIZES], ASSETS / "tinychat.ico")
+    _write(render(1024), ASSETS / "tinychat.icns", "icns")
 
 
 def _write(img: QImage, path: Path, fmt: str) -> None:
     writer = QImageWriter(str(path), fmt.encode())
     if not writer.write(img):
         raise SystemExit(f"could not write {path}: {writer.errorString()}")
-
-
-def main() -> int:
-    """Write tinychat.png, tinychat.ico and tinychat.icns into assets/."""
-    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
-    ASSETS.mkdir(exist_ok=True)
-    _write(draw(512), ASSETS / "tinychat.png", "png")
-    # Qt's ico writer stores one image per file; Windows wants several sizes, so build the container here.
-    _write_ico([draw(n) for n in ICO_SIZES], ASSETS / "tinychat.ico")
-    _write(draw(1024), ASSETS / "tinychat.icns", "icns")
-    del app
-    return 0
 
 
 def _write_ico(images: list[QImage], path: Path) -> None:
@@ -85,6 +88,19 @@ def _write_ico(images: list[QImage], path: Path) -> None:
         entries += struct.pack("<BBBBHHII", side, side, 0, 0, 1, 32, len(blob), offset)
         offset += len(blob)
     path.write_bytes(header + entries + b"".join(blobs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hicolor", type=Path, metavar="DIR", help="write the hicolor icon tree under DIR")
+    args = ap.parse_args(argv)
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    if args.hicolor:
+        write_hicolor(args.hicolor)
+    else:
+        write_assets()
+    del app
+    return 0
 
 
 if __name__ == "__main__":

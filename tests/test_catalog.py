@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
 from engine.catalog import Catalog, CatalogError
+from engine.gguf_inspect import GgufHeader
 from tests.fakehub import gguf_entry, write_catalog
 
 MODEL = "tinyllama-1.1b-chat-v0.4"
@@ -103,3 +105,45 @@ def test_duplicate_ids_are_refused(tmp_path):
     path.write_text(json.dumps({"schema": 1, "entries": [entry, entry]}))
     with pytest.raises(CatalogError, match="twice"):
         Catalog.load(path)
+
+
+# --- recognising a GGUF file as a catalog level ------------------------------------------------------
+
+
+def published_header(tmp_path, level: str, shape: str = "tinyllama", **kind) -> GgufHeader:
+    """The header of a file shaped like the published v0.4 GGUF at `level` (no tensors: only the
+    header is read), as gguf_inspect reads it."""
+    from engine.gguf_inspect import read_header
+    from tests.fixtures.gguf_model import SHAPES, write_gguf
+
+    path = write_gguf(tmp_path / f"{level}.gguf", SHAPES[shape], dtype=level, header_only=True, **kind)
+    return read_header(path)
+
+
+@pytest.mark.parametrize("level", ["Q2_K", "Q4_K_M", "Q6_K", "Q8_0", "F16"])
+def test_a_published_file_is_recognised_as_tinyllama_at_its_level(catalog, tmp_path, level):
+    entry = catalog.match_gguf(published_header(tmp_path, level, published=True))
+    assert entry is not None and entry.model == MODEL and entry.level == level
+    assert entry.label == f"TinyLlama 1.1B Chat v0.4 · {level}"
+
+
+def test_recognition_does_not_depend_on_how_the_file_types_its_added_tokens(catalog, tmp_path):
+    assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M")).level == "Q4_K_M"
+
+
+def test_other_models_and_levels_the_catalog_lacks_are_not_recognised(catalog, tmp_path):
+    assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M", shape="tiny", published=True)) is None
+    assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M", chatml=False)) is None  # a 32001 vocab
+    assert catalog.match_gguf(published_header(tmp_path, "F32", published=True)) is None  # not offered
+    header = published_header(tmp_path, "Q4_K_M", published=True)
+    assert catalog.match_gguf(replace(header, metadata={**header.metadata, "llama.block_count": 24})) is None
+    assert catalog.match_gguf(replace(header, tokens=None)) is None
+
+
+@pytest.mark.parametrize("level", ["Q4_K_M", "Q8_0"])
+def test_llama_cpps_quantizer_writes_the_level_recognition_reads(level):
+    from engine.gguf_inspect import file_type_name, read_header
+    from tests.fixtures.gguf_model import build_cached
+
+    meta = read_header(build_cached("small", level, published=True)).metadata
+    assert file_type_name(meta["general.file_type"]) == level

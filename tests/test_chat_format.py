@@ -205,9 +205,10 @@ def hf_render(template: str, dialog: Sequence[Message], add_generation_prompt: b
 # --- the real tokenizer ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def llm() -> llama_cpp.Llama:
-    return llama_cpp.Llama(str(build_cached("tiny")), n_ctx=2048, verbose=False)
+@pytest.fixture(scope="module", params=[False, True], ids=["ours", "published"])
+def llm(request: pytest.FixtureRequest) -> llama_cpp.Llama:
+    """Our test vocab, and the same typed as the published v0.4 GGUF (USER_DEFINED ChatML tokens)."""
+    return llama_cpp.Llama(str(build_cached("tiny", published=request.param)), n_ctx=2048, verbose=False)
 
 
 def special_ids(llm: llama_cpp.Llama, text: str) -> list[int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from engine import chat_format
+from engine import chat_template
 from engine.chat_format import (
     ChatFormat,
     UnknownFormatError,
@@ -87,7 +87,7 @@ def test_a_template_that_fails_at_render_time_is_a_plain_error(template: str) ->
 
 
 def test_a_template_that_would_loop_for_ages_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(chat_format, "TEMPLATE_TIME_LIMIT_S", 0.2)
+    monkeypatch.setattr(chat_template, "TEMPLATE_TIME_LIMIT_S", 0.2)
     spin = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
     with pytest.raises(EngineError, match="runs away"):
         get_format("gguf-jinja", gguf_template=spin).prompt_text([M("user", "hi")])

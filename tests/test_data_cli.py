@@ -27,8 +27,11 @@ def _db(home: Path) -> Path:
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
+    return two_conversation_home(tmp_path / "home")
+
+
+def two_conversation_home(home: Path) -> Path:
     """A TinyChat home holding two conversations."""
-    home = tmp_path / "home"
     store, _ = Store.open(_db(home))
     for title, question, answer in (("Soup", "How do I make soup?", "Boil vegetables."),
                                     ("Trains", "Trains to Lyon?", "Every hour.")):
@@ -115,8 +118,15 @@ def test_export_into_a_missing_folder_fails_cleanly(home: Path, tmp_path: Path) 
     assert "Could not write" in run.stderr
 
 
-def test_tinychat_help_names_the_export_and_import_commands(tmp_path: Path) -> None:
-    proc = tinychat(tmp_path, "--help")
-    assert proc.returncode == 0, proc.stderr
-    assert "tinychat export [-h] [--format {md,json}]" in proc.stdout and "Write conversations" in proc.stdout
-    assert "tinychat import [-h] PATH" in proc.stdout and "Add the conversations" in proc.stdout
+def test_a_mistyped_command_names_the_real_ones_instead_of_opening_the_window(home: Path) -> None:
+    run = tinychat(home, "exprot", "--out", "x.json")
+    assert run.returncode == 2 and run.stdout == ""
+    assert "invalid choice: 'exprot'" in run.stderr
+    assert "export" in run.stderr.split("choose from")[1] and "import" in run.stderr.split("choose from")[1]
+
+
+def test_help_lists_the_commands_with_the_window_options(home: Path) -> None:
+    run = tinychat(home, "--help")
+    assert run.returncode == 0
+    for words in ("--self-test", "export", "import", "Without a command, opens the window."):
+        assert words in run.stdout

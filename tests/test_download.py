@@ -285,3 +285,13 @@ def test_a_part_file_with_wrong_bytes_fails_verification_and_is_removed(tmp_path
     with pytest.raises(DownloadError, match="damaged"):
         manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")
     assert not part.exists()
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_a_refused_file_leaves_no_empty_part_file_behind(tmp_path, hub, status):
+    hub.faults.status, hub.faults.status_on = status, "cdn"
+    mm = manager(tmp_path, hub)
+    with pytest.raises(DownloadError):
+        mm.ensure_available("tiny", "Q4_K_M")
+    assert not part_path(tmp_path).exists()
+    assert mm.disk_usage() == ()  # nothing to resume, so nothing listed as a partial download

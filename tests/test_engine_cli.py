@@ -5,18 +5,29 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.fixtures.gguf_model import build_cached
+from tests.fixtures.hf_model import build_mlx_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
 
 CONVO = {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]}
 
 
-def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine", *args], input=stdin, capture_output=True,
+def cli(*args: str, stdin: str = "", without_mlx: bool = False) -> subprocess.CompletedProcess:
+    # Without MLX as in the Linux installers: `import mlx_lm` finds nothing, as when it is not installed.
+    start = ["-c", "import sys; sys.modules['mlx'] = sys.modules['mlx_lm'] = None; "
+                   "from engine.cli import main; sys.exit(main())"] if without_mlx else ["-m", "engine"]
+    return subprocess.run([sys.executable, *start, *args], input=stdin, capture_output=True,
                           text=True, timeout=60)
+
+
+def one_line_error(r: subprocess.CompletedProcess) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and r.stdout == "" and len(lines) == 1, r.stdout + r.stderr
+    return lines[0]
 
 
 def test_render_prints_exactly_the_prompt_text_and_nothing_else():
@@ -56,14 +67,50 @@ def test_chat_json_reports_the_answer_and_its_stats():
     (("render", "--format", "chatml"), "[]", '"messages" list'),
     (("chat", "--model", "/nonexistent/model.gguf"), json.dumps(CONVO), "was not found"),
     (("chat", "--model", "/etc/hostname"), json.dumps(CONVO), "is not a GGUF model file"),
-    (("chat", "--model", "/tmp"), json.dumps(CONVO), "folder"),
 ])
 def test_bad_input_exits_nonzero_with_one_line_on_stderr(args, stdin, says):
-    r = cli(*args, stdin=stdin)
-    assert r.returncode != 0
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and says in lines[0], r.stderr
-    assert r.stdout == ""
+    assert says in one_line_error(cli(*args, stdin=stdin))
+
+
+def test_chat_given_an_mlx_folder_answers_through_mlx_without_being_told_the_engine():
+    r = cli("chat", "--model", str(build_mlx_cached("tiny", None, scripted=True)), "--temperature", "0",
+            stdin=json.dumps(CONVO))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == SCRIPT_TEXT + "\n"
+
+
+def test_chat_given_a_folder_with_one_gguf_file_runs_that_file(tmp_path: Path):
+    (tmp_path / "model.gguf").symlink_to(build_cached("tiny", scripted=True))
+    (tmp_path / "README.md").write_text("notes next to the model")
+    r = cli("chat", "--model", str(tmp_path), "--temperature", "0", stdin=json.dumps(CONVO))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == SCRIPT_TEXT + "\n"
+
+
+def test_chat_given_a_folder_with_two_gguf_files_names_them_and_asks_for_one(tmp_path: Path):
+    for name in ("a-q4.gguf", "b-q8.gguf"):
+        (tmp_path / name).symlink_to(build_cached("tiny", scripted=True))
+    line = one_line_error(cli("chat", "--model", str(tmp_path), stdin=json.dumps(CONVO)))
+    assert "a-q4.gguf, b-q8.gguf" in line and "Choose one of them" in line
+
+
+def test_chat_given_a_folder_without_a_model_says_what_it_looks_for(tmp_path: Path):
+    (tmp_path / "config.json").write_text("{}")  # config alone, no weights: not an MLX model
+    line = one_line_error(cli("chat", "--model", str(tmp_path), stdin=json.dumps(CONVO)))
+    assert "neither a .gguf model file nor an MLX model" in line
+
+
+def test_chat_given_an_mlx_folder_where_mlx_is_missing_says_so():
+    model = build_mlx_cached("tiny", None, scripted=True)
+    line = one_line_error(cli("chat", "--model", str(model), stdin=json.dumps(CONVO), without_mlx=True))
+    assert line == (f"tinychat-engine: {model.name} is an MLX model folder, but MLX is not installed with this "
+                    "TinyChat. Choose a .gguf model file instead.")
+
+
+def test_chat_with_llama_cpp_forced_on_an_mlx_folder_says_which_engine_runs_it():
+    model = build_mlx_cached("tiny", None, scripted=True)
+    line = one_line_error(cli("chat", "--engine", "llama.cpp", "--model", str(model), stdin=json.dumps(CONVO)))
+    assert "is an MLX model folder, which llama.cpp cannot run" in line
 
 
 @pytest.mark.parametrize("entry", ["app", "engine"])

@@ -18,7 +18,7 @@ def test_a_model_for_the_other_backend_switches_the_engine_without_a_restart(qtb
     try:
         names = []
         for model in (gguf, mlx, gguf):
-            with qtbot.waitSignal(thread.worker.loaded, timeout=WAIT_MS) as loaded:
+            with qtbot.waitSignal(thread.loaded, timeout=WAIT_MS) as loaded:
                 thread.load(model, LoadOptions())
             names.append(loaded.args[0].engine_name)
         assert names == ["llama.cpp", "mlx", "llama.cpp"]

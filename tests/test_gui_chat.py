@@ -167,7 +167,7 @@ def test_quitting_during_generation_saves_the_partial_answer_and_exits_cleanly(q
     w = open_window(qtbot, home, scripted_model(), engine_factory=PacedEngine)
     send(qtbot, w, "Keep talking", wait=False)
     qtbot.waitUntil(lambda: len(streamed_text(w)) >= 3)
-    thread: QThread = w.engine.thread
+    thread: QThread = w.engine.tasks.qthread
     qtbot.keyClick(w, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Q
     assert not w.isVisible()
     assert thread.isFinished()
@@ -220,6 +220,7 @@ def test_a_corrupt_model_file_shows_a_message_and_the_window_keeps_working(qtbot
         assert not w.composer.input.isEnabled()
         notice = w.composer.notice.text()
         assert "could not be loaded" in notice and "broken-q4_k_m.gguf" in notice
+        assert "format version" in notice  # the model checker's own reason, not a generic sentence
         assert w.status.model_label.text() == notice
         w.new_chat()  # the rest of the window still works
         assert w.chat_view.empty_hint.text() == notice

@@ -39,7 +39,7 @@ def test_a_download_shows_progress_then_the_level_can_be_used_verified_and_delet
     assert dialog.status_of(Q4) == dialog.status_of(Q8) == "Not downloaded"
     hub.faults.trickle_bps = 1_000_000
     lines = Recorder(lambda _p: dialog.status_of(Q4))
-    dialog.downloads.worker.progress.connect(lines.record)
+    dialog.downloads.progress.connect(lines.record)
     download(dialog, qtbot, Q4)
     lines = lines.seen
     assert any(line.startswith("Downloading") and " of " in line for line in lines)
@@ -86,7 +86,7 @@ def test_a_download_interrupted_by_closing_the_app_resumes_from_its_bytes_after_
     dialog = open_dialog(first, qtbot)
     hub.faults.trickle_bps = 300_000
     rec = Recorder(lambda p: p.progress.done)
-    first.downloads.worker.progress.connect(rec.record)
+    first.downloads.progress.connect(rec.record)
     seen = rec.seen
     dialog.button(Q8, "Download").click()
     qtbot.waitUntil(lambda: bool(seen) and seen[-1] > 150_000, timeout=WAIT_MS)
@@ -117,7 +117,7 @@ def test_a_cancelled_download_can_be_resumed_from_the_window(app, qtbot, hub):
     dialog = open_dialog(app, qtbot)
     hub.faults.trickle_bps = 300_000
     rec = Recorder(lambda p: p.progress.done)
-    app.downloads.worker.progress.connect(rec.record)
+    app.downloads.progress.connect(rec.record)
     seen = rec.seen
     with qtbot.waitSignal(app.downloads.jobFinished, timeout=WAIT_MS) as done:
         dialog.button(Q8, "Download").click()

@@ -120,7 +120,7 @@ def test_a_file_that_is_not_an_export_is_refused_in_plain_words_and_nothing_is_a
     window.actions_.import_conversations_action.trigger()
     assert said["warning"] == ["photo.json was not imported: This is not a TinyChat conversation export."]
     assert window.store.list_conversations() == []
-    with pytest.raises(TransferError, match="could not be read"):
+    with pytest.raises(TransferError, match="Could not read"):
         read_import(window.store, tmp_path / "missing.json")
 
 

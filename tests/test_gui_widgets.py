@@ -3,8 +3,6 @@ sidebar (rename, pin, delete with Undo, filter), the composer and the keyboard."
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
@@ -58,11 +56,12 @@ def test_streaming_into_a_message_updates_only_the_last_block(qtbot):
     qtbot.addWidget(view)
     w = view.append_message(MessageView(_msg(1, "", "assistant"), streaming=True))
     w.set_streaming_text("Intro\n\n```py\na = 1")
-    first_label, code = w.body._widgets
+    first_label, code = w.body.block_widgets()
     w.set_streaming_text("Intro\n\n```py\na = 1\nb = 2\n```\nafter")
-    assert w.body._widgets[0] is first_label and w.body._widgets[1] is code
+    blocks = w.body.block_widgets()
+    assert blocks[0] is first_label and blocks[1] is code
     assert code.code() == "a = 1\nb = 2"
-    assert len(w.body._widgets) == 3
+    assert len(blocks) == 3
 
 
 # ------------------------------------------------------------------------------ chat window
@@ -77,19 +76,25 @@ def test_a_long_conversation_builds_only_a_window_and_scrolling_up_reaches_the_f
     qtbot.wait(50)
     assert view.built_count() == chat_view.FIRST_WINDOW
     assert view.message_ids() == [str(i) for i in range(300)]
+    assert view.message_widget("0") is None and view.message_widget("299") is not None
     bar = view.verticalScrollBar()
-    deadline = time.monotonic() + 30
-    while view._above and time.monotonic() < deadline:
-        bar.setValue(max(bar.value() - 150, 0))
-        qtbot.wait(1)
-        assert view.built_count() <= chat_view.MAX_BUILT
-    assert view._order[0] == "0"
+    most_built: list[int] = []
+
+    def jump_to(edge: int, message_id: str) -> bool:
+        """Jump to an edge, as a dragged scroll bar does; True once `message_id` has been built."""
+        most_built.append(view.built_count())
+        if view.message_widget(message_id) is not None:
+            return True
+        bar.setValue(edge)
+        return False
+
+    # Each batch built at an edge keeps the text in place, which moves the bar off the edge: jump again.
+    qtbot.waitUntil(lambda: jump_to(bar.minimum(), "0"), timeout=30_000)
+    assert view.message_widget("299") is None  # the far end was taken down on the way
     # Scrolling back down brings the newest messages back.
-    while view._below and time.monotonic() < deadline:
-        bar.setValue(bar.value() + 150)
-        qtbot.wait(1)
+    qtbot.waitUntil(lambda: jump_to(bar.maximum(), "299"), timeout=30_000)
     assert view.message_ids() == [str(i) for i in range(300)]  # nothing lost or reordered on the way
-    assert view._order[-1] == "299"
+    assert max(most_built) <= chat_view.MAX_BUILT
 
 
 def test_building_older_messages_keeps_the_text_being_read_in_place(qtbot):
@@ -102,12 +107,13 @@ def test_building_older_messages_keeps_the_text_being_read_in_place(qtbot):
     bar = view.verticalScrollBar()
     bar.setValue(chat_view.EDGE_PX + 50)
     qtbot.wait(20)
-    anchor = next(view.message_widget(m) for m in view._order
-                  if view.message_widget(m).y() + view.message_widget(m).height() > bar.value())
+    ids = view.message_ids()
+    built = [mid for mid in ids if view.message_widget(mid) is not None]
+    anchor = next(w for w in map(view.message_widget, built) if w.y() + w.height() > bar.value())
     on_screen = anchor.y() - bar.value()
-    before = view.built_count()
+    just_older = ids[ids.index(built[0]) - 1]
     bar.setValue(chat_view.EDGE_PX - 50)  # into the edge zone: a batch is built above
-    qtbot.waitUntil(lambda: view.built_count() > before or bool(view._below))
+    qtbot.waitUntil(lambda: view.message_widget(just_older) is not None)
     qtbot.wait(20)
     assert abs((anchor.y() - bar.value()) - (on_screen + 100)) <= 2
 
@@ -157,10 +163,11 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot
     shown = window.chat_view.message_ids()
     side = window.sidebar  # its signals are what the row's context menu sends
     assert side.titles() == ["Beta question", "Alpha question"]
-    side.pinRequested.emit(alpha, True)
+    side.pinRequested.emit(alpha, True)  # what the sidebar's "Pin to top" menu item sends
     assert side.titles() == ["Alpha question", "Beta question"]
     assert side.list.item(0).text() == "Pinned"
-    side.renameRequested.emit(alpha, "Renamed chat")
+    row = next(side.list.item(i) for i in range(side.list.count()) if side.list.item(i).text() == "Alpha question")
+    row.setText("Renamed chat")  # what the inline editor does when the user types a name and presses Enter
     assert window.store.get_conversation(alpha).title == "Renamed chat"
     side.filter_box.setText("beta")
     assert side.titles() == ["Beta question"]

@@ -66,6 +66,19 @@ def test_stored_answer_ids_are_spliced_into_the_prompt_verbatim(engine):
     assert ids != plain
 
 
+def test_on_the_published_shape_llama_cpp_matches_typed_im_start_even_with_special_parsing_off():
+    # Why turning special parsing off is not enough (engine/literal_tokens.py): llama.cpp re-types
+    # [PAD] and <|im_end|> as control tokens when it loads such a file, but not <|im_start|>.
+    import llama_cpp
+
+    llm = llama_cpp.Llama(str(build_cached("tiny", published=True)), n_ctx=256, verbose=False)
+    im_start = llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
+    assert len(im_start) == 1
+    assert llm.tokenize(b"<|im_start|>", add_bos=False, special=False) == im_start
+    assert len(llm.tokenize(b"<|im_end|>", add_bos=False, special=False)) > 1
+    llm.close()
+
+
 def test_gguf_jinja_without_a_template_is_refused_plainly():
     e = LlamaCppEngine()
     with pytest.raises(EngineError) as err:

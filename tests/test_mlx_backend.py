@@ -10,22 +10,23 @@ from pathlib import Path
 
 import pytest
 
-from engine.chat_format import get_format
 from engine.mlx_backend import MlxEngine
 from engine.select import choose_engine, create_engine
 from engine.types import EngineError, GenerationParams, LoadOptions, Message, ModelFileError, ModelInfo
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.hf_model import build_mlx_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
+from tests.test_chat_format import DIALOGS, GOLDEN
 
 ROOT = Path(__file__).resolve().parents[1]
 GREEDY = GenerationParams(temperature=0.0, max_tokens=32, repeat_penalty=1.0)
 HELLO = [Message("user", "Hello there")]
 
 
-def load(shape: str = "tiny", scripted: bool = True, bits: int | None = None, **options) -> MlxEngine:
+def load(shape: str = "tiny", scripted: bool = True, bits: int | None = None, published: bool = False,
+         **options) -> MlxEngine:
     engine = MlxEngine()
-    engine.load(ModelInfo(path=build_mlx_cached(shape, bits, scripted=scripted), engine="mlx"),
+    engine.load(ModelInfo(path=build_mlx_cached(shape, bits, scripted=scripted, published=published), engine="mlx"),
                 LoadOptions(**options))
     return engine
 
@@ -42,14 +43,23 @@ def scripted():
     engine.unload()
 
 
-def test_prompt_has_one_bos_and_each_control_token_is_one_id(scripted):
-    ids = scripted.prompt_ids([Message("system", "Be brief."), *HELLO])
-    tok = scripted._tokenizer
+@pytest.fixture(scope="module", params=[False, True], ids=["ours", "published"])
+def either_tokenizer(request):
+    """Our tokenizer files, and the original repository's layout (ChatML tokens as additional specials)."""
+    engine = load(published=request.param)
+    yield engine
+    engine.unload()
+
+
+@pytest.mark.parametrize("dialog", DIALOGS)
+def test_golden_prompts_have_one_bos_and_each_control_token_as_one_id(either_tokenizer, dialog):
+    messages = DIALOGS[dialog]
+    ids = either_tokenizer.prompt_ids(messages)
+    tok = either_tokenizer._tokenizer
     bos, start, end = tok.convert_tokens_to_ids(["<s>", "<|im_start|>", "<|im_end|>"])
     assert ids[0] == bos and ids.count(bos) == 1
-    assert ids.count(start) == 3 and ids.count(end) == 2  # system, user, generation prompt
-    text = get_format("chatml").prompt_text([Message("system", "Be brief."), *HELLO])
-    assert tok.decode(ids) == text
+    assert ids.count(start) == len(messages) + 1 and ids.count(end) == len(messages)  # + generation prompt
+    assert tok.decode(ids) == GOLDEN["chatml"][dialog]
 
 
 def test_regenerating_the_same_prompt_reuses_all_of_it_but_the_last_token(scripted):

@@ -253,7 +253,7 @@ def test_a_second_mlx_level_reuses_the_downloaded_original(mm, hub, tmp_path):
 
 def test_a_second_download_of_the_same_model_is_refused_while_one_runs(mm, hub):
     # What another TinyChat process holds during its download (flock: per open file, so this is a real clash).
-    with mm._exclusive("tiny-q4_k_m"), pytest.raises(DownloadError, match="already being downloaded"):
+    with mm.installer.exclusive("tiny-q4_k_m"), pytest.raises(DownloadError, match="already being downloaded"):
         mm.ensure_available("tiny", "Q4_K_M")
     assert hub.served("tiny.q4_k_m.gguf") == 0
     assert mm.ensure_available("tiny", "Q4_K_M").is_file()  # free again once the other one is done

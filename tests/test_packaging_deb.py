@@ -8,6 +8,7 @@ changed since the last one (`packaging/release.py --reuse`); otherwise these tes
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.gguf_model import build_cached
+from tests.fixtures.hf_model import build_mlx_cached
+from tests.fixtures.vocab import SCRIPT_TEXT
+from tests.test_packaging import png_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
@@ -85,7 +89,47 @@ def test_installed_app_answers_with_no_network_through_its_worker_thread(install
     libraries = (f"ok    library versions: PySide6 {importlib.metadata.version('PySide6-Essentials')}, "
                  f"llama-cpp-python {importlib.metadata.version('llama_cpp_python')}")
     assert libraries in proc.stdout
+    assert proc.stderr == ""  # the report is all it prints: no Qt or llama.cpp chatter
     assert shutil.which("tinychat") == "/usr/bin/tinychat"
+
+
+def test_installed_engine_command_answers_as_the_readme_shows(installed: Path) -> None:
+    convo = '{"messages": [{"role": "user", "content": "Hi"}]}'
+    chat = subprocess.run(["tinychat-engine", "chat", "--model", str(build_cached("tiny", scripted=True)),
+                           "--temperature", "0"], input=convo, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout == SCRIPT_TEXT + "\n"
+    assert shutil.which("tinychat-engine") == "/usr/bin/tinychat-engine"
+
+
+def test_installed_engine_says_mlx_is_not_part_of_this_installation(installed: Path) -> None:
+    model = build_mlx_cached("tiny", None, scripted=True)
+    proc = subprocess.run(["tinychat-engine", "chat", "--model", str(model)], env=_env(), capture_output=True,
+                          text=True, input='{"messages": [{"role": "user", "content": "Hi"}]}', timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr == (f"tinychat-engine: {model.name} is an MLX model folder, but MLX is not installed with "
+                           "this TinyChat. Choose a .gguf model file instead.\n")
+
+
+def test_installed_app_exports_conversations_from_the_command_line(installed: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(["tinychat", "export", "--out", "-"], env=_env(TINYCHAT_HOME=str(tmp_path)),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["format"] == "tinychat-conversations"
+
+
+@pytest.mark.parametrize(("page", "mentions"), [
+    ("tinychat", ("tinychat export", "tinychat import", "--self-test", "TINYCHAT_HOME")),
+    ("tinychat-engine", ("tinychat-engine chat", "tinychat-engine render", "tinychat-engine validate")),
+])
+def test_man_finds_the_installed_manual_pages(installed: Path, page: str, mentions: tuple[str, ...]) -> None:
+    proc = subprocess.run(["man", page], env={**_env(), "MANWIDTH": "100", "MANPAGER": "cat", "PAGER": "cat"},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    for words in mentions:
+        assert words in proc.stdout
+    assert Path(f"/usr/share/man/man1/{page}.1.gz").is_file()
 
 
 def test_installed_app_starts_on_x11_with_the_declared_libraries(installed: Path) -> None:
@@ -143,28 +187,54 @@ def test_deb_puts_a_launcher_a_desktop_entry_and_an_icon_where_desktops_look(ins
     assert os.access("/usr/bin/tinychat", os.X_OK)
     entry = Path("/usr/share/applications/tinychat.desktop").read_text(encoding="utf-8")
     assert "Exec=tinychat\n" in entry and "Icon=tinychat\n" in entry
-    assert Path("/usr/share/icons/hicolor/512x512/apps/tinychat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for size in (16, 22, 24, 32, 48, 64, 128, 256, 512):
+        assert png_size(Path(f"/usr/share/icons/hicolor/{size}x{size}/apps/tinychat.png")) == (size, size)
+    assert "<svg" in Path("/usr/share/icons/hicolor/scalable/apps/tinychat.svg").read_text(encoding="utf-8")
     if shutil.which("desktop-file-validate"):
         proc = subprocess.run(["desktop-file-validate", "/usr/share/applications/tinychat.desktop"],
                               capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout == "", proc.stdout
 
 
-def test_removing_the_package_removes_every_installed_file(installed: Path) -> None:
-    root = _root_prefix()
-    subprocess.run([*root, "apt-get", "remove", "-y", "-q", "tinychat"], check=True, capture_output=True)
+def test_removing_the_package_removes_its_files_and_says_nothing_about_opt(installed: Path) -> None:
+    listed = subprocess.run(["dpkg", "-L", "tinychat"], capture_output=True, text=True).stdout.splitlines()
+    assert str(INSTALL_DIR) in listed and "/opt" not in listed  # /opt belongs to the system, not to TinyChat
+    proc = subprocess.run([*_root_prefix(), "apt-get", "remove", "-y", "-q", "tinychat"], capture_output=True,
+                          text=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "/opt" not in proc.stdout + proc.stderr
     assert _installed_version() is None
     assert not INSTALL_DIR.exists()
-    assert not Path("/usr/bin/tinychat").exists()
+    for path in ("/usr/bin/tinychat", "/usr/bin/tinychat-engine", "/usr/share/man/man1/tinychat.1.gz",
+                 "/usr/share/icons/hicolor/scalable/apps/tinychat.svg"):
+        assert not Path(path).exists()
+    assert Path("/opt").is_dir()
 
 
-def test_tarball_runs_from_wherever_it_is_unpacked(built: Path, tmp_path: Path) -> None:
+def test_tarball_runs_from_wherever_it_is_unpacked_and_adds_itself_to_the_menu(built: Path, tmp_path: Path) -> None:
+    where = tmp_path / "my programs"
+    where.mkdir()
     with tarfile.open(built / f"tinychat-{VERSION}-linux-x86_64.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="tar")
-    program = tmp_path / f"tinychat-{VERSION}" / "tinychat"
+        tar.extractall(where, filter="tar")
+    folder = where / f"tinychat-{VERSION}"
+    data = tmp_path / "user-data"
+    menu = subprocess.run([str(folder / "install-menu-entry")], env={**_env(), "XDG_DATA_HOME": str(data)},
+                          capture_output=True, text=True, timeout=60)
+    assert menu.returncode == 0, menu.stderr
+    entry = data / "applications" / "tinychat.desktop"
+    if shutil.which("desktop-file-validate"):
+        check = subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True)
+        assert check.returncode == 0 and check.stdout == "", check.stdout
+    program = folder / "tinychat"
+    assert f'Exec="{program}"\n' in entry.read_text(encoding="utf-8")  # tests/test_packaging.py launches one
+    assert png_size(data / "icons/hicolor/48x48/apps/tinychat.png") == (48, 48)
     proc = subprocess.run([str(program), "--self-test", "--model", str(build_cached("tiny", scripted=True))],
                           env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    engine = subprocess.run([str(folder / "tinychat-engine"), "render", "--format", "chatml"], env=_env(),
+                            input='{"messages": [{"role": "user", "content": "Hi"}]}', capture_output=True,
+                            text=True, timeout=120)
+    assert engine.returncode == 0 and engine.stdout.endswith("<|im_start|>assistant\n"), engine.stderr
 
 
 @pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="qemu-user is installed by `make dist-deps`")

@@ -56,6 +56,23 @@ def test_self_test_without_a_model_checks_window_database_and_engine_libraries(t
     assert "model:" not in proc.stdout
 
 
+def test_self_test_prints_its_report_and_nothing_on_stderr(tmp_path: Path) -> None:
+    proc = self_test(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == ""
+
+
+def test_only_the_harmless_size_hint_warning_is_kept_from_stderr() -> None:
+    code = ("from PySide6.QtCore import qWarning\n"
+            "from app.shell.qt_messages import install_filter\n"
+            "install_filter(); install_filter()\n"
+            "qWarning('This plugin does not support propagateSizeHints()')\n"
+            "qWarning('QPainter::begin: Paint device returned engine == 0')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "QPainter::begin: Paint device returned engine == 0\n"
+
+
 def test_self_test_uses_a_private_folder_and_leaves_nothing_behind(tmp_path: Path) -> None:
     proc = self_test(tmp_path, "--model", str(build_cached("tiny", scripted=True)))
     assert proc.returncode == 0, proc.stdout + proc.stderr

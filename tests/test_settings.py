@@ -140,3 +140,16 @@ def test_context_policy_reaches_the_engine_with_the_sampling_values():
     refuse = replace(Settings(), context_policy="refuse").with_preset("Creative").generation_params()
     assert keep.forget_oldest and not refuse.forget_oldest
     assert refuse.temperature == Settings().with_preset("Creative").sampling.temperature
+
+
+@pytest.mark.parametrize(("stored", "loaded", "warned"), [(True, True, False), (False, False, False),
+                                                          ("yes", False, True), (1, False, True)])
+def test_airplane_mode_is_off_unless_stored_as_true(tmp_path: Path, stored: object, loaded: bool,
+                                                    warned: bool) -> None:
+    assert Settings().airplane_mode is False
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"airplane_mode": stored}))
+    settings, warnings = load_settings(path)
+    assert settings.airplane_mode is loaded and bool(warnings) is warned
+    save_settings(settings, path)
+    assert json.loads(path.read_text())["airplane_mode"] is loaded

@@ -10,6 +10,7 @@ import pytest
 
 from app.core.settings import Sampling
 from app.core.store import Store, StoreError
+from app.core.store_file import open_database
 from app.core.store_types import DEFAULT_TITLE
 
 
@@ -38,10 +39,11 @@ def test_database_uses_wal_full_sync_and_foreign_keys(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "chats.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
     conn.close()
-    # synchronous, foreign_keys and busy_timeout are per connection, so ask the store's own one.
-    store, _ = Store.open(tmp_path / "chats.db")
-    pragma = lambda name: store._conn.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+    # synchronous, foreign_keys and busy_timeout are per connection: ask one opened the way Store.open does.
+    conn, _ = open_database(tmp_path / "chats.db")
+    pragma = lambda name: conn.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
     assert (pragma("synchronous"), pragma("foreign_keys"), pragma("busy_timeout")) == (2, 1, 5000)
+    store = Store(conn, tmp_path / "chats.db")
     conv = store.create_conversation()
     with pytest.raises(StoreError):
         store.add_message(conv.id, "0" * 32, "user", "answering nothing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -57,7 +58,8 @@ def test_a_database_from_an_older_version_upgrades_with_its_data_searchable(tmp_
     _build_at(path, version)
     store, notice = Store.open(path)
     assert notice is None
-    assert store_schema.user_version(store._conn) == store_schema.SCHEMA_VERSION
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert store_schema.user_version(conn) == store_schema.SCHEMA_VERSION
     assert [m.content for m in store.active_branch("c1")] == ["remember the lighthouse", "I will remember it"]
     assert store.active_branch("c1")[1].status == "partial"
     assert [h.message_id for h in store.search("lighthouse")] == ["m1"]

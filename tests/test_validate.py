@@ -42,6 +42,10 @@ def _u32(key: str, v: int) -> bytes:
     return _kv(key, U32, struct.pack("<I", v))
 
 
+def _f32(key: str, v: float) -> bytes:
+    return _kv(key, 6, struct.pack("<f", v))
+
+
 def _string(key: str, v: str) -> bytes:
     return _kv(key, STRING_T, _str(v))
 
@@ -64,6 +68,7 @@ def good_parts() -> dict:
         "llama.feed_forward_length": _u32("llama.feed_forward_length", N_FF),
         "llama.attention.head_count": _u32("llama.attention.head_count", N_HEAD),
         "llama.attention.head_count_kv": _u32("llama.attention.head_count_kv", N_HEAD_KV),
+        "llama.attention.layer_norm_rms_epsilon": _f32("llama.attention.layer_norm_rms_epsilon", 1e-5),
         "general.file_type": _u32("general.file_type", 0),
         "tokenizer.ggml.model": _string("tokenizer.ggml.model", "llama"),
         "tokenizer.ggml.tokens": _str_array("tokenizer.ggml.tokens", [f"t{i}" for i in range(N_VOCAB)]),

@@ -1,29 +1,34 @@
 """Model downloads, imports and verification on their own thread.
 
-`DownloadWorker` is a QObject moved to a QThread; it alone drives its `ModelManager` (which is not
-thread-safe). The GUI queues jobs through a signal and stops one by setting its `threading.Event`
-directly: the transfer checks that Event for every chunk (≤ 1 MiB), so a cancel is felt at once and
-the partial file stays on disk for the next attempt to resume. Progress and results come back as
-queued signals carrying small frozen dataclasses, to @Slot methods of GUI-thread objects only.
+`DownloadWorker` drives a `ModelManager` (which is not thread-safe); its jobs run only as tasks of one
+`TaskThread`, one at a time in the order queued. `DownloadThread` is the GUI-side handle: it queues jobs
+and stops one by setting its task's `threading.Event` directly: the transfer checks that Event for every
+chunk (≤ 1 MiB), so a cancel is felt at once and the partial file stays on disk for the next attempt to
+resume. Progress and results are emitted on the GUI thread as small frozen dataclasses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
+from app.background.tasks import Task, TaskThread
+from engine import network_log
+from engine.catalog import CatalogEntry
 from engine.download import Progress
 from engine.models import InstalledModel, ModelManager
 from engine.types import DownloadCancelled, EngineError
 
 log = logging.getLogger(__name__)
-SHUTDOWN_WAIT_MS = 10_000
 
 JobKind = Literal["download", "import", "verify"]
 JobStatus = Literal["done", "cancelled", "failed"]
@@ -62,52 +67,18 @@ class JobResult:
     verified: bool | None = None
 
 
-class DownloadWorker(QObject):
-    """Lives on the download thread; its slots run there, one job at a time, in the order queued."""
-
-    started = Signal(object)  # DownloadJob
-    progress = Signal(object)  # JobProgress
-    finished = Signal(object)  # JobResult
-
-    _run_requested = Signal(object, object)  # DownloadJob, threading.Event
-    _shutdown_requested = Signal()
+class DownloadWorker:
+    """The `ModelManager` that does the work, created on first use. Every method runs on the download thread."""
 
     def __init__(self, manager_factory: Callable[[], ModelManager]) -> None:
-        super().__init__()
         self._factory = manager_factory
         self._manager: ModelManager | None = None
-        self._run_requested.connect(self._run)
-        self._shutdown_requested.connect(self._shutdown)
 
-    @Slot(object, object)
-    def _run(self, job: DownloadJob, cancel: threading.Event) -> None:
-        if cancel.is_set():  # cancelled while it was still waiting in the queue
-            self.finished.emit(JobResult(job, "cancelled", "Cancelled before it started."))
-            return
-        self.started.emit(job)
-        try:
-            if self._manager is None:
-                self._manager = self._factory()
-            result = self._do(self._manager, job, cancel)
-        except DownloadCancelled as e:
-            log.info("%s %s cancelled", job.kind, job.key)
-            result = JobResult(job, "cancelled", e.message)
-        except EngineError as e:  # DownloadError, ModelFileError, CatalogError: all carry a sentence
-            log.warning("%s %s failed: %s (%s)", job.kind, job.key, e.message, e.detail)
-            result = JobResult(job, "failed", e.message)
-        except OSError as e:
-            log.exception("%s %s failed", job.kind, job.key)
-            result = JobResult(job, "failed", f"TinyChat could not read or write a model file ({e.strerror or e}). "
-                                              "Check the disk and try again.")
-        except Exception:  # a bug must not kill the thread: the user gets a sentence, the log the trace
-            log.exception("unexpected error in %s %s", job.kind, job.key)
-            result = JobResult(job, "failed", "Something unexpected went wrong. Details are in the log file.")
-        self.finished.emit(result)
-
-    def _do(self, manager: ModelManager, job: DownloadJob, cancel: threading.Event) -> JobResult:
-        def report(p: Progress) -> None:
-            self.progress.emit(JobProgress(job, p))
-
+    def run(self, job: DownloadJob, cancel: threading.Event, report: Callable[[Progress], None]) -> JobResult:
+        """Do `job`. Raises DownloadCancelled when `cancel` is set, EngineError or OSError when it fails."""
+        if self._manager is None:
+            self._manager = self._factory()
+        manager = self._manager
         if job.kind == "download":
             manager.ensure_available(job.model, job.level, report, cancel)
             return JobResult(job, "done", model=manager.find(job.model, job.level))
@@ -119,45 +90,35 @@ class DownloadWorker(QObject):
                                  "download it again.")
         return JobResult(job, "done", message, verified=ok)
 
-    @Slot()
-    def _shutdown(self) -> None:
-        thread = self.thread()
-        if thread is not None:
-            thread.quit()
-
 
 class DownloadThread(QObject):
-    """GUI-side owner of the download thread. Every method is called on the GUI thread.
+    """GUI-side owner of the download thread. Call every method on the GUI thread; every signal is
+    emitted on it.
 
     `manager` is a separate ModelManager over the same folder for cheap reads on the GUI thread
     (installed models, disk usage); everything that writes goes through the worker.
-    Connect to `jobFinished` (emitted on the GUI thread once the job is no longer active), not to the
-    worker's own `finished`.
     """
 
-    jobFinished = Signal(object)  # JobResult
+    progress = Signal(object)  # JobProgress
+    jobFinished = Signal(object)  # JobResult, once the job is no longer active
 
     def __init__(self, manager_factory: Callable[[], ModelManager]) -> None:
         super().__init__()
         self.manager = manager_factory()
-        self.thread = QThread()
-        self.thread.setObjectName("downloads")
-        self.worker = DownloadWorker(manager_factory)
-        self.worker.moveToThread(self.thread)
-        self.thread.finished.connect(self.worker.deleteLater)
-        self.worker.finished.connect(self._on_finished)
-        self._cancels: dict[DownloadJob, threading.Event] = {}
-        self._running = False
-
-    def start(self) -> None:
-        if not self._running:
-            self.thread.start()
-            self._running = True
+        self.tasks = TaskThread("downloads", self)
+        self._worker = DownloadWorker(manager_factory)
+        self._jobs: dict[DownloadJob, Task[JobResult]] = {}
+        # Asked on the GUI thread before a download while airplane mode is on: True lets that one job
+        # go online. Unset (or False), the job runs and airplane mode refuses it with a sentence.
+        self.confirm_network: Callable[[CatalogEntry], bool] | None = None
 
     def download(self, model: str, level: str) -> DownloadJob:
-        """Queue getting a catalog level (returns at once if it is installed); see `worker.finished`."""
+        """Queue getting a catalog level (returns at once if it is installed); see `jobFinished`."""
         entry = self.manager.catalog.get(model, level)
-        return self._submit(DownloadJob("download", entry.id, entry.model, entry.level))
+        job = DownloadJob("download", entry.id, entry.model, entry.level)
+        online_once = (job not in self._jobs and network_log.airplane() and self.manager.find(model, level) is None
+                       and self.confirm_network is not None and self.confirm_network(entry))
+        return self._submit(job, online_once)
 
     def import_file(self, path: Path, in_place: bool = False) -> DownloadJob:
         """Queue validating a user's GGUF file and copying it into the models folder (or, `in_place`,
@@ -168,42 +129,56 @@ class DownloadThread(QObject):
         """Queue re-hashing an installed model's files."""
         return self._submit(DownloadJob("verify", installed_id))
 
-    def _submit(self, job: DownloadJob) -> DownloadJob:
-        self.start()
-        if job in self._cancels:  # already queued or running: one copy is enough
+    def _submit(self, job: DownloadJob, online_once: bool = False) -> DownloadJob:
+        if job in self._jobs:  # already queued or running: one copy is enough
             return job
-        cancel = threading.Event()
-        self._cancels[job] = cancel
-        self.worker._run_requested.emit(job, cancel)
+
+        def run(task: Task[JobResult]) -> JobResult:
+            with network_log.allow_once() if online_once else contextlib.nullcontext():
+                return self._worker.run(job, task.cancel_event, lambda p: task.report(JobProgress(job, p)))
+
+        self._jobs[job] = self.tasks.submit(run, partial(self._on_done, job), self.progress.emit)
         return job
 
     def busy(self, job: DownloadJob) -> bool:
         """True while `job` is queued or running."""
-        return job in self._cancels
+        return job in self._jobs
 
     def active_jobs(self) -> tuple[DownloadJob, ...]:
-        return tuple(self._cancels)
+        return tuple(self._jobs)
 
     def cancel(self, job: DownloadJob) -> None:
         """Stop `job` now (the transfer checks the Event per chunk); its partial file is kept."""
-        event = self._cancels.get(job)
-        if event is not None:
-            event.set()
-
-    @Slot(object)
-    def _on_finished(self, result: JobResult) -> None:
-        self._cancels.pop(result.job, None)
-        self.jobFinished.emit(result)
+        task = self._jobs.get(job)
+        if task is not None:
+            task.cancel()
 
     def shutdown(self) -> bool:
-        """Cancel every job, quit the thread's loop and join it. True if the thread ended."""
-        if not self._running:
-            return True
-        self._running = False
-        for event in self._cancels.values():
-            event.set()
-        self.worker._shutdown_requested.emit()
-        ended = self.thread.wait(SHUTDOWN_WAIT_MS)
-        if not ended:
-            log.error("the download thread did not stop within %d ms", SHUTDOWN_WAIT_MS)
-        return ended
+        """Cancel every job and join the thread. True if the thread ended."""
+        return self.tasks.shutdown()
+
+    def _on_done(self, job: DownloadJob, future: Future[JobResult]) -> None:
+        self._jobs.pop(job, None)
+        self.jobFinished.emit(_outcome(job, future))
+
+
+def _outcome(job: DownloadJob, future: Future[JobResult]) -> JobResult:
+    """How `job` ended, with a sentence for the user when it did not succeed; details go to the log.
+    A failure is read with future.exception(), not re-raised, so no frame of ours joins its traceback."""
+    if future.cancelled():
+        return JobResult(job, "cancelled", "Cancelled before it started.")
+    e = future.exception()
+    if e is None:
+        return future.result()
+    if isinstance(e, DownloadCancelled):
+        log.info("%s %s cancelled", job.kind, job.key)
+        return JobResult(job, "cancelled", e.message)
+    if isinstance(e, EngineError):  # DownloadError, ModelFileError, CatalogError: all carry a sentence
+        log.warning("%s %s failed: %s (%s)", job.kind, job.key, e.message, e.detail)
+        return JobResult(job, "failed", e.message)
+    if isinstance(e, OSError):
+        log.error("%s %s failed", job.kind, job.key, exc_info=e)
+        return JobResult(job, "failed", f"TinyChat could not read or write a model file ({e.strerror or e}). "
+                                        "Check the disk and try again.")
+    log.error("unexpected error in %s %s", job.kind, job.key, exc_info=e)  # the user gets a sentence
+    return JobResult(job, "failed", "Something unexpected went wrong. Details are in the log file.")

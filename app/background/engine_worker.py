@@ -1,10 +1,11 @@
 """The engine on its own thread.
 
-`EngineWorker` is a QObject moved to a QThread; it alone creates and touches the engine (a llama.cpp
-`Llama` is not thread-safe). The GUI talks to it only through queued signals, and stops a generation by
-setting a `threading.Event` directly — a queued "stop" would only arrive after the answer had finished.
-`EngineThread` is the GUI-side handle: start, requests, cancel, and the one correct shutdown order
-(cancel → quit → wait).
+`EngineWorker` holds the engine; its methods run only as tasks of one `TaskThread`, so the engine is
+created and touched on that one thread (a llama.cpp `Llama` is not thread-safe) and requests run in the
+order they were made. `EngineThread` is the GUI-side handle: it queues loads, answers and token counts,
+stops an answer by setting its task's `threading.Event` directly (a queued "stop" would only arrive after
+the answer had finished), emits everything the engine produced on the GUI thread, and shuts down in the
+one correct order (cancel → unload on the engine thread → join → deliver the last results).
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
+from app.background.tasks import Task, TaskThread
 from engine.backend import Engine
 from engine.context import fit_prompt
 from engine.select import create_engine
@@ -31,17 +35,10 @@ from engine.types import (
 )
 
 log = logging.getLogger(__name__)
-SHUTDOWN_WAIT_MS = 10_000
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One answer to generate; `cancel` is set by the GUI thread to stop it."""
-
-    request_id: int
-    messages: tuple[Message, ...]
-    params: GenerationParams
-    cancel: threading.Event
+UNEXPECTED_LOAD_ERROR = ("The model could not be loaded because of an unexpected error. "
+                         "Details are in the log file.")
+UNEXPECTED_GENERATION_ERROR = ("The model stopped with an unexpected error. Try again; details are in "
+                               "the log file.")
 
 
 @dataclass(frozen=True)
@@ -74,8 +71,63 @@ class LoadedModel:
     report: LoadReport
 
 
-class EngineWorker(QObject):
-    """Lives on the engine thread. Its slots run there; its signals reach GUI-thread @Slots queued."""
+class EngineWorker:
+    """The engine and the context size it was loaded with. Every method runs on the engine thread."""
+
+    def __init__(self, engine_factory: Callable[[], Engine]) -> None:
+        self._factory = engine_factory
+        self._engine: Engine | None = None
+        self._n_ctx = 0
+
+    def load(self, model: ModelInfo, options: LoadOptions) -> LoadedModel:
+        """Load `model`, switching backends when it needs the other one. Raises EngineError."""
+        self._n_ctx = 0
+        if self._engine is not None and self._engine.name != model.engine:
+            # A model for the other backend (the engine choice changed in Settings): switch engines.
+            log.info("switching engine %s -> %s", self._engine.name, model.engine)
+            self._engine.unload()
+            self._engine = create_engine(model.engine)
+        if self._engine is None:
+            self._engine = self._factory()
+            if self._engine.name != model.engine:
+                self._engine = create_engine(model.engine)
+        report = self._engine.load(model, options)
+        self._n_ctx = report.n_ctx
+        return LoadedModel(model, self._engine.name, report)
+
+    def generate(self, request_id: int, messages: tuple[Message, ...], params: GenerationParams,
+                 cancel: threading.Event, on_text: Callable[[str], None]) -> GenerationResult:
+        """Stream an answer, handing each text delta to `on_text`; returns how it ended."""
+        if self._engine is None or not self._n_ctx:
+            return GenerationResult(request_id, "error", None, "No model is loaded. Choose a model first.")
+        result = GenerationResult(request_id, "error", None, "The answer ended unexpectedly.")
+        for c in self._engine.generate(messages, params, cancel):
+            if c.text:
+                on_text(c.text)
+            if c.finish_reason is not None:
+                result = GenerationResult(request_id, c.finish_reason, c.stats, c.error)
+        return result
+
+    def count(self, request_id: int, messages: tuple[Message, ...], max_tokens: int) -> ContextUsage | None:
+        """What `messages` take of the context with `max_tokens` kept for the answer; None without a model."""
+        if self._engine is None or not self._n_ctx or not messages:
+            return None
+        try:
+            fit, _ = fit_prompt(messages, self._engine.count_tokens, self._n_ctx, max_tokens)
+            return ContextUsage(request_id, fit.tokens, self._n_ctx, fit.forgotten)
+        except ContextOverflowError as e:
+            return ContextUsage(request_id, self._engine.count_tokens(messages), self._n_ctx, (), e.message)
+
+    def unload(self) -> None:
+        """Free the model (at shutdown)."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.unload()
+
+
+class EngineThread(QObject):
+    """GUI-side handle of the engine thread. Call every method on the GUI thread; every signal is
+    emitted on it."""
 
     loadStarted = Signal(object)  # ModelInfo
     loaded = Signal(object)  # LoadedModel
@@ -84,148 +136,79 @@ class EngineWorker(QObject):
     finished = Signal(object)  # GenerationResult
     usage = Signal(object)  # ContextUsage
 
-    # Requests, emitted from the GUI thread; the receiving slots run on the worker's thread.
-    _load_requested = Signal(object, object)
-    _generate_requested = Signal(object)
-    _count_requested = Signal(int, object, int)
-    _shutdown_requested = Signal()
-
     def __init__(self, engine_factory: Callable[[], Engine]) -> None:
         super().__init__()
-        self._factory = engine_factory
-        self._engine: Engine | None = None
-        self._n_ctx = 0
-        self._load_requested.connect(self._load)
-        self._generate_requested.connect(self._generate)
-        self._count_requested.connect(self._count)
-        self._shutdown_requested.connect(self._shutdown)
-
-    @Slot(object, object)
-    def _load(self, model: ModelInfo, options: LoadOptions) -> None:
-        self.loadStarted.emit(model)
-        try:
-            if self._engine is not None and self._engine.name != model.engine:
-                # A model for the other backend (the engine choice changed in Settings): switch engines.
-                log.info("switching engine %s -> %s", self._engine.name, model.engine)
-                self._engine.unload()
-                self._engine = create_engine(model.engine)
-            if self._engine is None:
-                self._engine = self._factory()
-                if self._engine.name != model.engine:
-                    self._engine = create_engine(model.engine)
-            report = self._engine.load(model, options)
-        except EngineError as e:
-            log.warning("model load failed: %s (%s)", e.message, e.detail)
-            self._n_ctx = 0
-            self.loadFailed.emit(e.message)
-            return
-        except Exception:  # a bug must not kill the thread; the user gets a sentence, the log the trace
-            log.exception("unexpected error while loading %s", model.path)
-            self._n_ctx = 0
-            self.loadFailed.emit("The model could not be loaded because of an unexpected error. "
-                                 "Details are in the log file.")
-            return
-        self._n_ctx = report.n_ctx
-        self.loaded.emit(LoadedModel(model, self._engine.name, report))
-
-    @Slot(object)
-    def _generate(self, req: GenerationRequest) -> None:
-        if self._engine is None or not self._n_ctx:
-            self.finished.emit(GenerationResult(req.request_id, "error", None,
-                                                "No model is loaded. Choose a model first."))
-            return
-        result = GenerationResult(req.request_id, "error", None, "The answer ended unexpectedly.")
-        try:
-            for c in self._engine.generate(req.messages, req.params, req.cancel):
-                if c.text:
-                    self.chunk.emit(req.request_id, c.text)
-                if c.finish_reason is not None:
-                    result = GenerationResult(req.request_id, c.finish_reason, c.stats, c.error)
-        except Exception:
-            log.exception("generation raised")
-            result = GenerationResult(req.request_id, "error", None,
-                                      "The model stopped with an unexpected error. Try again; details are in "
-                                      "the log file.")
-        self.finished.emit(result)
-
-    @Slot(int, object, int)
-    def _count(self, request_id: int, messages: tuple[Message, ...], max_tokens: int) -> None:
-        if self._engine is None or not self._n_ctx or not messages:
-            return
-        try:
-            fit, _ = fit_prompt(messages, self._engine.count_tokens, self._n_ctx, max_tokens)
-            usage = ContextUsage(request_id, fit.tokens, self._n_ctx, fit.forgotten)
-        except ContextOverflowError as e:
-            usage = ContextUsage(request_id, self._engine.count_tokens(messages), self._n_ctx, (), e.message)
-        except Exception:
-            log.exception("token count failed")
-            return
-        self.usage.emit(usage)
-
-    @Slot()
-    def _shutdown(self) -> None:
-        if self._engine is not None:
-            try:
-                self._engine.unload()
-            except Exception:
-                log.exception("unload failed")
-            self._engine = None
-        thread = self.thread()
-        if thread is not None:
-            thread.quit()
-
-
-class EngineThread:
-    """GUI-side owner of the worker thread. Every method is called on the GUI thread."""
-
-    def __init__(self, engine_factory: Callable[[], Engine]) -> None:
-        self.thread = QThread()
-        self.thread.setObjectName("engine")
-        self.worker = EngineWorker(engine_factory)
-        self.worker.moveToThread(self.thread)
-        self.thread.finished.connect(self.worker.deleteLater)
-        self._cancel: threading.Event | None = None
+        self.tasks = TaskThread("engine", self)
+        self._worker = EngineWorker(engine_factory)
+        self._generation: Task[GenerationResult] | None = None
         self._next_id = 0
-        self._running = False
 
     def start(self) -> None:
-        self.thread.start()
-        self._running = True
+        self.tasks.start()
 
     def load(self, model: ModelInfo, options: LoadOptions) -> None:
-        if self._running:
-            self.worker._load_requested.emit(model, options)
+        """Queue loading `model`: `loadStarted` when it begins, then `loaded` or `loadFailed`."""
+        def run(task: Task[LoadedModel]) -> LoadedModel:
+            task.report(model)
+            return self._worker.load(model, options)
+
+        self.tasks.submit(run, partial(self._on_loaded, model), self.loadStarted.emit)
 
     def generate(self, messages: tuple[Message, ...], params: GenerationParams) -> int:
-        """Queue a generation; returns its request id (chunks and the result carry it)."""
+        """Queue a generation; returns its request id (`chunk`s and the `finished` result carry it)."""
         self._next_id += 1
-        self._cancel = threading.Event()
-        if not self._running:  # shut down: nothing runs any more
-            return self._next_id
-        self.worker._generate_requested.emit(GenerationRequest(self._next_id, messages, params, self._cancel))
-        return self._next_id
+        rid = self._next_id
+        self._generation = self.tasks.submit(
+            lambda task: self._worker.generate(rid, messages, params, task.cancel_event, task.report),
+            partial(self._on_generated, rid), partial(self.chunk.emit, rid))
+        return rid
 
     def count(self, messages: tuple[Message, ...], max_tokens: int) -> int:
-        """Ask for the context usage of `messages`; the answer comes as `worker.usage`."""
+        """Ask for the context usage of `messages`; the answer comes as `usage`."""
         self._next_id += 1
-        if self._running:
-            self.worker._count_requested.emit(self._next_id, messages, max_tokens)
-        return self._next_id
+        rid = self._next_id
+        self.tasks.submit(lambda _task: self._worker.count(rid, messages, max_tokens), self._on_counted)
+        return rid
 
     def cancel(self) -> None:
         """Stop the current generation now: the engine checks this Event between tokens and inside
         prompt processing, so no queued signal has to wait for the answer to end."""
-        if self._cancel is not None:
-            self._cancel.set()
+        if self._generation is not None:
+            self._generation.cancel()
 
     def shutdown(self) -> bool:
-        """Cancel, unload on the worker thread, quit its loop and join it. True if the thread ended."""
-        if not self._running:
-            return True
-        self._running = False
-        self.cancel()
-        self.worker._shutdown_requested.emit()  # runs after the (cancelled) generation returns
-        ended = self.thread.wait(SHUTDOWN_WAIT_MS)
-        if not ended:
-            log.error("the engine thread did not stop within %d ms", SHUTDOWN_WAIT_MS)
-        return ended
+        """Cancel, unload on the engine thread, join it, and emit what it sent last (the stopped answer's
+        final chunks and result). True if the thread ended."""
+        return self.tasks.shutdown(cleanup=self._worker.unload)
+
+    # The handlers read a failure with future.exception() rather than re-raising it: a re-raised
+    # exception would add this frame to its traceback, and the future and the frame would hold each other.
+    def _on_loaded(self, model: ModelInfo, future: Future[LoadedModel]) -> None:
+        if future.cancelled():  # shut down before it began
+            return
+        error = future.exception()
+        if isinstance(error, EngineError):
+            log.warning("model load failed: %s (%s)", error.message, error.detail)
+            self.loadFailed.emit(error.message)
+        elif error is not None:  # the user gets a sentence, the log the trace
+            log.error("unexpected error while loading %s", model.path, exc_info=error)
+            self.loadFailed.emit(UNEXPECTED_LOAD_ERROR)
+        else:
+            self.loaded.emit(future.result())
+
+    def _on_generated(self, request_id: int, future: Future[GenerationResult]) -> None:
+        if future.cancelled():  # stopped before it began
+            self.finished.emit(GenerationResult(request_id, "cancelled", None))
+        elif (error := future.exception()) is not None:
+            log.error("generation raised", exc_info=error)
+            self.finished.emit(GenerationResult(request_id, "error", None, UNEXPECTED_GENERATION_ERROR))
+        else:
+            self.finished.emit(future.result())
+
+    def _on_counted(self, future: Future[ContextUsage | None]) -> None:
+        if future.cancelled():
+            return
+        if (error := future.exception()) is not None:
+            log.error("token count failed", exc_info=error)
+        elif (usage := future.result()) is not None:
+            self.usage.emit(usage)

@@ -12,9 +12,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app.background.engine_worker import EngineThread, GenerationResult
+from app.chat.answer_keeper import AnswerKeeper, not_started_sentence
 from app.chat.message_widget import MessageView
 from app.chat.model_state import ModelState
 from app.chat.settings_service import SettingsService
@@ -63,9 +64,11 @@ class ChatController(QObject):
         self.model = model
         self.active: _Generation | None = None
         self._closed = False
-        w = engine.worker
-        w.chunk.connect(self._on_chunk)
-        w.finished.connect(self._on_finished)
+        self.keeper = AnswerKeeper(self)  # answers a full or read-only disk refused, until it takes them
+        self.keeper.notice.connect(self.notice)
+        self.keeper.savedLate.connect(self.branchChanged)
+        engine.chunk.connect(self._on_chunk)
+        engine.finished.connect(self._on_finished)
 
     @property
     def generating(self) -> bool:
@@ -87,12 +90,15 @@ class ChatController(QObject):
             branch = self.store.active_branch(conversation_id)
             parent = branch[-1].id if branch else None
             user = self.store.add_message(conversation_id, parent, "user", text)
-            if not branch:
-                self.store.auto_title(conversation_id)
         except StoreError as e:
             log.error("could not store the user's message: %s", e.detail)
             self.notice.emit(e.message)
             return None
+        if not branch:
+            try:
+                self.store.auto_title(conversation_id)
+            except StoreError as e:  # the message is saved; the chat just keeps its "New chat" title
+                log.warning("could not title the conversation: %s", e.detail)
         self.messageAdded.emit(conversation_id, MessageView(user))
         self.conversationsChanged.emit()
         self._start_answer(conversation_id, user.id)
@@ -199,7 +205,8 @@ class ChatController(QObject):
                 self.store, conversation_id, parent_id, model_id=loaded.model.model_id,
                 quant=loaded.model.quant or None, chat_format=loaded.report.chat_format)
         except StoreError as e:
-            self.notice.emit(e.message)
+            log.error("could not start the answer: %s", e.detail)
+            self.notice.emit(not_started_sentence(e))
             return
         messages = tuple(m for m, _ in history)
         request_id = self.engine.generate(messages, self.settings.current.generation_params())
@@ -223,7 +230,7 @@ class ChatController(QObject):
         prompt = self.settings.current.system_prompt
         if prompt.strip():
             out.append((Message("system", prompt), None))
-        for m in branch:
+        for m in map(self.keeper.overlay, branch):  # an answer not saved yet is still part of the chat
             if m.role == "assistant" and (m.status == "error" or not m.content):
                 continue
             tokens = m.token_ids if m.role == "assistant" else None
@@ -252,6 +259,8 @@ class ChatController(QObject):
         elif now - gen.spoke_at >= SPEED_EVERY_S:  # a steady figure, not a relayout per token
             gen.spoke_at = now
             self.liveSpeed.emit((gen.pieces - 1) / (now - gen.first_at))
+        if gen.writer.error is not None:
+            self.keeper.write_failed(gen.writer.error)
         self.streamText.emit(gen.conversation_id, gen.writer.message_id, gen.writer.text)
 
     @Slot(object)
@@ -263,14 +272,7 @@ class ChatController(QObject):
         status = {"stop": "complete", "length": "complete", "cancelled": "partial"}.get(result.finish_reason, "error")
         if status == "error" and not result.error:
             status = "partial"
-        if result.finish_reason == "error" and gen.writer.text and not result.error:
-            status = "partial"
-        try:
-            final = gen.writer.finish(status, result.stats, error=result.error)
-        except StoreError as e:
-            log.error("could not finalise the answer: %s", e.detail)
-            self.notice.emit(e.message)
-            final = self.store.get_message(gen.writer.message_id) if self._exists(gen.writer.message_id) else None
+        final = self.keeper.finish(gen.writer, status, result.stats, error=result.error)  # type: ignore[arg-type]
         forgotten = None
         if result.stats is not None:
             forgotten = frozenset(mid for i in result.stats.forgotten if i < len(gen.message_ids)
@@ -278,17 +280,11 @@ class ChatController(QObject):
         self.generationFinished.emit(gen.conversation_id, final, result.stats, forgotten)
         self.conversationsChanged.emit()
 
-    def _exists(self, message_id: str) -> bool:
-        try:
-            self.store.get_message(message_id)
-            return True
-        except StoreError:
-            return False
-
     def branch(self, conversation_id: str) -> list[StoredMessage]:
-        """The conversation's active branch ([] and a notice when the store fails)."""
+        """The conversation's active branch, answers not saved yet included ([] and a notice when the
+        store fails)."""
         try:
-            return self.store.active_branch(conversation_id)
+            return [self.keeper.overlay(m) for m in self.store.active_branch(conversation_id)]
         except StoreError as e:
             self.notice.emit(e.message)
             return []
@@ -297,14 +293,13 @@ class ChatController(QObject):
     def shutdown(self) -> None:
         """Stop any answer, join the engine thread, and make sure the partial answer is on disk."""
         self._closed = True
+        # Delivers the stopped answer's last chunks and its result before it returns, so the answer is
+        # finalised with its stats exactly as if the user had pressed Stop.
         self.engine.shutdown()
-        # The worker's last chunk and its "finished" were queued to us before it quit: deliver them now,
-        # so the answer is finalised with its stats exactly as if the user had pressed Stop.
-        QCoreApplication.sendPostedEvents(self, 0)
         gen, self.active = self.active, None
         if gen is not None:
-            try:
-                gen.writer.finish("partial")
-            except StoreError as e:
-                log.error("could not save the partial answer at exit: %s", e.detail)
+            self.keeper.finish(gen.writer, "partial")
+        self.keeper.stop()
+        if len(self.keeper):
+            log.error("%d answer(s) not saved yet at exit", len(self.keeper))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFont, QMouseEvent
@@ -23,18 +23,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core import timestamps
 from app.core.store_types import Conversation
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 TITLE_ROLE = Qt.ItemDataRole.UserRole + 1
 UNDO_SECONDS = 8
 GENERATING_MARK = "●  "
+UNKNOWN_DATE = "Unknown date"
 
 
 def date_group(ts: float, today: date | None = None) -> str:
-    """The sidebar heading for a conversation last updated at `ts`."""
+    """The sidebar heading for a conversation last updated at `ts` ("Unknown date" when the stored
+    time cannot be shown)."""
+    when = timestamps.local_datetime(ts)
+    if when is None:
+        return UNKNOWN_DATE
     today = today or date.today()
-    days = (today - datetime.fromtimestamp(ts).date()).days
+    days = (today - when.date()).days
     if days <= 0:
         return "Today"
     if days == 1:

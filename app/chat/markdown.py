@@ -16,6 +16,7 @@ from PySide6.QtGui import QTextDocument
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
 _QUOTE = re.compile(r"^ {0,3}> ?")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
+DISPLAY_LIMIT = 50_000  # characters of one message laid out on screen
 _FEATURES = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
 
 
@@ -32,7 +33,9 @@ class Block:
 
 def split_blocks(text: str) -> list[Block]:
     """Split Markdown into prose and fenced code blocks, in order. An unclosed fence (an answer still
-    streaming, or one that was stopped) runs to the end of the text."""
+    streaming, or one that was stopped) runs to the end of the text. Only the first DISPLAY_LIMIT
+    characters are split, followed by a note saying how much is not shown."""
+    text = _shown_part(text)
     blocks: list[Block] = []
     prose: list[str] = []
     code: list[str] = []
@@ -93,3 +96,14 @@ def prose_to_html(text: str) -> str:
     _doc.setMarkdown(text, _FEATURES)
     m = _BODY.search(_doc.toHtml())
     return m.group(1).strip() if m else ""
+
+
+def _shown_part(text: str) -> str:
+    """The text cut at DISPLAY_LIMIT, with a note saying so: Qt lays text out at about 25 µs a
+    character, so an imported message of megabytes would freeze the window for minutes. Copy and
+    export still give the whole message."""
+    if len(text) <= DISPLAY_LIMIT:
+        return text
+    hidden = len(text) - DISPLAY_LIMIT
+    return (text[:DISPLAY_LIMIT] + f"\n\n*… {hidden:,} more characters are not shown here. Copy the "
+            "message or export the chat to read all of it.*")

@@ -94,6 +94,10 @@ class MarkdownBody(QWidget):
         elif isinstance(widget, QLabel):
             widget.setText(prose_to_html(block.text) if block.text else "")
 
+    def block_widgets(self) -> list[QWidget]:
+        """The widget showing each block of the text, in order: a prose label, a QuoteBlock or a CodeBlock."""
+        return list(self._widgets)
+
     def code_blocks(self) -> list[CodeBlock]:
         return [w for w in self._widgets if isinstance(w, CodeBlock)]
 

@@ -53,10 +53,9 @@ class ModelState(QObject):
         self.status = ModelStatus("none", NO_MODEL)
         self.loaded: LoadedModel | None = None
         self.requested: ModelInfo | None = None  # the model last handed to the engine
-        w = engine.worker
-        w.loadStarted.connect(self._on_load_started)
-        w.loaded.connect(self._on_loaded)
-        w.loadFailed.connect(self._on_load_failed)
+        engine.loadStarted.connect(self._on_load_started)
+        engine.loaded.connect(self._on_loaded)
+        engine.loadFailed.connect(self._on_load_failed)
         settings.changed.connect(self._on_settings)
 
     def load(self, model: ModelInfo | None, missing_reason: str = "") -> None:

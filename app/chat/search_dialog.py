@@ -4,7 +4,6 @@ Enter or a click asks to open the conversation on the branch holding that messag
 from __future__ import annotations
 
 import html
-import time
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core import timestamps
 from app.core.store import Store
 from app.core.store_types import MARK_END, MARK_START, SearchHit, StoreError
 from app.ui import panel_style, theme
@@ -32,7 +32,8 @@ def hit_html(hit: SearchHit, highlight: str) -> str:
     match on a coloured background."""
     snippet = html.escape(hit.snippet).replace(MARK_START, f"<span style='background-color:{highlight};'>")
     snippet = snippet.replace(MARK_END, "</span>")
-    when = time.strftime("%d %b %Y", time.localtime(hit.created_at))
+    moment = timestamps.local_datetime(hit.created_at)
+    when = moment.strftime("%d %b %Y") if moment else "unknown date"
     who = ROLE_WORDS.get(hit.role, hit.role)
     return (f"<b>{html.escape(hit.conversation_title or 'Untitled')}</b> "
             f"<span style='color:{theme.current().muted}'>· {who} · {when}</span><br>{snippet}")

@@ -96,7 +96,7 @@ class Session(QObject):
         c.notice.connect(self.notice)
         self.model.changed.connect(self._on_model)
         self.model.notice.connect(self.notice)
-        engine.worker.usage.connect(self._on_usage)
+        engine.usage.connect(self._on_usage)
 
     def start(self, model: ModelInfo | None, missing_reason: str = "") -> None:
         """Empty the trash of earlier sessions, show the conversation list and load `model`."""

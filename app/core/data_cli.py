@@ -1,7 +1,9 @@
 """`tinychat export` and `tinychat import`: conversation backups from the command line.
 
 Both use the same database as the app (honouring `TINYCHAT_HOME`). On any problem they print one
-line saying why, exit non-zero, and write nothing.
+line saying why, exit non-zero, and write nothing. Details go to the log file, never to the terminal.
+Everything printed that came from a file or the database is escaped first, so a hostile title cannot
+drive the terminal.
 """
 
 from __future__ import annotations
@@ -12,53 +14,80 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from app.core import paths, transfer
+from app.core.atomic_write import write_text_atomically
+from app.core.import_source import read_import_file
 from app.core.logging_setup import setup_logging
 from app.core.store import Store, StoreError
+from app.core.store_file import damaged_copies
+from app.core.terminal_text import terminal_safe
 from app.core.transfer import MAX_IMPORT_BYTES
 
 log = logging.getLogger(__name__)
 
-
-def _parser(command: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"tinychat {command}")
-    if command == "export":
-        parser.description = "Write conversations to a Markdown or JSON file."
-        parser.add_argument("--format", choices=("md", "json"), default="json", help="file format (json)")
-        parser.add_argument("--conversation", action="append", metavar="ID",
-                            help="export only this conversation (repeatable); default: all")
-        parser.add_argument("--out", required=True, metavar="PATH", help="output file, or - for stdout")
-    else:
-        parser.description = "Add the conversations of a TinyChat JSON export that are not here yet."
-        parser.add_argument("path", metavar="PATH", help="a JSON file written by `tinychat export`")
-    return parser
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE (`… | head`)
 
 
-def summary() -> str:
-    """Both commands' usage lines and descriptions, for `tinychat --help`."""
-    parts = []
-    for command in ("export", "import"):
-        parser = _parser(command)
-        usage = " ".join(parser.format_usage().removeprefix("usage: ").split())  # one line, not argparse's wrap
-        parts.append(f"  {usage}\n      {parser.description}")
-    return "commands:\n" + "\n".join(parts) + "\n  (add --help after a command for its details)"
+class _StdoutFailed(Exception):
+    """Standard output refused the export (full disk, closed pipe)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
-def main(argv: list[str]) -> int:
-    """Run `export …` or `import …` (argv[0] names the command); returns the exit code."""
-    command, rest = argv[0], argv[1:]
-    args = _parser(command).parse_args(rest)  # exits 2 with a usage line on bad arguments
-    setup_logging(logging.WARNING)
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add the `export` and `import` subcommands to the app's command line; both run `run`."""
+    export = commands.add_parser("export", help="write conversations to a Markdown or JSON file",
+                                 description="Write conversations to a Markdown or JSON file.")
+    export.add_argument("--format", choices=("md", "json"), default="json", help="file format (json)")
+    export.add_argument("--conversation", action="append", metavar="ID",
+                        help="export only this conversation (repeatable); default: all")
+    export.add_argument("--out", required=True, metavar="PATH", help="output file, or - for stdout")
+    imp = commands.add_parser("import", help="add the conversations of a JSON export",
+                              description="Add the conversations of a TinyChat JSON export that are not here yet.")
+    imp.add_argument("path", metavar="PATH", help="a JSON file written by `tinychat export`")
+    for parser in (export, imp):
+        parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed `export …` or `import …` command (args.command names it); returns the exit code."""
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets an escape
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    command = args.command
+    setup_logging(logging.INFO, echo=False)
     try:
-        store, notice = Store.open(paths.db_path())
+        code = _run(command, args)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would print a traceback
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`tinychat import … | head`): stop quietly, as other tools do.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except _StdoutFailed as exc:
+        _silence_stdout()
+        return _fail(f"Could not write the export to standard output: {exc.error.strerror or exc.error}.")
+    except MemoryError:
+        return _fail("There is not enough memory to do this; close other programs and try again.")
+
+
+def _run(command: str, args: argparse.Namespace) -> int:
+    db = paths.db_path()
+    try:  # a full or read-only disk must not keep the user from their backup
+        store, notice = Store.open_or_read_only(db) if command == "export" else Store.open(db)
     except StoreError as exc:
         return _fail(exc.message)
-    if notice:
-        print(notice, file=sys.stderr)
     try:
+        if notice and not store.read_only:  # the database was damaged and moved aside just now
+            if command == "export":
+                return _fail(notice + " Nothing was exported.")
+            print(terminal_safe(notice), file=sys.stderr)
         return _export(store, args) if command == "export" else _import(store, Path(args.path))
     except StoreError as exc:
         return _fail(exc.message)
@@ -67,8 +96,17 @@ def main(argv: list[str]) -> int:
 
 
 def _fail(message: str) -> int:
-    print(f"tinychat: {message}", file=sys.stderr)
+    with contextlib.suppress(OSError):
+        print(f"tinychat: {terminal_safe(message)}", file=sys.stderr, flush=True)
     return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device so the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _export(store: Store, args: argparse.Namespace) -> int:
@@ -77,47 +115,40 @@ def _export(store: Store, args: argparse.Namespace) -> int:
         text = json.dumps(transfer.export_json(store, ids), ensure_ascii=False, indent=1) + "\n"
     else:
         text = transfer.export_markdown(store, ids)
-    if args.out == "-":
-        sys.stdout.write(text)
-        return 0
-    out = Path(args.out)
-    try:
-        _write_atomically(out, text)
-    except OSError as exc:
-        return _fail(f"Could not write {out}: {exc.strerror or exc}.")
     count = len(ids) if ids else len(store.list_conversations())
-    print(f"Exported {count} conversation(s) to {out}.")
+    if args.out == "-":
+        try:  # the export is UTF-8 whatever the terminal's encoding
+            sys.stdout.buffer.write(text.encode("utf-8"))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _StdoutFailed(exc) from exc
+    else:
+        out = Path(args.out)
+        try:
+            write_text_atomically(out, text)
+        except OSError as exc:
+            return _fail(f"Could not write {out}: {exc.strerror or exc}.")
+        print(terminal_safe(f"Exported {count} conversation(s) to {out}."))
+    if count == 0 and not ids:
+        _mention_damaged(store.path)
     return 0
 
 
-def _write_atomically(out: Path, text: str) -> None:
-    """A crash or full disk leaves the previous file (or none), never half an export."""
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def _mention_damaged(db: Path) -> None:
+    """An empty store next to a database moved aside as damaged: the user's conversations are there."""
+    moved = damaged_copies(db)
+    if moved:
+        print(terminal_safe(f"tinychat: note: a damaged conversation database was moved to {moved[0]}; "
+                            "its conversations are not in this export."), file=sys.stderr)
 
 
 def _import(store: Store, path: Path) -> int:
-    try:
-        size = path.stat().st_size
-        if size > MAX_IMPORT_BYTES:
-            return _fail(f"{path} is larger than {MAX_IMPORT_BYTES // 2**20} MB; TinyChat does not import "
-                         "files that big.")
-        data = path.read_bytes()
-    except OSError as exc:
-        return _fail(f"Could not read {path}: {exc.strerror or exc}.")
-    summary = transfer.import_json(store, data)
+    summary = transfer.import_json(store, read_import_file(path, MAX_IMPORT_BYTES))
     print(summary.describe())
     for title in summary.added_titles:
-        print(f"  added: {title}")
+        print(terminal_safe(f"  added: {title}"))
     for title in summary.skipped_titles:
-        print(f"  already present: {title}")
+        print(terminal_safe(f"  already present: {title}"))
     return 0

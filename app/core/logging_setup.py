@@ -1,4 +1,8 @@
-"""One call that sends the app's log to a rotating file in the log directory, and warnings to stderr."""
+"""One call that sends the app's log to a rotating file in the log directory, and warnings to stderr.
+
+The log is for diagnosis, never a reason to fail: when its file cannot be written (full or read-only
+disk) records are dropped quietly instead of printing Python's "--- Logging error ---" tracebacks.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,14 @@ _FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 _MARK = "_tinychat_handler"  # tags our handlers so a second call adds nothing
 
 
-def setup_logging(level: int = logging.INFO) -> Path | None:
+def setup_logging(level: int = logging.INFO, echo: bool = True) -> Path | None:
     """Configure the root logger once; returns the log file path. Safe to call again (only the level
-    changes). If the log directory cannot be written, logging goes to stderr only and this returns None."""
+    changes). `echo`: also show warnings on stderr (the GUI's terminal); command-line tools pass False
+    because they print their own one-line sentences. If the log directory cannot be written, logging
+    goes to stderr only (or nowhere) and this returns None."""
+    # A handler that cannot write (full disk, closed stderr) must not print a traceback in the
+    # user's terminal; the record is dropped.
+    logging.raiseExceptions = False
     root = logging.getLogger()
     root.setLevel(level)
     ours = [h for h in root.handlers if getattr(h, _MARK, False)]
@@ -26,12 +35,13 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
     if file_handlers:
         return Path(file_handlers[0].baseFilename)
 
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.WARNING)
-    stderr.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    setattr(stderr, _MARK, True)
+    # Without any handler, Python's last resort would print warnings to stderr anyway.
+    quiet: logging.Handler = logging.StreamHandler(sys.stderr) if echo else logging.NullHandler()
+    quiet.setLevel(logging.WARNING)
+    quiet.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    setattr(quiet, _MARK, True)
     if not ours:
-        root.addHandler(stderr)
+        root.addHandler(quiet)
 
     try:
         path = paths.log_dir() / LOG_FILENAME

@@ -1,14 +1,19 @@
 """Where TinyChat keeps its files: platformdirs locations, or one private tree under `TINYCHAT_HOME`.
 
-Every function creates its directory on first use, so callers can write straight into it.
+Every function tries to create its directory on first use, so callers can usually write straight into
+it. On a read-only or full disk the directory may stay missing: the path is still returned (reading may
+work) and whoever writes there reports the failure in its own words.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import platformdirs
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "TinyChat"
 HOME_ENV = "TINYCHAT_HOME"
@@ -23,7 +28,10 @@ def _home() -> Path | None:
 
 
 def _ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("Cannot create the folder %s: %s", path, exc)
     return path
 
 

@@ -44,16 +44,19 @@ class SettingsError(Exception):
         self.detail = detail
 
 
+_ENGINE_DEFAULTS = GenerationParams()
+
+
 @dataclass(frozen=True)
 class Sampling:
-    """How an answer is sampled. `max_tokens` is the number of new tokens at most."""
+    """How an answer is sampled (defaults: the engine's own). `max_tokens` is the number of new tokens at most."""
 
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 40
-    repeat_penalty: float = 1.1
-    max_tokens: int = 512
-    seed: int | None = None
+    temperature: float = _ENGINE_DEFAULTS.temperature
+    top_p: float = _ENGINE_DEFAULTS.top_p
+    top_k: int = _ENGINE_DEFAULTS.top_k
+    repeat_penalty: float = _ENGINE_DEFAULTS.repeat_penalty
+    max_tokens: int = _ENGINE_DEFAULTS.max_tokens
+    seed: int | None = _ENGINE_DEFAULTS.seed
 
     def to_params(self, stop: tuple[str, ...] = ()) -> GenerationParams:
         """The engine's request parameters for these settings."""
@@ -121,6 +124,7 @@ class Settings:
     n_threads: int | None = None  # None: the engine picks (physical cores)
     theme: Theme = "system"
     font_size: int = 11
+    airplane_mode: bool = False  # why off by default: docs/user-guide.md, "Airplane mode"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def generation_params(self) -> GenerationParams:
@@ -205,6 +209,7 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "n_threads": _integer(1, 256, optional=True),
     "theme": _choice(THEMES),
     "font_size": _integer(6, 48),
+    "airplane_mode": lambda v: v if isinstance(v, bool) else _BAD,
 }
 
 

@@ -1,4 +1,4 @@
-"""The SQLite conversation store: conversations holding a tree of messages, search, export and import.
+"""The SQLite conversation store: conversations holding a tree of messages, search, and import.
 
 One `Store` belongs to one thread (the GUI thread or a script). Every write is its own transaction
 with `synchronous=FULL` in WAL mode, so whatever a call returned is on disk before the next line
@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from app.core import store_schema
+from app.core.store_errors import TEXT_KEPT, as_store_error
+from app.core.store_file import open_database, open_read_only_database
 from app.core.store_rows import (
     MESSAGE_META,
     STATS_FIELDS,
@@ -45,8 +46,6 @@ __all__ = ["Conversation", "ImportSummary", "SearchHit", "Store", "StoreError", 
 
 log = logging.getLogger(__name__)
 
-_WRITE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR)
-_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TITLE_LEN = 48
 
@@ -55,35 +54,13 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _errcode(exc: sqlite3.Error) -> int:
-    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF  # primary code of an extended one
-
-
-def _as_store_error(exc: sqlite3.Error, path: Path, action: str, writing: bool = True) -> StoreError:
-    """A sentence for the user saying what failed and what to do; `writing`: the caller still holds
-    the text it tried to save, so the sentence can promise it is not lost."""
-    code = _errcode(exc)
-    kept = " Your text is still here." if writing else ""
-    if code == sqlite3.SQLITE_FULL:
-        message = f"The disk is full, so TinyChat could not {action}. Free some space and try again.{kept}"
-    elif code in _WRITE_CODES:
-        message = (f"TinyChat could not {action} because it cannot write to {path} (read-only disk, "
-                   f"missing permission or a disk error). Fix that and try again.{kept}")
-    elif code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        message = (f"TinyChat could not {action} because another program is using {path}. "
-                   "Close other copies of TinyChat and try again.")
-    else:
-        message = f"TinyChat could not {action} ({exc}). Try again.{kept}"
-    log.error("Store failure while trying to %s on %s: %r (code %s)", action, path, exc, code)
-    return StoreError(message, detail=repr(exc))
-
-
 class Store:
     """Conversations and messages in one SQLite file. Use `Store.open(path)`."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False) -> None:
         self._conn = conn
         self.path = path
+        self.read_only = read_only  # opened by `open_read_only`: every write raises StoreError
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -92,52 +69,29 @@ class Store:
         """Open (or create) the store. A damaged database is moved aside and a fresh one created;
         the returned notice then tells the user where the old file is. Other failures raise StoreError."""
         path = Path(path)
-        try:
-            return cls(cls._connect(path), path), None
-        except store_schema.NewerSchemaError as exc:
-            raise StoreError(
-                f"Your conversations at {path} were saved by a newer version of TinyChat. "
-                "Please update TinyChat to open them.", detail=str(exc)) from exc
-        except sqlite3.Error as exc:
-            if _errcode(exc) not in _CORRUPT_CODES:
-                raise _as_store_error(exc, path, "open your conversations", writing=False) from exc
-            log.error("Database %s is damaged: %r", path, exc)
-        except OSError as exc:  # the folder itself cannot be created
-            raise StoreError(f"TinyChat cannot create its folder {path.parent} ({exc.strerror}). "
-                             "Check the disk and permissions, then start TinyChat again.",
-                             detail=repr(exc)) from exc
-        try:
-            moved = _move_aside(path)
-            store = cls(cls._connect(path), path)
-        except OSError as exc:
-            raise StoreError(f"Your conversation database at {path} is damaged and could not be moved "
-                             f"aside ({exc.strerror}). Move it away by hand, then start TinyChat again.",
-                             detail=repr(exc)) from exc
-        except sqlite3.Error as exc:
-            raise _as_store_error(exc, path, "create a new conversation database", writing=False) from exc
-        return store, (f"Your conversation database was damaged and could not be opened. It was moved to "
-                       f"{moved} and TinyChat started a new one.")
+        conn, notice = open_database(path)
+        return cls(conn, path), notice
 
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None)  # we issue BEGIN/COMMIT ourselves
+    @classmethod
+    def open_or_read_only(cls, path: Path) -> tuple[Store, str | None]:
+        """`open`, or when the disk refuses writes (full, read-only, no permission) `open_read_only`
+        with a notice saying that nothing new will be saved. Other failures raise StoreError."""
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA busy_timeout = 5000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                err = sqlite3.DatabaseError("quick_check failed: " + "; ".join(problems[:5]))
-                err.sqlite_errorcode = sqlite3.SQLITE_CORRUPT  # type: ignore[attr-defined]
-                raise err
-            store_schema.migrate(conn, backup_to=path)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+            return cls.open(path)
+        except StoreError as exc:
+            if not exc.cannot_write:
+                raise
+            store = cls.open_read_only(path)
+            reason = "the disk is full" if exc.cause == "full" else "it is read-only or you lack permission"
+            return store, (f"TinyChat cannot save to {Path(path).parent}: {reason}. You can read and export "
+                           "your conversations, but nothing new is saved until that is fixed and TinyChat "
+                           "is started again.")
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> Store:
+        """Open the store without writing anything, for a read-only or full disk: every read works,
+        every write raises StoreError. A missing database opens as an empty store."""
+        return cls(open_read_only_database(Path(path)), Path(path), read_only=True)
 
     def close(self) -> None:
         """Close the database (checkpointing the WAL). Safe to call twice."""
@@ -145,8 +99,9 @@ class Store:
             self._conn.close()
 
     @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction; any SQLite failure rolls it back and becomes a StoreError."""
+    def _write(self, action: str, kept: str = "") -> Iterator[sqlite3.Connection]:
+        """One write transaction; any SQLite failure rolls it back and becomes a StoreError whose
+        sentence ends with `kept` when it fails for lack of room, permission or a disk error."""
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -160,13 +115,13 @@ class Store:
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
-            raise _as_store_error(exc, self.path, action) from exc
+            raise as_store_error(exc, self.path, action, kept) from exc
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         try:
             return self._conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
-            raise _as_store_error(exc, self.path, "read your conversations", writing=False) from exc
+            raise as_store_error(exc, self.path, "read your conversations") from exc
 
     # --- conversations -------------------------------------------------------------------------
 
@@ -198,7 +153,7 @@ class Store:
         values = conversation_values(fields)
         if values:
             sets = ", ".join(f"{k} = ?" for k in values)
-            with self._write("save the conversation") as db:
+            with self._write("save the conversation", TEXT_KEPT) as db:
                 db.execute(f"UPDATE conversations SET {sets} WHERE id = ?",
                            (*values.values(), conversation_id))
         return self.get_conversation(conversation_id)
@@ -251,7 +206,7 @@ class Store:
             raise TypeError(f"unknown message fields: {sorted(unknown)}")
         meta = encode_fields(meta)
         mid, now = new_id(), time.time()
-        with self._write("save the message") as db:
+        with self._write("save the message", TEXT_KEPT) as db:
             if parent_id is not None:
                 owner = db.execute("SELECT conversation_id FROM messages WHERE id = ?",
                                    (parent_id,)).fetchone()
@@ -279,7 +234,7 @@ class Store:
         if not values:
             return
         sets = ", ".join(f"{k} = ?" for k in values)
-        with self._write("save the answer") as db:
+        with self._write("save the answer", TEXT_KEPT) as db:
             db.execute(f"UPDATE messages SET {sets} WHERE id = ?", (*values.values(), message_id))
 
     def get_message(self, message_id: str) -> StoredMessage:
@@ -386,7 +341,7 @@ class Store:
         added: list[str] = []
         skipped: list[str] = []
         count = 0
-        with self._write("import the conversations") as db:
+        with self._write("import the conversations", "Nothing was imported.") as db:
             for conv, msgs in records:
                 if db.execute("SELECT 1 FROM conversations WHERE id = ?", (conv.id,)).fetchone():
                     skipped.append(conv.title)
@@ -410,18 +365,3 @@ def _title_from(text: str) -> str:
     cut = words[:_TITLE_LEN].rsplit(" ", 1)[0] if " " in words[:_TITLE_LEN] else words[:_TITLE_LEN]
     return cut.rstrip(" ,.;:") + "…"
 
-
-def _move_aside(path: Path) -> Path:
-    """Rename a damaged database (and its WAL/SHM, which belong to it) to `<name>.corrupt-<time>`."""
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
-    for suffix in ("-wal", "-shm"):
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            side.replace(target.with_name(target.name + suffix))
-    path.replace(target)
-    log.error("Moved the damaged database %s to %s", path, target)
-    return target

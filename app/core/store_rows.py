@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import sys
 from array import array
@@ -73,17 +74,21 @@ def _sampling_text(sampling: Sampling | None) -> str | None:
 
 
 def conversation_from_row(row: sqlite3.Row) -> Conversation:
+    """A conversation as stored; values another tool wrote with a wrong type are replaced (and logged)
+    so one odd row never stops the list, a backup or the app's start."""
+    fix = _RowFixer(row)
     sampling = None
     if row["sampling"]:
         try:
             sampling = Sampling.from_json(json.loads(row["sampling"]))
-        except ValueError:
+        except (ValueError, TypeError):
             log.warning("Conversation %s has unreadable sampling settings; using the app's", row["id"])
     return Conversation(
-        id=row["id"], title=row["title"], created_at=row["created_at"], updated_at=row["updated_at"],
-        pinned=bool(row["pinned"]), model_id=row["model_id"], quant=row["quant"],
-        chat_format=row["chat_format"], system_prompt=row["system_prompt"], sampling=sampling,
-        current_leaf_id=row["current_leaf_id"], trashed_at=row["trashed_at"])
+        id=row["id"], title=fix.text("title"), created_at=fix.time("created_at"),
+        updated_at=fix.time("updated_at"), pinned=bool(row["pinned"]), model_id=fix.text("model_id", None),
+        quant=fix.text("quant", None), chat_format=fix.text("chat_format", None),
+        system_prompt=fix.text("system_prompt"), sampling=sampling,
+        current_leaf_id=fix.text("current_leaf_id", None), trashed_at=fix.number("trashed_at"))
 
 
 def conversation_row(conv: Conversation) -> dict[str, Any]:
@@ -94,10 +99,60 @@ def conversation_row(conv: Conversation) -> dict[str, Any]:
 
 
 def message_from_row(row: sqlite3.Row) -> StoredMessage:
+    """A message as stored, with wrongly typed values replaced (and logged) as for conversations."""
+    fix = _RowFixer(row)
     values = {name: row[name] for name in StoredMessage.__dataclass_fields__}
-    values["token_ids"] = decode_token_ids(row["token_ids"])
+    values.update(content=fix.text("content"), created_at=fix.time("created_at"),
+                  token_ids=fix.token_ids())
+    for name in ("model_id", "quant", "chat_format", "error", "parent_id"):
+        values[name] = fix.text(name, None)
+    for name in ("prompt_tokens", "completion_tokens", "reused_tokens"):
+        number = fix.number(name)
+        values[name] = int(number) if number is not None and math.isfinite(number) else None
+    for name in ("ttft_s", "tokens_per_s"):
+        values[name] = fix.number(name)
     return StoredMessage(**values)
 
 
 def message_row(msg: StoredMessage) -> dict[str, Any]:
     return encode_fields({name: getattr(msg, name) for name in StoredMessage.__dataclass_fields__})
+
+
+class _RowFixer:
+    """Reads columns of one row, replacing a value of the wrong type by a neutral one and logging it."""
+
+    def __init__(self, row: sqlite3.Row) -> None:
+        self.row = row
+
+    def _bad(self, column: str, value: object) -> None:
+        log.warning("Stored row %s has an unusable %s (%.80r); showing a placeholder",
+                    self.row["id"], column, value)
+
+    def text(self, column: str, default: str | None = "") -> Any:
+        value = self.row[column]
+        if isinstance(value, str) or (value is None and default is None):
+            return value
+        self._bad(column, value)
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return default if value is None else str(value)
+
+    def number(self, column: str) -> float | None:
+        value = self.row[column]
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            return value
+        self._bad(column, value)
+        return None
+
+    def time(self, column: str) -> float:
+        """Unix seconds; NaN when the stored value is not a number (shown as an unknown date)."""
+        value = self.number(column)
+        return float("nan") if value is None else value
+
+    def token_ids(self) -> tuple[int, ...] | None:
+        value = self.row["token_ids"]
+        try:
+            return decode_token_ids(value)
+        except (TypeError, ValueError):
+            self._bad("token_ids", value)
+            return None

@@ -28,10 +28,16 @@ class StoreError(Exception):
     user can retry once the disk has room or is writable again.
     """
 
-    def __init__(self, message: str, detail: str = "") -> None:
+    def __init__(self, message: str, detail: str = "", cause: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.cause = cause  # "full", "readonly", "busy" or "" (anything else)
+
+    @property
+    def cannot_write(self) -> bool:
+        """The disk refused a write (full, read-only, no permission): reading may still work."""
+        return self.cause in ("full", "readonly")
 
 
 class ImportRejected(StoreError):

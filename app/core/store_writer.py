@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from app.core.store import Store
@@ -23,22 +24,24 @@ class StreamingWriter:
     Not thread-safe and starts no threads: call it from the one thread that owns the store.
     The full text always stays in memory (`text`), so a failed write loses nothing:
     `append` never raises (it retries on the next interval and records `error`), and a failed
-    `finish` raises StoreError and may simply be called again.
+    `finish` raises StoreError and is repeated by `retry` (see UnsavedAnswers).
     """
 
-    def __init__(self, store: Store, message_id: str, interval: float = DEFAULT_INTERVAL_S,
+    def __init__(self, store: Store, message_id: str, interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.message_id = message_id
-        self.interval = interval
+        # None: the module's DEFAULT_INTERVAL_S as it is now (the fault-injection harness shortens it)
+        self.interval = DEFAULT_INTERVAL_S if interval is None else interval
         self.error: StoreError | None = None  # the last failed write, None once one succeeds
         self._clock = clock
         self._parts: list[str] = []
         self._flushed_len = 0
         self._last_flush = clock()
+        self._final: tuple[MessageStatus, dict[str, Any]] | None = None  # what finish asked to write
 
     @classmethod
-    def start(cls, store: Store, conversation_id: str, parent_id: str, interval: float = DEFAULT_INTERVAL_S,
+    def start(cls, store: Store, conversation_id: str, parent_id: str, interval: float | None = None,
               **meta: Any) -> StreamingWriter:
         """Insert an empty `partial` assistant answer under `parent_id` (committed) and write into it.
         `meta` takes model_id, quant and chat_format. Raises StoreError if the insert fails."""
@@ -84,12 +87,19 @@ class StreamingWriter:
     def finish(self, status: MessageStatus, stats: GenerationStats | None = None,
                error: str | None = None) -> StoredMessage:
         """Write the whole text with its final status (`complete`, `partial` when stopped, `error`)
-        and the generation stats. Raises StoreError on failure; calling it again retries."""
+        and the generation stats. Raises StoreError on failure; `retry` writes the same again."""
         fields: dict[str, Any] = {"error": error}
         if stats is not None:
             fields.update(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
                           reused_tokens=stats.reused_tokens, ttft_s=stats.ttft_s,
                           tokens_per_s=stats.tokens_per_s, token_ids=stats.token_ids or None)
+        self._final = (status, fields)
+        return self.retry()
+
+    def retry(self) -> StoredMessage:
+        """Write the answer as `finish` last asked (or the text so far, if it was not called).
+        Raises StoreError while the disk still refuses."""
+        status, fields = self._final if self._final is not None else (None, {})
         text = self.text
         try:
             self.store.update_message(self.message_id, content=text, status=status, **fields)
@@ -98,3 +108,39 @@ class StreamingWriter:
             raise
         self._flushed_len, self.error = len(text), None
         return self.store.get_message(self.message_id)
+
+    def held(self, stored: StoredMessage) -> StoredMessage:
+        """`stored` (this answer's row, possibly behind) with the text and final status in memory."""
+        status = self._final[0] if self._final is not None else stored.status
+        return replace(stored, content=self.text, status=status)
+
+
+class UnsavedAnswers:
+    """Answers whose last write failed (full or read-only disk), kept in memory and written as soon as
+    the disk takes them: the owner calls `retry` on a timer and once more before exit."""
+
+    def __init__(self) -> None:
+        self._writers: dict[str, StreamingWriter] = {}
+
+    def __len__(self) -> int:
+        return len(self._writers)
+
+    def add(self, writer: StreamingWriter) -> None:
+        self._writers[writer.message_id] = writer
+
+    def retry(self) -> list[StoredMessage]:
+        """Write every held answer the disk now takes; returns those written."""
+        saved = []
+        for mid, writer in list(self._writers.items()):
+            try:
+                saved.append(writer.retry())
+            except StoreError as exc:
+                log.info("An answer is still not saved: %s", exc.detail)
+                continue
+            del self._writers[mid]
+        return saved
+
+    def overlay(self, message: StoredMessage) -> StoredMessage:
+        """`message` with the text and status held in memory, if it is one of the unsaved answers."""
+        writer = self._writers.get(message.id)
+        return message if writer is None else writer.held(message)

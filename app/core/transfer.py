@@ -6,13 +6,12 @@ before anything is written, then written in one transaction: a bad file writes n
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from app.core import timestamps
+from app.core.import_checks import INT32, Fields, decode
 from app.core.settings import Sampling
 from app.core.store_types import (
     DEFAULT_TITLE,
@@ -34,10 +33,7 @@ MAX_IMPORT_BYTES = 200 * 1024 * 1024
 MAX_CONVERSATIONS = 100_000
 MAX_MESSAGES = 1_000_000
 MAX_TEXT = 2_000_000  # characters in one message or system prompt
-MAX_SHORT_TEXT = 1_000  # titles, model ids, error lines
 MAX_TOKEN_IDS = 65_536
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_INT32 = 2**31
 
 
 # --- export -------------------------------------------------------------------------------------
@@ -55,7 +51,7 @@ def _selected(store: Store, ids: Iterable[str] | None) -> list[Conversation]:
 
 
 def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+    return None if ts is None else timestamps.iso_utc(ts)
 
 
 def export_json(store: Store, ids: Iterable[str] | None = None) -> dict[str, Any]:
@@ -96,7 +92,8 @@ def export_markdown(store: Store, ids: Iterable[str] | None = None) -> str:
     sections = []
     for conv in _selected(store, ids):
         lines = [f"# {conv.title}", ""]
-        made = datetime.fromtimestamp(conv.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        made = (datetime.fromtimestamp(conv.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                if timestamps.showable(conv.created_at) else "at an unknown date")
         about = [f"Created {made}"]
         if conv.model_id:
             about.append("Model " + " ".join(x for x in (conv.model_id, conv.quant) if x))
@@ -128,14 +125,16 @@ def parse_export(data: str | bytes | dict[str, Any]) -> list[tuple[Conversation,
         if len(data) > MAX_IMPORT_BYTES:
             raise ImportRejected(f"This file is larger than {MAX_IMPORT_BYTES // 2**20} MB; "
                                  "TinyChat does not import files that big.")
-        data = _decode(data)
+        data = decode(data)
     if not isinstance(data, dict):
         raise ImportRejected("This is not a TinyChat conversation export.")
-    doc = _Obj(data, "the top level")
+    doc = Fields(data, "the top level")
     if doc.get("format", str, optional=True) != FORMAT_NAME:  # some other JSON file
         raise ImportRejected("This is not a TinyChat conversation export.")
     version = doc.get("version", int)
-    if version > FORMAT_VERSION or version < 1:
+    if version < 1:
+        raise ImportRejected(f"This file names format version {version}, which no TinyChat writes.")
+    if version > FORMAT_VERSION:
         raise ImportRejected(f"This export has format version {version}, which this TinyChat cannot read; "
                              "please update TinyChat.")
     items = doc.get("conversations", list)
@@ -145,7 +144,7 @@ def parse_export(data: str | bytes | dict[str, Any]) -> list[tuple[Conversation,
     seen_messages: set[str] = set()
     records = []
     for i, item in enumerate(items):
-        conv, msgs = _conversation(_Obj(item, f"conversation {i + 1}"), seen_messages)
+        conv, msgs = _conversation(Fields(item, f"conversation {i + 1}"), seen_messages)
         if conv.id in seen_conversations:
             raise ImportRejected(f"Conversation {conv.id} appears twice in this file.")
         seen_conversations.add(conv.id)
@@ -155,75 +154,7 @@ def parse_export(data: str | bytes | dict[str, Any]) -> list[tuple[Conversation,
     return records
 
 
-def _decode(raw: str | bytes) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(pairs)
-        if len(obj) != len(pairs):
-            raise ValueError("a key appears twice in one object")
-        return obj
-
-    def no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not a number JSON allows")
-
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-    except RecursionError as exc:
-        raise ImportRejected("This file is nested too deeply to be a TinyChat export.") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ImportRejected(f"This file is not valid JSON ({exc}).", detail=repr(exc)) from exc
-
-
-class _Obj:
-    """Typed access to one JSON object, raising ImportRejected with the location on any mismatch."""
-
-    def __init__(self, value: Any, where: str) -> None:
-        if not isinstance(value, dict):
-            raise ImportRejected(f"In this file, {where} is not a JSON object.")
-        self.value, self.where = value, where
-
-    def get(self, key: str, kind: type, optional: bool = False, limit: int = MAX_SHORT_TEXT) -> Any:
-        if key not in self.value or self.value[key] is None:
-            if optional:
-                return None
-            raise ImportRejected(f"In this file, {self.where} lacks “{key}”.")
-        value = self.value[key]
-        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
-        if kind is float:
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if kind is int and ok:
-            ok = -_INT32 <= value < _INT32
-        if kind is str and ok:
-            ok = len(value) <= limit
-        if not ok:
-            raise ImportRejected(f"In this file, “{key}” of {self.where} has a wrong type, size or value.")
-        return value
-
-    def ident(self, key: str, optional: bool = False) -> str | None:
-        value = self.get(key, str, optional)
-        if value is not None and not _ID.fullmatch(value):
-            raise ImportRejected(f"In this file, “{key}” of {self.where} is not a valid id.")
-        return value
-
-    def time(self, key: str, optional: bool = False) -> float | None:
-        value = self.get(key, str, optional)
-        if value is None:
-            return None
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ImportRejected(f"In this file, “{key}” of {self.where} is not a date.") from exc
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-
-    def choice(self, key: str, options: tuple[str, ...]) -> str:
-        value = self.get(key, str)
-        if value not in options:
-            raise ImportRejected(
-                f"In this file, “{key}” of {self.where} must be one of {', '.join(options)}.")
-        return value
-
-
-def _conversation(obj: _Obj, seen_messages: set[str]) -> tuple[Conversation, list[StoredMessage]]:
+def _conversation(obj: Fields, seen_messages: set[str]) -> tuple[Conversation, list[StoredMessage]]:
     cid = obj.ident("id")
     sampling_data = obj.get("sampling", dict, optional=True)
     conv = Conversation(
@@ -238,23 +169,24 @@ def _conversation(obj: _Obj, seen_messages: set[str]) -> tuple[Conversation, lis
     items = obj.get("messages", list)
     if len(items) > MAX_MESSAGES:
         raise ImportRejected(f"This file holds more than {MAX_MESSAGES} messages.")
+    label = _short(conv.title)
     msgs: dict[str, StoredMessage] = {}
     for j, item in enumerate(items):
-        m = _message(_Obj(item, f"message {j + 1} of conversation “{conv.title}”"), cid)
+        m = _message(Fields(item, f"message {j + 1} of conversation “{label}”"), cid)
         if m.id in msgs or m.id in seen_messages:
             raise ImportRejected(f"Message {m.id} appears twice in this file.")
         msgs[m.id] = m
         seen_messages.add(m.id)
     if conv.current_leaf_id is not None and conv.current_leaf_id not in msgs:
-        raise ImportRejected(f"Conversation “{conv.title}” points at a message it does not contain.")
-    return conv, _parents_first(msgs, conv.title)
+        raise ImportRejected(f"Conversation “{label}” points at a message it does not contain.")
+    return conv, _parents_first(msgs, label)
 
 
-def _message(obj: _Obj, conversation_id: str) -> StoredMessage:
+def _message(obj: Fields, conversation_id: str) -> StoredMessage:
     token_ids = obj.get("token_ids", list, optional=True)
     if token_ids is not None and (
         len(token_ids) > MAX_TOKEN_IDS
-        or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < _INT32 for t in token_ids)
+        or not all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < INT32 for t in token_ids)
     ):
         raise ImportRejected(f"In this file, “token_ids” of {obj.where} are not valid token ids.")
     return StoredMessage(
@@ -273,6 +205,12 @@ def _message(obj: _Obj, conversation_id: str) -> StoredMessage:
         error=obj.get("error", str, optional=True),
         token_ids=tuple(token_ids) if token_ids is not None else None,
     )
+
+
+def _short(title: str, limit: int = 40) -> str:
+    """A title fit to quote in a one-line sentence."""
+    words = " ".join(title.split())
+    return words if len(words) <= limit else words[: limit - 1] + "…"
 
 
 def _parents_first(msgs: dict[str, StoredMessage], title: str) -> list[StoredMessage]:

@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -28,7 +27,7 @@ from app.models.download_panel import describe
 from app.models.import_choice import ask_in_place
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.models.model_table import ModelTable
-from app.models.welcome_view import GGUF_FILTER
+from app.models.welcome_view import choose_gguf_file
 from app.ui import panel_style, theme
 from engine.catalog import CatalogEntry
 from engine.download import free_bytes, human
@@ -36,7 +35,6 @@ from engine.models import InstalledModel
 from engine.types import EngineError
 
 log = logging.getLogger(__name__)
-
 
 
 class ModelDialog(QDialog):
@@ -83,8 +81,7 @@ class ModelDialog(QDialog):
         lay.addWidget(self.table, 1)
         lay.addLayout(bottom)
 
-        w = self.downloads.worker
-        w.progress.connect(self._on_progress)
+        self.downloads.progress.connect(self._on_progress)
         self.downloads.jobFinished.connect(self._on_finished)
         switcher.switched.connect(self._on_switched)
         switcher.model.changed.connect(self._on_model_state)
@@ -106,19 +103,16 @@ class ModelDialog(QDialog):
         current = self.switcher.in_use()
         entries = levels_for(manager, self.switcher.settings.current)
         if entries:
-            self._heading(entries[0].label.split(" · ")[0])
+            self.table.heading(entries[0].label.split(" · ")[0])
         for entry in entries:
             installed = manager.find(entry.model, entry.level)
             have = partial.get(entry.id) or partial.get(entry.source_id or "", 0)
             self._add_catalog_row(entry, installed, have, current)
         imported = [m for m in manager.installed() if m.kind == "imported"]
         if imported:
-            self._heading("Imported models")
+            self.table.heading("Imported models")
         for model in imported:
             self._add_installed_row(model.id, model.label, model, current)
-
-    def _heading(self, text: str) -> None:
-        self.table.heading(text)
 
     def _add_catalog_row(self, entry: CatalogEntry, installed: InstalledModel | None, have: int,
                          current: InstalledModel | None) -> None:
@@ -158,15 +152,11 @@ class ModelDialog(QDialog):
              buttons: list[tuple[str, Callable[[str], None]]], tooltip: str) -> None:
         self.table.add_row(key, level, size, status, buttons, tooltip)
         if key in self._progress:
-            self._show_progress(key, self._progress[key])
-
-    def _show_progress(self, key: str, p: JobProgress) -> None:
-        total = p.progress.total
-        self.table.show_progress(key, describe(p.progress), min(p.progress.done, total) / total if total else None)
+            self.table.show_progress(key, self._progress[key])
 
     def status_of(self, key: str) -> str:
         """The status a row shows (the progress line while it downloads)."""
-        return self.table.text(key, "status")
+        return self.table.status_of(key)
 
     def button(self, key: str, text: str) -> QPushButton | None:
         return self.table.button(key, text)
@@ -222,9 +212,9 @@ class ModelDialog(QDialog):
 
     @Slot()
     def _choose_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a GGUF model file", str(Path.home()), GGUF_FILTER)
-        if path:
-            self.ask_and_import(Path(path))
+        path = choose_gguf_file(self, "Import a GGUF model file")
+        if path is not None:
+            self.ask_and_import(path)
 
     def ask_and_import(self, path: Path) -> None:
         """Ask whether to copy `path` or use it where it is, then import it (nothing if cancelled)."""
@@ -259,7 +249,7 @@ class ModelDialog(QDialog):
         key = self._row_key(p.job)
         self._progress[key] = p
         if self.table.has_row(key):
-            self._show_progress(key, p)
+            self.table.show_progress(key, p)
             if self.table.button(key, "Cancel") is None:
                 self.refresh()
         elif p.job.kind == "import":

@@ -57,9 +57,9 @@ class ModelSwitcher(QObject):
         self.pending: DownloadJob | None = None  # the download or import that will be used when done
         self.last_error = ""
         self._loading_path: Path | None = None
-        downloads.worker.progress.connect(self._on_progress)
+        downloads.progress.connect(self._on_progress)
         downloads.jobFinished.connect(self._on_finished)
-        model.engine.worker.loadStarted.connect(self._on_load_started)
+        model.engine.loadStarted.connect(self._on_load_started)
 
     @property
     def manager(self) -> ModelManager:

@@ -1,4 +1,6 @@
-"""The rows of the model manager: level, size, status (or a download's progress) and the row's buttons.
+"""The model manager's table: one row per level or imported model with its size, its status (or a
+download's progress) and the buttons that act on it. Rows are found by key (catalog entry id or
+installed id).
 
 Every cell is a real widget in a grid, not a widget laid over an item view: buttons inside an item
 view's cells are invisible to assistive technology, and these are the only way to use, verify, delete
@@ -20,6 +22,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.background.download_worker import JobProgress
+from app.models.download_panel import describe
 
 HEADERS = ("Level", "Size", "Status", "")
 
@@ -87,11 +92,14 @@ class ModelTable(QScrollArea):
         self._grid.addWidget(box, row, 3)
         self._rows[key] = cells
 
-    def show_progress(self, key: str, text: str, fraction: float | None) -> None:
-        """Replace the row's status by a bar and a line of progress (fraction None: not known yet)."""
+    def show_progress(self, key: str, p: JobProgress) -> None:
+        """Replace the row's status by a bar and its one-line description of the job's progress."""
         cells = self._rows.get(key)
         if cells is None:
             return
+        total = p.progress.total
+        fraction = min(p.progress.done, total) / total if total else None
+        text = describe(p.progress)
         bar = cells.get("bar")
         if bar is None:
             cell = QWidget(self._body)
@@ -119,6 +127,10 @@ class ModelTable(QScrollArea):
 
     def has_row(self, key: str) -> bool:
         return key in self._rows
+
+    def status_of(self, key: str) -> str:
+        """The status row `key` shows (the progress line while it downloads)."""
+        return self.text(key, "status")
 
     def text(self, key: str, column: str) -> str:
         """What row `key` shows in "level", "size" or "status" ("" without such a row)."""

@@ -242,26 +242,27 @@ class QuantList(QWidget):
         if self._downloading is not None and p.job.key == self._downloading.id:
             self.panel.set_progress(p.progress)
 
-    @Slot(object)
-    def _on_switched(self, _model: object) -> None:
-        self._downloading = None
-        self.panel.hide()
-        self.refresh()
-
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
+    def _download_ended(self) -> CatalogEntry | None:
+        """Hide the progress and show the levels again; returns the level that was downloading."""
         entry, self._downloading = self._downloading, None
         self.panel.hide()
         self.refresh()
+        return entry
+
+    @Slot(object)
+    def _on_switched(self, _model: object) -> None:
+        self._download_ended()
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        entry = self._download_ended()
         if entry is not None:
             color = theme.current().error
             self._set_offer(entry, f"<span style='color:{color}'>{html.escape(message)}</span>", "Try again")
 
     @Slot(str)
     def _on_cancelled(self, _message: str) -> None:
-        entry, self._downloading = self._downloading, None
-        self.panel.hide()
-        self.refresh()
+        entry = self._download_ended()
         if entry is not None:
             self._offer_download(entry)
             self.offer.setText("Download paused. What was downloaded is kept; resuming continues from there.")

@@ -28,6 +28,12 @@ GGUF_FILTER = "GGUF model files (*.gguf);;All files (*)"
 IMPORT_HINT = "If you already have the model as a .gguf file, choose “Use a model file I have…”."
 
 
+def choose_gguf_file(parent: QWidget, title: str) -> Path | None:
+    """Ask the user for a GGUF model file (starting in their home folder); None if they cancel."""
+    path, _ = QFileDialog.getOpenFileName(parent, title, str(Path.home()), GGUF_FILTER)
+    return Path(path) if path else None
+
+
 def model_name(entry: CatalogEntry) -> str:
     """The model's name without its level: "TinyLlama 1.1B Chat v0.4"."""
     return entry.label.split(" · ")[0]
@@ -162,11 +168,11 @@ class WelcomeView(QWidget):
 
     @Slot()
     def _choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a model file", str(Path.home()), GGUF_FILTER)
-        if path:
-            in_place = ask_in_place(Path(path), self)
+        path = choose_gguf_file(self, "Choose a model file")
+        if path is not None:
+            in_place = ask_in_place(path, self)
             if in_place is not None:
-                self.import_path(Path(path), in_place)
+                self.import_path(path, in_place)
 
     def _busy(self, title: str) -> None:
         self.error.hide()

@@ -15,7 +15,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
 from app.chat.session import Session
-from app.core import paths
+from app.core import network_report, paths
 from app.core.logging_setup import LOG_FILENAME
 from app.core.version import app_version, library_versions
 from engine.hardware import cpu_flags, physical_cores
@@ -24,7 +24,7 @@ from engine.select import choose_engine
 log = logging.getLogger(__name__)
 
 PRIVACY = ("TinyChat has no telemetry and no accounts. It connects to the internet only when you download "
-           "a model, and only to the model hub.")
+           "a model, and only to the model hub. Help ▸ Network… lists every connection it attempted.")
 
 
 def _llama_build() -> str:
@@ -78,6 +78,7 @@ def diagnostics(session: Session) -> list[tuple[str, list[tuple[str, str]]]]:
             ("Conversations", str(paths.db_path())), ("Models", str(paths.models_dir())),
             ("Settings", str(paths.settings_path())), ("Log file", str(paths.log_dir() / LOG_FILENAME)),
         ]),
+        ("Network", network_report.diagnostics_rows()),
     ]
 
 
@@ -106,8 +107,8 @@ class AboutDialog(QDialog):
         self.browser.setOpenLinks(False)
         self.browser.setHtml(self._html())
         self.copy_button = QPushButton("Copy diagnostics", self)
-        self.copy_button.setToolTip("Copies versions, engine, model and folders (never your conversations) "
-                                    "for a bug report.")
+        self.copy_button.setToolTip("Copies versions, engine, model, folders and network attempts (never "
+                                    "your conversations) for a bug report.")
         self.copy_button.clicked.connect(self.copy)
         self.copied = QLabel(self)
         self.copied.setObjectName("Muted")

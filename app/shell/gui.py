@@ -25,9 +25,11 @@ def run(qt_args: list[str]) -> int:
     from app.core.store import Store
     from app.core.store_types import StoreError
     from app.shell.main_window import MainWindow
+    from app.shell.qt_messages import install_filter
     from app.ui import theme
 
     setup_logging()
+    install_filter()
     # Reuse an existing instance: `tinychat --self-test` creates it first so it can check the running app.
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("TinyChat")
@@ -37,7 +39,7 @@ def run(qt_args: list[str]) -> int:
     settings, warnings = load_settings(paths.settings_path())
     theme.apply(app, settings.theme, settings.font_size)
     try:
-        store, notice = Store.open(paths.db_path())
+        store, notice = Store.open_or_read_only(paths.db_path())  # a read-only home can still be read
     except StoreError as e:
         log.error("cannot open the store: %s", e.detail)
         QMessageBox.critical(None, "TinyChat", e.message)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.background.engine_worker import EngineThread
+from app.chat.answer_keeper import ask_to_retry
 from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
 from app.chat.conversation_list import ConversationList
@@ -322,4 +323,7 @@ class MainWindow(QMainWindow):
             self._closed = True
             self.save_state()
             self.session.shutdown()
+            keeper = self.session.controller.keeper
+            while len(keeper) and ask_to_retry(self, len(keeper)):  # a full disk must not eat an answer
+                keeper.stop()
         event.accept()

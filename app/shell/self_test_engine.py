@@ -1,7 +1,7 @@
 """The self-test's model check: load a model and generate a few tokens through the GUI's engine worker.
 
-Uses `EngineThread` exactly as the chat window does (worker QObject on its own QThread, queued signals to
-GUI-thread slots), so a frozen build that packs the engine libraries wrongly, or a CPU that cannot run
+Uses `EngineThread` exactly as the chat window does (the engine on its own thread, its output delivered
+on the GUI thread), so a frozen build that packs the engine libraries wrongly, or a CPU that cannot run
 them, fails here rather than in the user's first chat.
 """
 
@@ -81,11 +81,10 @@ def generate_through_worker(model: Path, prompt: str, max_tokens: int, timeout_s
     info = ModelInfo(path=model, engine=name, model_id="self-test", label=model.name)
     thread = EngineThread(lambda: create_engine(name))
     rx = _Receiver()
-    w = thread.worker
-    w.loaded.connect(rx.on_loaded)
-    w.loadFailed.connect(rx.on_load_failed)
-    w.chunk.connect(rx.on_chunk)
-    w.finished.connect(rx.on_finished)
+    thread.loaded.connect(rx.on_loaded)
+    thread.loadFailed.connect(rx.on_load_failed)
+    thread.chunk.connect(rx.on_chunk)
+    thread.finished.connect(rx.on_finished)
     thread.start()
     try:
         thread.load(info, LoadOptions(n_ctx=info.n_ctx))

@@ -11,6 +11,7 @@ from dataclasses import replace
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -29,6 +30,7 @@ from app.core.model_choice import resolve_model
 from app.core.settings import MAX_SYSTEM_PROMPT, Sampling, Settings
 from app.models.model_switcher import ModelSwitcher
 from app.models.quant_list import QuantList
+from app.shell.network_dialog import AIRPLANE_HINT, AIRPLANE_TEXT
 from app.shell.sampling_page import SamplingPage
 from app.ui import panel_style, theme
 from app.ui.panel_style import hint
@@ -144,6 +146,12 @@ class SettingsDialog(QDialog):
         self.threads_box.valueChanged.connect(self._on_threads)
         form.addRow("CPU threads", self.threads_box)
 
+        self.airplane_box = QCheckBox(AIRPLANE_TEXT)
+        self.airplane_box.setChecked(s.airplane_mode)
+        self.airplane_box.toggled.connect(self._on_airplane)
+        form.addRow("Network", self.airplane_box)
+        form.addRow("", hint(AIRPLANE_HINT))
+
         self.quant_list = QuantList(self.switcher, page)
         lay = QVBoxLayout(page)
         levels = self.quant_list.entries()
@@ -240,10 +248,12 @@ class SettingsDialog(QDialog):
 
     @Slot(object, object)
     def _on_changed_elsewhere(self, _old: Settings, new: Settings) -> None:
-        """Keep the appearance boxes true when the View menu changed the text size or theme."""
+        """Keep the boxes true when the View menu changed the text size or theme, or the Network page
+        switched airplane mode."""
         self._loading, was = True, self._loading
         self.theme_box.setCurrentIndex(max(self.theme_box.findData(new.theme), 0))
         self.font_box.setValue(new.font_size)
+        self.airplane_box.setChecked(new.airplane_mode)
         self._loading = was
 
     @Slot()
@@ -255,6 +265,10 @@ class SettingsDialog(QDialog):
             self.switcher.use(target)  # the open chat stays; the next answer comes from the other engine
         self.quant_list.refresh()  # the levels on offer are the new engine's
         self._describe_engine()
+
+    @Slot(bool)
+    def _on_airplane(self, on: bool) -> None:
+        self.commit(replace(self.settings, airplane_mode=on))
 
     @Slot()
     def _on_format(self) -> None:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.core import transfer
+from app.core.atomic_write import write_text_atomically
+from app.core.import_source import read_import_file
 from app.core.store import Store
 from app.core.store_types import ImportSummary, StoreError
 
@@ -52,20 +52,12 @@ def write_export(store: Store, path: Path, ids: list[str] | None = None) -> str:
             text = transfer.export_markdown(store, ids)
     except StoreError as e:
         raise TransferError(e.message) from e
-    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-        tmp = None
+        write_text_atomically(path, text)
     except OSError as e:
         log.warning("export to %s failed: %r", path, e)
         raise TransferError(f"{path.name} could not be written ({e.strerror or e}). Choose another folder, or "
                             "free some disk space, and try again.") from e
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return f"Exported {_plural(count, 'conversation')} to {path}."
 
 
@@ -73,14 +65,12 @@ def read_import(store: Store, path: Path) -> ImportSummary:
     """Add the conversations of a TinyChat JSON export; nothing is written if the file is refused."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise TransferError(f"{path.name} could not be read ({e.strerror or e}).") from e
-    try:
-        return transfer.import_json(store, data)
+        return transfer.import_json(store, read_import_file(path, transfer.MAX_IMPORT_BYTES))
     except StoreError as e:  # ImportRejected included: its sentence says what is wrong with the file
         log.info("import of %s refused: %s (%s)", path, e.message, e.detail)
         raise TransferError(f"{path.name} was not imported: {e.message}") from e
+    except MemoryError as e:
+        raise TransferError(f"{path.name} was not imported: there is not enough memory to read it.") from e
 
 
 def describe_import(summary: ImportSummary) -> str:

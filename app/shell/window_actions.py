@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QMenu
 
 from app.background.download_worker import DownloadThread
 from app.chat.model_state import ModelStatus
@@ -23,9 +22,10 @@ from app.chat.search_dialog import SearchDialog
 from app.core import paths
 from app.models.model_dialog import ModelDialog
 from app.models.model_switcher import ModelSwitcher
-from app.models.welcome_view import GGUF_FILTER, WelcomeView
+from app.models.welcome_view import WelcomeView, choose_gguf_file
 from app.shell.about_dialog import AboutDialog
 from app.shell.help_windows import GuideWindow, ShortcutsDialog, shortcut_rows
+from app.shell.network_actions import NetworkActions
 from app.shell.settings_dialog import SettingsDialog
 from app.shell.sidebar_toggle import SidebarToggle
 from app.shell.transfer_actions import TransferActions
@@ -74,8 +74,7 @@ class WindowActions(QObject):
         export_menu.addAction(self.export_current_action)
         export_menu.addAction(self._action("All chats…", None, self.transfer.export_all))
         self.import_conversations_action = self._action("&Import conversations…", None, self.transfer.import_file)
-        for action in (self.search_action,):
-            file_menu.insertAction(first, action)
+        file_menu.insertAction(first, self.search_action)
         file_menu.insertSeparator(first)
         file_menu.insertMenu(first, export_menu)
         file_menu.insertAction(first, self.import_conversations_action)
@@ -100,6 +99,7 @@ class WindowActions(QObject):
         about = self._action("&About TinyChat", None, self.open_about)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         w.help_menu.addAction(about)
+        self.network = NetworkActions(w, self.switcher, w.help_menu)  # Help ▸ Network…, status bar, airplane mode
 
     def _action(self, text: str, key: QKeySequence | QKeySequence.StandardKey | None,
                 slot: Callable[[], object]) -> QAction:
@@ -132,9 +132,9 @@ class WindowActions(QObject):
 
     @Slot()
     def import_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Use a GGUF model file", "", GGUF_FILTER)
-        if path:
-            self.open_models().ask_and_import(Path(path))
+        path = choose_gguf_file(self.window, "Use a GGUF model file")
+        if path is not None:
+            self.open_models().ask_and_import(path)
 
     @Slot()
     def open_about(self) -> AboutDialog:
