@@ -127,7 +127,7 @@ def test_the_delete_toast_shows_the_whole_title(qtbot, window):
 def test_help_offers_the_user_guide_offline_and_the_keyboard_shortcuts(qtbot, window):
     help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
     items = [a.text().replace("&", "") for a in help_menu.actions() if not a.isSeparator()]
-    assert items == ["User guide", "Keyboard shortcuts", "About TinyChat"]
+    assert items == ["User guide", "Keyboard shortcuts", "Network…", "About TinyChat"]
 
     guide = extras(window).open_guide()
     qtbot.addWidget(guide)

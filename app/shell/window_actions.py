@@ -95,11 +95,11 @@ class WindowActions(QObject):
 
         w.help_menu.addAction(self._action("&User guide", QKeySequence.StandardKey.HelpContents, self.open_guide))
         w.help_menu.addAction(self._action("&Keyboard shortcuts", None, self.open_shortcuts))
+        self.network = NetworkActions(w, self.switcher, w.help_menu)  # Help ▸ Network…, status bar, airplane mode
         w.help_menu.addSeparator()
         about = self._action("&About TinyChat", None, self.open_about)
         about.setMenuRole(QAction.MenuRole.AboutRole)
         w.help_menu.addAction(about)
-        self.network = NetworkActions(w, self.switcher, w.help_menu)  # Help ▸ Network…, status bar, airplane mode
 
     def _action(self, text: str, key: QKeySequence | QKeySequence.StandardKey | None,
                 slot: Callable[[], object]) -> QAction:
