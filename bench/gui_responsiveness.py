@@ -96,10 +96,10 @@ def bench_streaming(app: QApplication, model_path: Path, answers: int) -> dict[s
     os.environ["TINYCHAT_HOME"] = str(home)
     window = _window(home, model_path, max_tokens=160)
     end = time.monotonic() + 120
-    while window.controller.model.state == "loading" and time.monotonic() < end:
+    while window.session.model.status.state == "loading" and time.monotonic() < end:
         _pump(app, 0.05)
-    if window.controller.model.state != "ready":
-        raise SystemExit(f"model did not load: {window.controller.model.text}")
+    if not window.session.model.status.ready:
+        raise SystemExit(f"model did not load: {window.session.model.status.text}")
     probe = StallProbe()
     probe.start()
     _pump(app, 2.0)
@@ -112,11 +112,11 @@ def bench_streaming(app: QApplication, model_path: Path, answers: int) -> dict[s
         window.composer.set_text(f"Tell me a long story about a lighthouse keeper, part {i + 1}.")
         probe.start()
         window.composer.submit()
-        while window.controller.generating:
+        while window.session.generating:
             _pump(app, 0.01)
         probe.stop()
         stalls += probe.stalls()
-        last = window.store.active_branch(window.current_id)[-1]
+        last = window.store.active_branch(window.session.open_id)[-1]
         tokens += last.completion_tokens or 0
         speeds.append(last.tokens_per_s or 0.0)
     window.close()
@@ -184,7 +184,7 @@ def bench_open_and_scroll(app: QApplication, messages: int) -> dict[str, float]:
         window.new_chat()
         _pump(app, 0.2)
         t0 = time.perf_counter()
-        window.open_conversation(conv.id)
+        window.session.open(conv.id)
         app.processEvents()  # layout and first paint of what is on screen
         opens.append(time.perf_counter() - t0)
     bar = window.chat_view.verticalScrollBar()

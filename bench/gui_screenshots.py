@@ -1,8 +1,9 @@
 """Screenshots of the real chat window for the README and docs: `xvfb-run -a python -m bench.gui_screenshots`.
 
-Writes docs/screenshots/{empty,conversation,generating}-{light,dark}.png. The "conversation" shots show a
-stored conversation with code (a random-weight test model cannot write one); "generating" is the scripted
-test model streaming its answer through the real engine thread, captured mid-answer.
+Writes docs/screenshots/{empty,conversation,generating,narrow}-{light,dark}.png. The "conversation" shots show
+a stored conversation with coloured code and a quote (a random-weight test model cannot write one);
+"generating" is the scripted test model streaming its answer through the real engine thread, captured
+mid-answer; "narrow" is the same conversation in a 560 px window, where the sidebar folds away.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ with open("notes.txt", encoding="utf-8") as f:
     lines = [line.rstrip() for line in f if line.strip()]
 ```
 
-An empty or whitespace-only line strips to `""`, which is false, so the `if` drops it."""
+An empty or whitespace-only line strips to `""`, which is false, so the `if` drops it.
+
+> A line holding only spaces or a tab counts as empty too: `strip()` removes all whitespace."""
 
 
 def _seed(store) -> str:
@@ -74,6 +77,7 @@ def shoot(theme_name: str) -> list[Path]:
     from app.core.settings import Settings
     from app.core.store import Store
     from app.shell.main_window import MainWindow
+    from app.shell.window_actions import install
     from app.ui import theme
     from tests.gui_support import PacedEngine, scripted_model
 
@@ -84,6 +88,7 @@ def shoot(theme_name: str) -> list[Path]:
     conv = _seed(store)
     model = scripted_model()
     window = MainWindow(store, Settings(theme=theme_name), engine_factory=lambda: PacedEngine(0.15), model=model)
+    install(window)  # the menus and the sidebar folding of the real app
     window.resize(1180, 760)
     window.show()
     _settle(app, 1.0)
@@ -97,14 +102,21 @@ def shoot(theme_name: str) -> list[Path]:
     window.new_chat()
     _settle(app, 0.3)
     save("empty")
-    window.open_conversation(conv)
+    window.session.open(conv)
     _settle(app, 0.8)
     save("conversation")
+    window.resize(560, 760)
+    _settle(app, 0.8)
+    window.chat_view.scroll_to_bottom()
+    _settle(app, 0.5)
+    save("narrow")
+    window.resize(1180, 760)
+    _settle(app, 0.5)
     window.new_chat()
     window.composer.set_text("Say hello in three languages")
     window.composer.submit()
     end = time.monotonic() + 20
-    while time.monotonic() < end and not (window.controller.active and len(window.controller.active.writer.text) > 10):
+    while time.monotonic() < end and len((window.session.controller.streaming() or ("", ""))[1]) <= 10:
         _settle(app, 0.02)
     window.composer.set_text("Thanks! Now in")
     _settle(app, 0.1)

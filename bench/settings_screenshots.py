@@ -102,7 +102,7 @@ def main() -> None:
         _settle(app, 0.8)
         window.grab().save(str(OUT / "first-run.png"))
         extras.welcome.download_button.click()  # the endpoint above is a closed port: "offline"
-        _wait(app, lambda: extras.welcome.retry_button.isVisible(), 20)
+        _wait(app, lambda: extras.welcome.download_button.text() == "Retry download", 20)
         _settle(app, 0.3)
         window.grab().save(str(OUT / "first-run-offline.png"))
         window.close()
@@ -122,7 +122,7 @@ def main() -> None:
         window.move(20, 20)
         window.show()
         extras.welcome.download_button.click()
-        _wait(app, lambda: window.controller.ready)
+        _wait(app, lambda: window.session.model.status.ready)
         extras.switcher.downloads.download("tinyllama-1.1b-chat-v0.4", "Q8_0")
         _wait(app, lambda: extras.switcher.manager.find("tinyllama-1.1b-chat-v0.4", "Q8_0") is not None)
         _settle(app, 0.5)
@@ -150,7 +150,7 @@ def main() -> None:
         hub.faults.trickle_bps = None
         models.close()
 
-        window.refresh_conversations()
+        window.session.refresh_conversations()
         search = extras.search()
         search.resize(620, 380)
         search.move(300, 180)

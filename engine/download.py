@@ -108,6 +108,7 @@ class _FileTransfer:
             self.final.unlink()
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self._resume_hash()
+        self.meter.restart_speed()  # the bytes a previous run left were hashed, not downloaded just now
         failures = 0
         while self._have() < self.remote.size:
             self._check_cancel()

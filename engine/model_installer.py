@@ -90,9 +90,13 @@ class ModelInstaller:
         source: Path,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        *,
+        in_place: bool = False,
     ) -> InstalledModel:
         """Copy a user-picked `.gguf` into `models/llama.cpp/imported-…/` after a child process has
-        validated it. Raises `ModelFileError` with a sentence when the file is unusable."""
+        validated it, or with `in_place` record it where it is (its folder then holds only the manifest,
+        and a moved or deleted file is no longer installed). Raises `ModelFileError` with a sentence
+        when the file is unusable."""
         from engine.validate import validate_gguf
 
         source = Path(source)
@@ -100,14 +104,16 @@ class ModelInstaller:
         report(progress, "verifying", source.name, 0)
         summary = validate_gguf(source)
         size = source.stat().st_size
-        needed = size + self.settings.margin_bytes
+        needed = (0 if in_place else size) + self.settings.margin_bytes
         folder = self.inventory.new_import_folder(source.stem)
         if self.free_space(folder.parent) < needed:
             raise DownloadError(
                 f"Not enough disk space to import {source.name}: it needs {human(needed)} free "
                 f"(including a safety margin). Free some space and try again.")
         folder.mkdir(parents=True)
-        dest = folder / source.name
+        # In place, the manifest names the file by its absolute path (folder / absolute path is that path).
+        dest = source.resolve() if in_place else folder / source.name
+        name = str(dest) if in_place else dest.name
         part = folder / (source.name + PART_SUFFIX)
         copied = 0
 
@@ -118,15 +124,18 @@ class ModelInstaller:
         def on_block(n: int) -> None:
             nonlocal copied
             copied += n
-            report(progress, "copying", source.name, copied, size)
+            report(progress, "verifying" if in_place else "copying", source.name, copied, size)
 
         try:
-            with part.open("wb") as dst:
-                digest = stream_file(source, hashlib.sha256(), check_cancel=check_cancel, on_block=on_block,
-                                     copy_to=dst)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(part, dest)
+            if in_place:
+                digest = stream_file(source, hashlib.sha256(), check_cancel=check_cancel, on_block=on_block)
+            else:
+                with part.open("wb") as dst:
+                    digest = stream_file(source, hashlib.sha256(), check_cancel=check_cancel, on_block=on_block,
+                                         copy_to=dst)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(part, dest)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -135,8 +144,8 @@ class ModelInstaller:
             "model": slug(label), "level": summary.quantization, "engine": "llama.cpp", "label": label,
             "kind": "imported", "repo": None, "commit": None,
             "chat_format": "gguf-jinja" if summary.chat_template else "chatml",
-            "context": summary.context_length, "main": dest.name, "imported_from": str(source),
-        }, (InstalledFile(dest.name, size, digest, "sha256"),))
+            "context": summary.context_length, "main": name, "imported_from": str(source),
+        }, (InstalledFile(name, size, digest, "sha256"),))
         report(progress, "done", source.name, size, size)
         model = self.inventory.read_manifest(folder, "llama.cpp")
         assert model is not None

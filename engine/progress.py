@@ -3,12 +3,14 @@ the `Progress` report, a meter that throttles reports and smooths the speed, and
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 Phase = Literal["metadata", "downloading", "verifying", "converting", "copying", "done"]
+SPEED_SMOOTHING_S = 1.0  # the shown speed follows a change within a few seconds, not every network burst
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,9 @@ class Meter:
         now = time.monotonic()
         if phase == "downloading" and now - self._last_t >= 0.25:
             inst = (self.done - self._last_done) / (now - self._last_t)
-            self.speed = inst if self.speed == 0 else 0.7 * self.speed + 0.3 * inst
+            # Weighted by elapsed time, so slow chunks (long gaps) count as much as the time they cover.
+            weight = 1 - math.exp(-(now - self._last_t) / SPEED_SMOOTHING_S)
+            self.speed = inst if self.speed == 0 else self.speed + weight * (inst - self.speed)
             self._last_t, self._last_done = now, self.done
         if self.callback is None or (not force and now - self._last_report < self.interval):
             return

@@ -56,7 +56,7 @@ def open_window(qtbot, home: Path, model: ModelInfo | None, settings: Settings |
     window.resize(1000, 700)
     window.show()
     if model is not None:
-        qtbot.waitUntil(lambda: window.controller.model.state in ("ready", "failed"), timeout=20_000)
+        qtbot.waitUntil(lambda: window.session.model.status.state in ("ready", "failed"), timeout=20_000)
     return window
 
 
@@ -76,7 +76,24 @@ def send(qtbot, window: MainWindow, text: str, wait: bool = True) -> None:
 
 
 def wait_idle(qtbot, window: MainWindow, timeout: int = 20_000) -> None:
-    qtbot.waitUntil(lambda: not window.controller.generating, timeout=timeout)
+    qtbot.waitUntil(lambda: not window.session.generating, timeout=timeout)
+
+
+def click_chat(qtbot, window: MainWindow, conversation_id: str) -> None:
+    """Click a conversation's row in the sidebar, as a user opens a chat."""
+    from PySide6.QtCore import Qt
+
+    lst = window.sidebar.list
+    item = window.sidebar.item(conversation_id)
+    lst.scrollToItem(item)
+    qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=lst.visualItemRect(item).center())
+
+
+def streamed_text(window: MainWindow) -> str:
+    """What the newest message on screen shows (the answer being streamed, while one is)."""
+    ids = window.chat_view.message_ids()
+    w = window.chat_view.message_widget(ids[-1]) if ids else None
+    return w.body.text if w is not None and w.view.streaming else ""
 
 
 def shown_text(window: MainWindow, message_id: str) -> str:

@@ -313,6 +313,9 @@ class JourneyApp:
         self.click(node, button=3)
         target = self.wait(lambda: self._menu_items(item), f"menu item {item!r} in the context menu")[0]
         self.click(target)
+        # The menu closes and then runs its action in one event: once it is gone, the action ran (an
+        # editor it opened has the focus), so what is typed next cannot land in the menu.
+        self.wait(lambda: not self._menu_items(item), "the context menu to close")
 
     def menu(self, *names: str) -> None:
         """Choose a menu item, e.g. `menu("Model", "Settings…")`, as a screen reader user does."""
@@ -341,6 +344,8 @@ class JourneyApp:
         go to the window under the pointer (there is no window manager to give a window the focus)."""
         if node is not None:
             self.click(node)
+            self.wait(lambda: any("focused" in n.states for n in self.find(node.role, node.name, id_suffix=node.id)),
+                      f"the keyboard focus in {node.role} {node.name!r}")
         self._call("key", key=key)
 
     # ------------------------------------------------------------- looking

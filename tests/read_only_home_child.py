@@ -33,9 +33,9 @@ def main(export_to: Path) -> None:
             seen["notice"] = w.notice_label.text()
             seen["titles"] = w.sidebar.titles()
             conv = w.store.list_conversations()[0]
-            w.open_conversation(conv.id)
+            w.session.open(conv.id)
             seen["messages"] = [m.content for m in w.store.active_branch(conv.id)]
-            w._rename(conv.id, "a new name")
+            w.sidebar.renameRequested.emit(conv.id, "a new name")  # what the inline editor sends
             seen["rename_notice"] = w.notice_label.text()
             seen["export"] = write_export(w.store, export_to)
             w.close()

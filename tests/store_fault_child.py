@@ -100,9 +100,9 @@ def chat_turns(app: QApplication, home: Path, disk: Disk) -> None:
     window = main_window.MainWindow(store, Settings(), engine_factory=lambda: engine,
                                     model=scripted_model(), window_state=home / "window.ini")
     window.show()
-    assert wait_for(lambda: window.controller.ready, 30), window.controller.model.text
+    assert wait_for(lambda: window.session.model.status.ready, 30), window.session.model.status.text
     notices: list[str] = []
-    window.controller.notice.connect(notices.append)
+    window.session.notice.connect(notices.append)
     counter = WriteCounter(store, disk)
 
     def turn(fail_at: int) -> dict[str, object]:
@@ -112,21 +112,21 @@ def chat_turns(app: QApplication, home: Path, disk: Disk) -> None:
         counter.arm(fail_at)
         window.composer.set_text(question)
         window.composer.submit()
-        wait_for(lambda: not window.controller.generating, 30)
+        wait_for(lambda: not window.session.generating, 30)
         writes, refused = counter.count, window.composer.text() == question
-        held_at_end = len(window.controller.keeper)
+        held_at_end = len(window.session.controller.keeper)
         disk.free()
         counter.arm(0)
         if refused:  # the user presses Enter again once there is room
             window.composer.submit()
-            wait_for(lambda: not window.controller.generating, 30)
-        branch = stored_turn(db, window.current_id)
+            wait_for(lambda: not window.session.generating, 30)
+        branch = stored_turn(db, window.session.open_id)
         if branch and branch[-1][0] == "user":  # the answer never started: the user asks again
-            window.regenerate_last()
-            wait_for(lambda: not window.controller.generating, 30)
-        wait_for(lambda: len(window.controller.keeper) == 0, 10)
+            window.regenerate_action.trigger()  # Ctrl+R
+            wait_for(lambda: not window.session.generating, 30)
+        wait_for(lambda: len(window.session.controller.keeper) == 0, 10)
         return {"question": question, "refused": refused, "writes": writes, "held": held_at_end,
-                "notices": list(notices), "stored": stored_turn(db, window.current_id)}
+                "notices": list(notices), "stored": stored_turn(db, window.session.open_id)}
 
     clean = turn(0)
     report(case="clean", **clean)
@@ -145,12 +145,13 @@ def chat_turns(app: QApplication, home: Path, disk: Disk) -> None:
     engine.delay_s = 0.2  # still streaming when the window closes
     notices.clear()
     streamed: dict[str, str] = {}
-    window.controller.streamText.connect(lambda _c, mid, text: streamed.__setitem__(mid, text))
+    controller = window.session.controller
+    controller.streamText.connect(lambda _c, mid, text: streamed.__setitem__(mid, text))
     window.new_chat()
     window.composer.set_text("closing while the disk is full")
     window.composer.submit()
-    wait_for(lambda: window.controller.active is not None and bool(window.controller.active.writer.text), 30)
-    conversation = window.current_id
+    wait_for(lambda: controller.active is not None and bool(controller.active.writer.text), 30)
+    conversation = window.session.open_id
     disk.fill()
     window.close()
     app.processEvents()

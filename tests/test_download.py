@@ -115,6 +115,23 @@ def test_resume_after_cancel_fetches_only_the_missing_bytes(tmp_path, hub, model
     assert resumed.sent == len(model_bytes) - have  # the bytes already on disk were not fetched again
 
 
+def test_speed_after_a_resume_counts_only_bytes_that_arrive_not_those_already_on_disk(tmp_path, hub, model_bytes):
+    # A previous run left 90% of the file; the rest trickles in at 100 KB/s.
+    part = part_path(tmp_path)
+    part.parent.mkdir(parents=True)
+    have = len(model_bytes) * 9 // 10
+    part.write_bytes(model_bytes[:have])
+    hub.faults.trickle_bps = 100_000
+    seen: list[Progress] = []
+    manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M", progress=seen.append)
+    measured = [p for p in seen if p.phase == "downloading" and p.speed > 0]
+    assert measured
+    assert all(p.speed < 300_000 for p in measured), [round(p.speed) for p in measured]
+    remaining = len(model_bytes) - have
+    assert all(p.eta_s is not None and p.eta_s >= (len(model_bytes) - p.done) / 300_000 for p in measured)
+    assert measured[0].done - have < remaining
+
+
 def test_dropped_connection_is_resumed_from_the_last_byte_received(tmp_path, hub, model_bytes):
     hub.faults.drop_after, hub.faults.drop_times = 300_000, 2
     path = manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M")

@@ -19,7 +19,7 @@ def test_about_shows_the_engine_build_and_folders_and_copies_diagnostics_without
     try:
         conv = w.store.create_conversation(title="My secret plans")
         w.store.add_message(conv.id, None, "user", "the password is swordfish")
-        about = AboutDialog(w.controller, w)
+        about = AboutDialog(w.session, w)
         qtbot.addWidget(about)
         shown = about.browser.toPlainText()
         build = " ".join(llama_cpp.llama_print_system_info().decode().split()).strip(" |")
@@ -34,3 +34,15 @@ def test_about_shows_the_engine_build_and_folders_and_copies_diagnostics_without
         assert "swordfish" not in copied and "secret plans" not in copied
     finally:
         close_window(w)
+
+
+def test_a_library_without_package_metadata_reports_its_modules_own_version():
+    # A frozen app bundles modules without their dist-info: the module's __version__ must still show.
+    import json
+
+    from app.core.version import NOT_INSTALLED, library_version
+
+    assert library_version("no-such-distribution", "json") == json.__version__
+    assert library_version("no-such-distribution", "no_such_module") == NOT_INSTALLED
+    assert library_version("no-such-distribution", "no_such_package.core") == NOT_INSTALLED
+    assert library_version("llama_cpp_python", "llama_cpp") == llama_cpp.__version__

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 from PySide6.QtCore import Qt, QThread
+from PySide6.QtWidgets import QLabel
 
 from app.core.settings import Sampling, Settings
 from app.core.store import Store
@@ -14,11 +15,13 @@ from tests.gui_support import (
     PLATFORM_NOISE,
     SCRIPT,
     PacedEngine,
+    click_chat,
     close_window,
     open_window,
     scripted_model,
     send,
     shown_text,
+    streamed_text,
     wait_idle,
 )
 
@@ -38,9 +41,9 @@ def window(qtbot, home):
 
 def test_sent_message_streams_the_answer_into_the_chat_and_the_store(qtbot, window):
     streamed: list[str] = []
-    window.controller.streamText.connect(lambda _c, _m, text: streamed.append(text))
+    window.session.streamText.connect(lambda _m, text: streamed.append(text))
     send(qtbot, window, "Say hello")
-    branch = window.store.active_branch(window.current_id)
+    branch = window.store.active_branch(window.session.open_id)
     assert [(m.role, m.status) for m in branch] == [("user", "complete"), ("assistant", "complete")]
     user, answer = branch
     assert user.content == "Say hello"
@@ -57,12 +60,14 @@ def test_sent_message_streams_the_answer_into_the_chat_and_the_store(qtbot, wind
 def test_user_message_is_committed_before_generation_starts(qtbot, window, home):
     seen: list[list[tuple[str, str]]] = []
 
-    def look_from_another_connection(_conv: str, _mid: str) -> None:
+    def look_from_another_connection(conversation_id: str | None) -> None:
+        if conversation_id is None:
+            return  # the answer ended
         db = sqlite3.connect(home / "data" / "tinychat.db")
         seen.append(db.execute("SELECT role, status FROM messages ORDER BY seq").fetchall())
         db.close()
 
-    window.controller.generationStarted.connect(look_from_another_connection)
+    window.session.generatingChanged.connect(look_from_another_connection)
     send(qtbot, window, "Is this saved first?")
     assert seen == [[("user", "complete"), ("assistant", "partial")]]
 
@@ -71,11 +76,11 @@ def test_stop_mid_answer_keeps_the_partial_answer_stored_and_shown(qtbot, home):
     w = open_window(qtbot, home, scripted_model(), engine_factory=PacedEngine)
     try:
         send(qtbot, w, "Talk slowly", wait=False)
-        qtbot.waitUntil(lambda: w.controller.active is not None and len(w.controller.active.writer.text) >= 5)
+        qtbot.waitUntil(lambda: len(streamed_text(w)) >= 5)
         assert w.composer.stop_button.isVisible()
         qtbot.keyClick(w, Qt.Key.Key_Escape)
         wait_idle(qtbot, w)
-        answer = w.store.active_branch(w.current_id)[-1]
+        answer = w.store.active_branch(w.session.open_id)[-1]
         assert answer.status == "partial"
         assert 5 <= len(answer.content) < len(SCRIPT) and SCRIPT.startswith(answer.content)
         widget = w.chat_view.message_widget(answer.id)
@@ -83,9 +88,9 @@ def test_stop_mid_answer_keeps_the_partial_answer_stored_and_shown(qtbot, home):
         assert widget.badge.isVisible() and "Stopped" in widget.badge.text()
         assert "retry" in widget.available_actions()
         # Retry makes a complete answer next to the stopped one.
-        widget.trigger("retry")
+        widget.actions.button("retry").click()
         wait_idle(qtbot, w)
-        again = w.store.active_branch(w.current_id)[-1]
+        again = w.store.active_branch(w.session.open_id)[-1]
         assert again.content == SCRIPT and again.status == "complete"
         assert w.store.siblings(again.id)[0][0].id == answer.id
     finally:
@@ -94,37 +99,38 @@ def test_stop_mid_answer_keeps_the_partial_answer_stored_and_shown(qtbot, home):
 
 def test_regenerate_adds_a_sibling_and_the_switcher_walks_between_them(qtbot, window):
     send(qtbot, window, "Answer twice")
-    first = window.store.active_branch(window.current_id)[-1]
+    first = window.store.active_branch(window.session.open_id)[-1]
     qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R
-    qtbot.waitUntil(lambda: len(window.store.active_branch(window.current_id)) == 2
-                    and window.store.active_branch(window.current_id)[-1].id != first.id)
+    qtbot.waitUntil(lambda: len(window.store.active_branch(window.session.open_id)) == 2
+                    and window.store.active_branch(window.session.open_id)[-1].id != first.id)
     wait_idle(qtbot, window)
-    second = window.store.active_branch(window.current_id)[-1]
+    second = window.store.active_branch(window.session.open_id)[-1]
     widget = window.chat_view.message_widget(second.id)
     assert widget.view.sibling_index == 1 and widget.view.sibling_count == 2
-    assert "2/2" in widget.actions.text()
-    widget.trigger("previous")
-    assert window.store.active_branch(window.current_id)[-1].id == first.id
+    assert widget.actions.findChild(QLabel).text() == "2/2"
+    widget.actions.button("previous").click()
+    assert window.store.active_branch(window.session.open_id)[-1].id == first.id
     shown = window.chat_view.message_widget(first.id)
-    assert "1/2" in shown.actions.text() and shown.available_actions()[0] == "next"
-    shown.trigger("next")
+    assert shown.actions.findChild(QLabel).text() == "1/2" and shown.available_actions()[0] == "next"
+    assert not shown.actions.button("previous")  # shown greyed out: there is no earlier version
+    shown.actions.button("next").click()
     assert window.chat_view.message_widget(second.id) is not None
 
 
 def test_editing_a_message_starts_a_new_branch_and_keeps_the_old_one(qtbot, window):
     send(qtbot, window, "Original question")
-    original = window.store.active_branch(window.current_id)[0]
+    original = window.store.active_branch(window.session.open_id)[0]
     widget = window.chat_view.message_widget(original.id)
-    widget.trigger("edit")
+    widget.actions.button("edit").click()
     widget.edit_box.setPlainText("Edited question")
     widget._submit_edit()
     wait_idle(qtbot, window)
-    branch = window.store.active_branch(window.current_id)
+    branch = window.store.active_branch(window.session.open_id)
     assert [m.content for m in branch] == ["Edited question", SCRIPT]
     edited = window.chat_view.message_widget(branch[0].id)
     assert edited.view.sibling_count == 2 and edited.view.sibling_index == 1
-    edited.trigger("previous")
-    assert [m.content for m in window.store.active_branch(window.current_id)] == ["Original question", SCRIPT]
+    edited.actions.button("previous").click()
+    assert [m.content for m in window.store.active_branch(window.session.open_id)] == ["Original question", SCRIPT]
     assert [window.chat_view.message_widget(i).body.text for i in window.chat_view.message_ids()] == [
         "Original question", SCRIPT]
 
@@ -132,25 +138,25 @@ def test_editing_a_message_starts_a_new_branch_and_keeps_the_old_one(qtbot, wind
 def test_reopening_restores_conversations_branches_and_the_last_open_chat(qtbot, home):
     w = open_window(qtbot, home, scripted_model())
     send(qtbot, w, "First chat")
-    first_conv = w.current_id
+    first_conv = w.session.open_id
     w.new_chat()
     send(qtbot, w, "Second chat")
-    w.regenerate_last()
+    qtbot.keyClick(w, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R: regenerate
     wait_idle(qtbot, w)
-    w.open_conversation(first_conv)
+    click_chat(qtbot, w, first_conv)
     w.splitter.setSizes([320, 680])
     sizes = w.splitter.sizes()
     close_window(w)
 
     again = open_window(qtbot, home, scripted_model())
     try:
-        assert again.current_id == first_conv
+        assert again.session.open_id == first_conv and again.windowTitle() == "First chat — TinyChat"
         assert sorted(again.sidebar.titles()) == ["First chat", "Second chat"]
         assert [again.chat_view.message_widget(i).body.text for i in again.chat_view.message_ids()] == [
             "First chat", SCRIPT]
         assert again.splitter.sizes() == sizes
         second = next(c for c in again.store.list_conversations() if c.title == "Second chat")
-        again.open_conversation(second.id)
+        click_chat(qtbot, again, second.id)
         last = again.chat_view.message_widget(again.chat_view.message_ids()[-1])
         assert last.view.sibling_count == 2
     finally:
@@ -160,7 +166,7 @@ def test_reopening_restores_conversations_branches_and_the_last_open_chat(qtbot,
 def test_quitting_during_generation_saves_the_partial_answer_and_exits_cleanly(qtbot, home, qtlog):
     w = open_window(qtbot, home, scripted_model(), engine_factory=PacedEngine)
     send(qtbot, w, "Keep talking", wait=False)
-    qtbot.waitUntil(lambda: w.controller.active is not None and len(w.controller.active.writer.text) >= 3)
+    qtbot.waitUntil(lambda: len(streamed_text(w)) >= 3)
     thread: QThread = w.engine.tasks.qthread
     qtbot.keyClick(w, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Q
     assert not w.isVisible()
@@ -190,11 +196,15 @@ def test_a_history_too_long_for_the_context_marks_old_messages_not_in_context(qt
         first_user, first_answer = w.chat_view.message_ids()[:2]
         qtbot.waitUntil(lambda: w.status.meter.forgotten > 0)
         assert "not in context" in w.status.meter.format()
-        badge = w.chat_view.message_widget(first_user).badge
-        assert badge.isVisible() and "Not in context" in badge.text()
-        assert w.chat_view.message_widget(first_answer).view.forgotten
+        # One line says where the model's memory ends, right after the newest message it lost.
+        divider = w.chat_view.divider
+        assert divider.isVisible() and "not in context" in divider.text()
+        forgotten = [i for i in w.chat_view.message_ids() if w.chat_view.message_widget(i).view.forgotten]
+        assert forgotten[:2] == [first_user, first_answer]
+        last_forgotten = w.chat_view.message_widget(forgotten[-1])
+        assert divider.y() > last_forgotten.y() and not last_forgotten.badge.isVisible()
         newest = w.chat_view.message_widget(w.chat_view.message_ids()[-1])
-        assert not newest.view.forgotten
+        assert not newest.view.forgotten and newest.y() > divider.y()
     finally:
         close_window(w)
 
@@ -206,7 +216,7 @@ def test_a_corrupt_model_file_shows_a_message_and_the_window_keeps_working(qtbot
 
     w = open_window(qtbot, home, model_from_path(bad))
     try:
-        assert w.controller.model.state == "failed"
+        assert w.session.model.status.state == "failed"
         assert not w.composer.input.isEnabled()
         notice = w.composer.notice.text()
         assert "could not be loaded" in notice and "broken-q4_k_m.gguf" in notice
@@ -232,8 +242,8 @@ def test_switching_chats_while_generating_keeps_the_answer_in_its_own_chat(qtbot
     w = open_window(qtbot, home, scripted_model(), engine_factory=PacedEngine)
     try:
         send(qtbot, w, "Long answer please", wait=False)
-        busy_conv = w.current_id
-        qtbot.waitUntil(lambda: w.controller.active is not None and bool(w.controller.active.writer.text))
+        busy_conv = w.session.open_id
+        qtbot.waitUntil(lambda: bool(streamed_text(w)))
         assert w.sidebar.item_text(busy_conv).startswith("●")
         w.new_chat()
         assert w.chat_view.message_ids() == []
@@ -245,7 +255,19 @@ def test_switching_chats_while_generating_keeps_the_answer_in_its_own_chat(qtbot
         assert w.chat_view.message_ids() == []
         assert not w.sidebar.item_text(busy_conv).startswith("●")
         assert [m.content for m in w.store.active_branch(busy_conv)] == ["Long answer please", SCRIPT]
-        w.open_conversation(busy_conv)
+        click_chat(qtbot, w, busy_conv)
         assert shown_text(w, w.chat_view.message_ids()[-1]) == SCRIPT
+    finally:
+        close_window(w)
+
+
+def test_the_status_bar_shows_the_speed_while_an_answer_streams_then_its_final_figures(qtbot, home):
+    w = open_window(qtbot, home, scripted_model(), engine_factory=PacedEngine)
+    try:
+        send(qtbot, w, "Talk slowly", wait=False)
+        qtbot.waitUntil(lambda: w.status.speed_label.text().endswith("tok/s…"), timeout=10_000)
+        assert w.session.generating  # live, before the answer ended
+        wait_idle(qtbot, w)
+        assert "tok/s · first token" in w.status.speed_label.text()
     finally:
         close_window(w)

@@ -46,7 +46,7 @@ def test_a_download_shows_progress_then_the_level_can_be_used_verified_and_delet
     assert any("/s" in line and "left" in line for line in lines)  # speed and ETA while it runs
     # Nothing was loaded, so the first model downloaded is put to use at once.
     assert "ready and in use" in dialog.message.text()
-    qtbot.waitUntil(lambda: app.controller.ready, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: app.ready, timeout=WAIT_MS)
     assert dialog.status_of(Q4) == "● In use"
     assert dialog.button(Q4, "Delete") is None  # the model in use cannot be deleted from under the chat
 
@@ -56,7 +56,7 @@ def test_a_download_shows_progress_then_the_level_can_be_used_verified_and_delet
 
     download(dialog, qtbot, Q8)
     assert dialog.status_of(Q8) == "Installed" and "Press Use" in dialog.message.text()
-    assert app.controller.model.loaded.model.quant == "Q4_K_M"  # a download alone never switches
+    assert app.loaded_quant() == "Q4_K_M"  # a download alone never switches
     folder = app.switcher.manager.find("tiny", "Q8_0").folder
     dialog.delete(Q8)
     assert not folder.exists() and dialog.status_of(Q8) == "Not downloaded"
@@ -162,5 +162,29 @@ def test_importing_a_truncated_model_is_refused_and_a_good_one_is_listed_and_usa
     assert dialog.status_of(imported.id) == "Installed"
     with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
         dialog.button(imported.id, "Use").click()
-    qtbot.waitUntil(lambda: app.controller.ready, timeout=WAIT_MS)
-    assert app.controller.model.loaded.model.path == imported.path
+    qtbot.waitUntil(lambda: app.ready, timeout=WAIT_MS)
+    assert app.session.model.loaded.model.path == imported.path
+
+
+def test_a_model_file_can_be_used_where_it_is_instead_of_copied(app, qtbot, tmp_path):
+    from app.models.import_choice import ImportChoice
+
+    mine = tmp_path / "my-model.gguf"
+    mine.write_bytes(model_files()[FILES["Q4_K_M"]].read_bytes())
+    choice = ImportChoice(mine)
+    qtbot.addWidget(choice)
+    assert "my-model.gguf" in choice.text() and "disk space" in choice.informativeText()
+    choice.in_place_button.click()
+    assert choice.in_place() is True
+
+    dialog = open_dialog(app, qtbot)
+    with qtbot.waitSignal(app.downloads.jobFinished, timeout=WAIT_MS) as done:
+        dialog.import_file(mine, in_place=True)
+    imported = done.args[0].model
+    assert imported is not None and imported.path == mine.resolve()
+    assert dialog.status_of(imported.id) == "Installed"
+    assert not list(app.switcher.manager.root.rglob("*.gguf"))  # no second copy in the models folder
+    with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
+        dialog.button(imported.id, "Use").click()
+    qtbot.waitUntil(lambda: app.ready, timeout=WAIT_MS)
+    assert app.session.model.loaded.model.path == mine.resolve()

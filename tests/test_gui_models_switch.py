@@ -28,34 +28,33 @@ def use_level(app: GuiApp, qtbot, level: str) -> None:
     """Pick `level` the way the welcome view does and wait until the engine has it loaded."""
     with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
         app.switcher.choose("tiny", level)
-    qtbot.waitUntil(lambda: app.controller.ready, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: app.ready, timeout=WAIT_MS)
 
 
-def ask(app: GuiApp, qtbot, conversation_id: str | None, text: str):
-    with qtbot.waitSignal(app.controller.generationFinished, timeout=WAIT_MS) as done:
-        conversation_id = app.controller.send(conversation_id, text)
-    conv, stored, _stats = done.args
-    assert conv == conversation_id
-    return conversation_id, stored
+def ask(app: GuiApp, qtbot, text: str):
+    """Send `text` in the open chat (a new one when none is) and return (its id, the stored answer)."""
+    with qtbot.waitSignal(app.session.messageFinished, timeout=WAIT_MS) as done:
+        assert app.session.send(text)
+    return app.session.open_id, done.args[0].message
 
 
 def test_picking_an_installed_level_reloads_and_the_next_answer_is_recorded_with_it(app, qtbot):
     use_level(app, qtbot, "Q8_0")  # both levels installed, Q4_K_M in use
     use_level(app, qtbot, "Q4_K_M")
-    conv, first = ask(app, qtbot, None, "hello")
+    conv, first = ask(app, qtbot, "hello")
     assert (first.content, first.quant) == (SCRIPT_TEXT, "Q4_K_M")
 
     dialog = SettingsDialog(app.switcher)
     qtbot.addWidget(dialog)
     levels = dialog.quant_list
     assert levels.status_of("Q4_K_M") == "● In use" and levels.status_of("Q8_0") == "Installed"
-    with qtbot.waitSignal(app.controller.modelStateChanged, timeout=WAIT_MS,
-                          check_params_cb=lambda state, _text: state == "ready"):
+    with qtbot.waitSignal(app.session.modelChanged, timeout=WAIT_MS, check_params_cb=lambda s: s.ready):
         levels.pick("Q8_0")
-    assert app.controller.model.loaded.model.quant == "Q8_0"
+    assert app.loaded_quant() == "Q8_0"
+    assert app.session.open_id == conv  # the open chat stays
     assert levels.status_of("Q8_0") == "● In use" and levels.status_of("Q4_K_M") == "Installed"
 
-    same_conv, second = ask(app, qtbot, conv, "and again")
+    same_conv, second = ask(app, qtbot, "and again")
     assert same_conv == conv
     assert (second.content, second.quant) == (SCRIPT_TEXT, "Q8_0")
     branch = app.store.active_branch(conv)
@@ -73,17 +72,17 @@ def test_a_level_that_is_not_installed_is_offered_downloaded_inline_and_then_use
 
     levels.pick("Q8_0")
     assert "not downloaded yet" in levels.offer.text() and levels.offer_button.text().startswith("Download")
-    assert app.controller.model.loaded.model.quant == "Q4_K_M"  # nothing changes until the user agrees
+    assert app.loaded_quant() == "Q4_K_M"  # nothing changes until the user agrees
 
     with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
         levels.offer_button.click()
         assert not levels.panel.isHidden()
-    qtbot.waitUntil(lambda: app.controller.ready and app.controller.model.loaded.model.quant == "Q8_0",
+    qtbot.waitUntil(lambda: app.ready and app.loaded_quant() == "Q8_0",
                     timeout=WAIT_MS)
     assert levels.panel.isHidden()
     assert levels.status_of("Q8_0") == "● In use"
     assert hub.served(FILES["Q8_0"]) == (Path(app.switcher.manager.find("tiny", "Q8_0").path)).stat().st_size
-    _, answer = ask(app, qtbot, None, "hi")
+    _, answer = ask(app, qtbot, "hi")
     assert answer.quant == "Q8_0"
 
 
@@ -104,7 +103,7 @@ def test_a_cancelled_download_resumes_without_fetching_the_same_bytes_again(app,
         levels.panel.cancel_button.click()
     assert "paused" in levels.offer.text().lower()
     assert levels.status_of("Q8_0").startswith("Paused")
-    assert app.controller.model.loaded.model.quant == "Q4_K_M"  # still chatting with the old level
+    assert app.loaded_quant() == "Q4_K_M"  # still chatting with the old level
     kept = sum(u.bytes for u in app.switcher.manager.disk_usage() if u.state == "partial")
     size = model_size(FILES["Q8_0"])
     assert 200_000 < kept < size
@@ -116,7 +115,7 @@ def test_a_cancelled_download_resumes_without_fetching_the_same_bytes_again(app,
         levels.offer_button.click()
     # One ranged request from the first byte not on disk, answered with exactly the rest of the file.
     assert [(r.range, r.sent) for r in hub.cdn_requests()] == [(f"bytes={kept}-", size - kept)]
-    qtbot.waitUntil(lambda: app.controller.ready and app.controller.model.loaded.model.quant == "Q8_0",
+    qtbot.waitUntil(lambda: app.ready and app.loaded_quant() == "Q8_0",
                     timeout=WAIT_MS)
 
 
@@ -124,3 +123,21 @@ def model_size(name: str) -> int:
     from tests.gui_app import model_files
 
     return model_files()[name].stat().st_size
+
+
+def test_the_download_progress_in_settings_sits_below_the_level_table_not_over_it(app, qtbot, hub):
+    use_level(app, qtbot, "Q4_K_M")
+    dialog = SettingsDialog(app.switcher)
+    qtbot.addWidget(dialog)
+    dialog.resize(960, 380)  # a short screen: the rows must not be squeezed into each other
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    levels = dialog.quant_list
+    hub.faults.trickle_bps = 100_000
+    levels.pick("Q8_0")
+    levels.offer_button.click()
+    qtbot.waitUntil(lambda: "left" in levels.panel.detail.text(), timeout=WAIT_MS)
+    table, panel = levels.tree.geometry(), levels.panel.geometry()
+    assert panel.top() > table.bottom(), (table, panel)
+    levels.panel.cancel_button.click()
+    qtbot.waitUntil(lambda: levels.panel.isHidden(), timeout=WAIT_MS)

@@ -18,10 +18,10 @@ from app.shell.about_dialog import diagnostics_text
 from app.shell.main_window import MainWindow
 from app.shell.network_actions import DOWNLOAD_ONCE, KEEP_OFFLINE
 from engine import network_log
-from tests.test_gui_first_run import extras, window  # the first-run window over the fake Hub
+from tests.test_gui_first_run import catalog, extras, window  # the first-run window over the fake Hub
 
 WAIT_MS = 20_000
-__all__ = ["window"]  # a fixture used by name
+__all__ = ["catalog", "window"]  # fixtures used by name
 ONE_DOWNLOAD = re.compile(r"1 download \(\d+ [KM]B\)")  # the ~1 MB test level and its metadata
 
 
@@ -118,7 +118,7 @@ def test_copy_diagnostics_includes_the_network_log(qtbot, window):
     x.network.open_dialog().airplane_box.click()
     with pytest.raises(network_log.NetworkRefused):
         socket.create_connection(("127.0.0.1", 9))
-    text = diagnostics_text(window.controller)
+    text = diagnostics_text(window.session)
     network = text.split("[Network]")[1]
     assert "Airplane mode: on" in network and "Since start: Airplane mode · 1 refused" in network
     assert "connection 127.0.0.1:9 — Unknown (no TinyChat feature asked) — refused" in network

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 
 from app.chat.search_dialog import SearchDialog
 from app.shell.window_actions import install
-from tests.gui_support import close_window, open_window, scripted_model
+from tests.gui_support import click_chat, close_window, open_window, scripted_model
 
 
 @pytest.fixture
@@ -45,8 +45,8 @@ def fill(store):
 
 def test_search_finds_a_message_in_another_conversation_and_opens_it_on_its_branch(qtbot, window):
     trip, recipe, hit = fill(window.store)
-    window.refresh_conversations()
-    window.open_conversation(recipe.id)
+    window.session.refresh_conversations()
+    click_chat(qtbot, window, recipe.id)
     assert hit.id not in [m.id for m in window.store.active_branch(trip.id)]
 
     qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
@@ -59,16 +59,18 @@ def test_search_finds_a_message_in_another_conversation_and_opens_it_on_its_bran
     assert "background-color" in shown and ">yellow</span>" in shown and ">tram</span>" in shown
 
     qtbot.keyClick(dialog.query, Qt.Key.Key_Return)
-    assert window.current_id == trip.id
+    assert window.windowTitle() == "Trip to Lisbon — TinyChat"
+    assert window.sidebar.list.currentItem().text() == "Trip to Lisbon"
     branch = [m.id for m in window.store.active_branch(trip.id)]
     assert len(branch) == 60 and branch[1] == hit.id  # switched to the tram branch, kept whole
-    # The hit is the second message of 60: not built when the chat opens (newest first), built once the
-    # view scrolled up to it, then brought into view.
-    assert window.chat_view.message_widget(hit.id) is None
-    qtbot.waitUntil(lambda: window.chat_view.message_widget(hit.id) is not None, timeout=5000)
+    # The hit is the second message of 60, far from the newest ones a chat opens on: it is built, in view
+    # and highlighted at once, before anything is painted.
     widget = window.chat_view.message_widget(hit.id)
-    qtbot.waitUntil(lambda: widget.visibleRegion().boundingRect().height() > 0, timeout=5000)
-    assert "yellow tram" in widget.body.text
+    assert widget is not None and "yellow tram" in widget.body.text
+    viewport = window.chat_view.viewport()
+    top = widget.mapTo(viewport, widget.rect().topLeft()).y()
+    assert 0 <= top < viewport.height()
+    assert widget.property("found") is True and widget.accessibleDescription() == "Found by search"
 
 
 def test_a_search_without_matches_says_so(qtbot, window):

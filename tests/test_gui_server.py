@@ -29,7 +29,8 @@ def test_api_requests_wait_behind_the_answer_being_read_and_the_window_keeps_wor
         client = OpenAI(base_url=switch.listener.url, api_key="unused", max_retries=0)
         model = client.models.list().data[0].id
         finished_at: dict[str, float] = {}
-        window.controller.generationFinished.connect(lambda *_: finished_at.setdefault("user", time.monotonic()))
+        window.session.controller.generationFinished.connect(
+            lambda *_: finished_at.setdefault("user", time.monotonic()))
         send(qtbot, window, "Hello from the window", wait=False)
         answers: dict[int, str] = {}
 
@@ -75,7 +76,7 @@ def test_the_settings_page_turns_the_api_on_and_off(qtbot, tmp_path, monkeypatch
     actions = install(window)
     try:
         assert actions.server.listener is None and window.status.server_label.text() == ""
-        page = actions.open_settings("Server").pages.widget(4)
+        page = actions.open_settings("Server").server_page
         page.port_box.setValue(free_port())
         page.serve_box.setChecked(True)
         assert actions.server.listener is not None
@@ -94,7 +95,7 @@ def test_the_settings_page_turns_the_api_on_and_off(qtbot, tmp_path, monkeypatch
         page.lan_box.setChecked(False)
         page.serve_box.setChecked(False)
         assert actions.server.listener is None and page.serve_state.text() == "Off."
-        assert window.settings.serve == ServeSettings(enabled=False, port=page.port_box.value())
+        assert window.settings.current.serve == ServeSettings(enabled=False, port=page.port_box.value())
     finally:
         close_window(window)
 
@@ -107,13 +108,13 @@ def test_the_chat_answers_from_another_server_when_chosen_and_from_this_computer
     window = open_window(qtbot, tmp_path, scripted_model())
     actions = install(window)
     try:
-        page = actions.open_settings("Server").pages.widget(4)
+        page = actions.open_settings("Server").server_page
         monkeypatch.delenv("TINYCHAT_MODEL")
         page.url_edit.setText(served.url)
         page.remote_box.setChecked(True)
-        qtbot.waitUntil(lambda: window.controller.model.state == "ready" and
-                        window.controller.model.loaded.engine_name == "remote", timeout=20_000)
-        assert window.settings.remote == RemoteSettings(enabled=True, url=served.url)
+        qtbot.waitUntil(lambda: window.session.model.status.ready and
+                        window.session.model.loaded.engine_name == "remote", timeout=20_000)
+        assert window.settings.current.remote == RemoteSettings(enabled=True, url=served.url)
         assert window.status.model_label.text().startswith("remote")
         served.log.clear()
         send(qtbot, window, "Hello, server")
@@ -122,8 +123,8 @@ def test_the_chat_answers_from_another_server_when_chosen_and_from_this_computer
         assert served.wait_for_log("answered")  # it came from the server
         monkeypatch.setenv("TINYCHAT_MODEL", str(build_cached("tiny", scripted=True)))
         page.remote_box.setChecked(False)
-        qtbot.waitUntil(lambda: window.controller.model.state == "ready" and
-                        window.controller.model.loaded.engine_name == "llama.cpp", timeout=20_000)
-        assert window.settings == replace(window.settings, remote=RemoteSettings(url=served.url))
+        qtbot.waitUntil(lambda: window.session.model.status.ready and
+                        window.session.model.loaded.engine_name == "llama.cpp", timeout=20_000)
+        assert window.settings.current == replace(window.settings.current, remote=RemoteSettings(url=served.url))
     finally:
         close_window(window)

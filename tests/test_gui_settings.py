@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QApplication
 
-from app.core.settings import Settings
+from app.core import paths
+from app.core.settings import Settings, load_settings
 from app.shell.settings_dialog import SettingsDialog
+from app.shell.window_actions import install
 from app.ui import theme
 from tests.fakehub import FakeHub
 from tests.gui_app import GuiApp, make_catalog, start_app
+from tests.gui_support import close_window, open_window
 
 WAIT_MS = 20_000
 
@@ -22,7 +25,7 @@ def app(hub_home: Path, tmp_path: Path, hub: FakeHub, qtbot) -> GuiApp:
     a = start_app(hub_home, make_catalog(tmp_path / "catalog.json", hub.commit))
     with qtbot.waitSignal(a.switcher.switched, timeout=WAIT_MS):
         a.switcher.choose("tiny", "Q4_K_M")
-    qtbot.waitUntil(lambda: a.controller.ready, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: a.ready, timeout=WAIT_MS)
     yield a
     a.shutdown()
     theme.apply(QApplication.instance(), Settings().theme, Settings().font_size)  # as other tests expect
@@ -36,26 +39,28 @@ def dialog(app, qtbot) -> SettingsDialog:
 
 
 def ask(app: GuiApp, qtbot, text: str = "hi"):
-    with qtbot.waitSignal(app.controller.generationFinished, timeout=WAIT_MS) as done:
-        app.controller.send(None, text)
+    """Send `text` in a new chat; returns the stored answer and what generating it cost."""
+    app.session.new_chat()
+    with qtbot.waitSignal(app.session.controller.generationFinished, timeout=WAIT_MS) as done:
+        assert app.session.send(text)
     return done.args[1], done.args[2]
 
 
 def test_a_sampling_preset_applies_to_the_next_answer_and_is_saved(app, dialog):
     dialog.show_page("Sampling")
-    dialog.preset_box.setCurrentText("Precise")
-    assert app.controller.settings.sampling.temperature == 0.2 == dialog.temperature.value()
+    dialog.sampling_page.preset_box.setCurrentText("Precise")
+    assert app.session.settings.current.sampling.temperature == 0.2 == dialog.sampling_page.temperature.value()
     on_disk = app.settings_on_disk()
     assert (on_disk.sampling_preset, on_disk.sampling.temperature, on_disk.sampling.top_k) == ("Precise", 0.2, 20)
 
 
 def test_changing_a_value_by_hand_makes_the_preset_custom(app, dialog):
-    dialog.temperature.setValue(1.37)
-    assert dialog.preset_box.currentText() == "Custom"
+    dialog.sampling_page.temperature.setValue(1.37)
+    assert dialog.sampling_page.preset_box.currentText() == "Custom"
     assert app.settings_on_disk().sampling_preset == "Custom"
     assert app.settings_on_disk().sampling.temperature == 1.37
-    dialog.seed_fixed.setChecked(True)
-    dialog.seed.setValue(1234)
+    dialog.sampling_page.seed_fixed.setChecked(True)
+    dialog.sampling_page.seed.setValue(1234)
     assert app.settings_on_disk().sampling.seed == 1234
 
 
@@ -73,31 +78,36 @@ def test_the_chat_format_list_marks_the_trained_one_and_switching_reloads_with_i
     labels = [dialog.format_box.itemText(i) for i in range(dialog.format_box.count())]
     assert any("ChatML" in t and "trained format" in t for t in labels)
     assert any(t.startswith("Llama 2") for t in labels)
-    with qtbot.waitSignal(app.controller.modelStateChanged, timeout=WAIT_MS,
-                          check_params_cb=lambda state, _t: state == "ready"):
+    with qtbot.waitSignal(app.session.modelChanged, timeout=WAIT_MS, check_params_cb=lambda s: s.ready):
         dialog.format_box.setCurrentIndex(dialog.format_box.findData("llama-2"))
-    assert app.controller.model.loaded.report.chat_format == "llama-2"
+    assert app.session.model.status.chat_format == "llama-2"
     stored, _ = ask(app, qtbot)
     assert stored.chat_format == "llama-2"
     assert app.settings_on_disk().chat_format == "llama-2"
 
 
 def test_threads_change_reloads_the_model_with_that_many_threads(app, dialog, qtbot):
-    with qtbot.waitSignal(app.controller.modelStateChanged, timeout=WAIT_MS,
-                          check_params_cb=lambda state, _t: state == "ready"):
+    with qtbot.waitSignal(app.session.modelChanged, timeout=WAIT_MS, check_params_cb=lambda s: s.ready):
         dialog.threads_box.setValue(1)
-    assert app.controller.model.loaded.report.n_threads == 1
+    assert app.session.model.loaded.report.n_threads == 1
     assert app.settings_on_disk().n_threads == 1
 
 
-def test_theme_and_font_size_apply_at_once_and_persist(app, dialog):
-    dialog.show_page("Appearance")
-    dialog.theme_box.setCurrentIndex(dialog.theme_box.findData("dark"))
-    dialog.font_box.setValue(14)
-    assert theme.current().name == "dark"
-    assert QApplication.instance().font().pointSize() == 14
-    saved = app.settings_on_disk()
-    assert (saved.theme, saved.font_size) == ("dark", 14)
+def test_theme_and_font_size_apply_to_the_window_at_once_and_persist(qtbot, hub_home):
+    window = open_window(qtbot, hub_home, None)
+    try:
+        dialog = install(window).open_settings("Appearance")
+        dialog.theme_box.setCurrentIndex(dialog.theme_box.findData("dark"))
+        dialog.font_box.setValue(14)
+        assert theme.current().name == "dark"
+        assert QApplication.instance().font().pointSize() == 14
+        saved = load_settings(paths.settings_path())[0]
+        assert (saved.theme, saved.font_size) == ("dark", 14)
+        window.smaller_text_action.trigger()  # View ▸ Smaller text
+        assert QApplication.instance().font().pointSize() == 13 == dialog.font_box.value()
+    finally:
+        close_window(window)
+        theme.apply(QApplication.instance(), Settings().theme, Settings().font_size)  # as other tests expect
 
 
 def test_the_engine_setting_says_what_automatic_picked_and_why(app, dialog):
@@ -127,7 +137,7 @@ def test_choosing_mlx_without_an_mlx_model_says_which_level_to_download_and_keep
     dialog.engine_box.setCurrentIndex(dialog.engine_box.findData("mlx"))
     note = dialog.engine_note.text()
     assert "No model for mlx is installed yet" in note and "keeps using llama.cpp" in note
-    assert app.controller.model.loaded.engine_name == "llama.cpp"  # the chat goes on
+    assert app.session.model.status.engine == "llama.cpp"  # the chat goes on
     # The list now offers the MLX levels (this test catalog has none), no longer the GGUF ones.
     assert listed() == {e.level for e in app.catalog.levels("tiny", "mlx")}
     assert app.settings_on_disk().engine == "mlx"

@@ -61,8 +61,8 @@ def tree(store: Store, cid: str) -> set[tuple]:
 def test_export_then_import_round_trips_a_conversation_with_all_its_branches(qtbot, window, dialogs, tmp_path):
     answers, said = dialogs
     conv = branched(window.store)
-    window.refresh_conversations()
-    window.open_conversation(conv.id)
+    window.session.refresh_conversations()
+    window.session.open(conv.id)
     target = tmp_path / "backup"
     answers["save"] = (str(target), JSON_FILTER)  # no extension typed: the chosen type adds it
     window.actions_.export_current_action.trigger()
@@ -127,7 +127,7 @@ def test_a_file_that_is_not_an_export_is_refused_in_plain_words_and_nothing_is_a
 def test_export_to_a_folder_that_cannot_be_written_says_what_to_do(window, dialogs, tmp_path):
     answers, said = dialogs
     conv = branched(window.store)
-    window.open_conversation(conv.id)
+    window.session.open(conv.id)
     answers["save"] = (str(tmp_path / "no-such-folder" / "x.md"), MARKDOWN_FILTER)
     window.actions_.transfer.export_current()
     assert len(said["warning"]) == 1 and "could not be written" in said["warning"][0]

@@ -12,6 +12,8 @@ from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
 from app.chat.markdown import Block, prose_to_html, split_blocks
 from app.chat.message_widget import MessageView
+from app.chat.model_state import ModelStatus
+from app.chat.session import Speed
 from app.core.store_types import StoredMessage
 from tests.gui_support import close_window, open_window, scripted_model, send
 
@@ -144,37 +146,49 @@ def window(qtbot, tmp_path, monkeypatch):
 
 def test_ctrl_n_starts_a_new_chat_and_ctrl_l_focuses_the_message_box(qtbot, window):
     send(qtbot, window, "Hello there")
-    assert window.current_id is not None
+    assert window.windowTitle() == "Hello there — TinyChat"
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
-    assert window.current_id is None and window.chat_view.message_ids() == []
+    assert window.windowTitle() == "TinyChat" and window.chat_view.message_ids() == []
+    assert window.sidebar.list.currentItem() is None
     window.sidebar.filter_box.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     assert window.composer.input.hasFocus() or QGuiApplication.focusObject() is window.composer.input
 
 
-def test_sidebar_rename_pin_filter_and_delete_with_undo(qtbot, window):
+def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot, window):
     send(qtbot, window, "Alpha question")
-    alpha = window.current_id
+    alpha = window.session.open_id
     window.new_chat()
     send(qtbot, window, "Beta question")
-    assert window.sidebar.titles() == ["Beta question", "Alpha question"]
-    window.sidebar.pinRequested.emit(alpha, True)  # what the sidebar's "Pin to top" menu item sends
-    assert window.sidebar.titles() == ["Alpha question", "Beta question"]
-    sidebar_list = window.sidebar.list
-    assert sidebar_list.item(0).text() == "Pinned"
-    row = next(sidebar_list.item(i) for i in range(sidebar_list.count())
-               if sidebar_list.item(i).text() == "Alpha question")
+    shown = window.chat_view.message_ids()
+    side = window.sidebar  # its signals are what the row's context menu sends
+    assert side.titles() == ["Beta question", "Alpha question"]
+    side.pinRequested.emit(alpha, True)  # what the sidebar's "Pin to top" menu item sends
+    assert side.titles() == ["Alpha question", "Beta question"]
+    assert side.list.item(0).text() == "Pinned"
+    row = next(side.list.item(i) for i in range(side.list.count()) if side.list.item(i).text() == "Alpha question")
     row.setText("Renamed chat")  # what the inline editor does when the user types a name and presses Enter
     assert window.store.get_conversation(alpha).title == "Renamed chat"
-    window.sidebar.filter_box.setText("beta")
-    assert window.sidebar.titles() == ["Beta question"]
-    window.sidebar.filter_box.clear()
-    window.delete_conversation(alpha)
-    assert window.sidebar.titles() == ["Beta question"]
-    assert window.sidebar.undo_bar.isVisible()
+    side.filter_box.setText("beta")
+    assert side.titles() == ["Beta question"]
+    side.filter_box.clear()
+    side.deleteRequested.emit(alpha)
+    assert side.titles() == ["Beta question"]
+    assert side.undo_bar.isVisible()
+    qtbot.mouseClick(side.undo_button, Qt.MouseButton.LeftButton)
+    assert sorted(side.titles()) == ["Beta question", "Renamed chat"]
+    # Through all of it the chat being read stayed on screen, highlighted in the sidebar.
+    assert window.windowTitle() == "Beta question — TinyChat" and window.chat_view.message_ids() == shown
+    assert side.list.currentItem().text() == "Beta question"
+
+
+def test_deleting_the_open_chat_shows_a_new_chat_and_undo_reopens_it(qtbot, window):
+    send(qtbot, window, "Keep me")
+    shown = window.chat_view.message_ids()
+    window.delete_current()  # Chat ▸ Delete chat
+    assert window.windowTitle() == "TinyChat" and window.chat_view.message_ids() == []
     qtbot.mouseClick(window.sidebar.undo_button, Qt.MouseButton.LeftButton)
-    assert sorted(window.sidebar.titles()) == ["Beta question", "Renamed chat"]
-    assert window.current_id == alpha
+    assert window.windowTitle() == "Keep me — TinyChat" and window.chat_view.message_ids() == shown
 
 
 def test_status_bar_names_each_part_of_the_model_once(qtbot):
@@ -185,7 +199,35 @@ def test_status_bar_names_each_part_of_the_model_once(qtbot):
     window = QMainWindow()
     qtbot.addWidget(window)
     bar = StatusBar(window)
-    bar.set_model("llama.cpp", "TinyLlama 1.1B Chat v0.4 · Q4_K_M", "Q4_K_M", "chatml")
+    bar.set_model(ModelStatus("ready", "", "llama.cpp", "TinyLlama 1.1B Chat v0.4 · Q4_K_M", "Q4_K_M", "chatml"))
     assert bar.model_label.text() == "llama.cpp · TinyLlama 1.1B Chat v0.4 · Q4_K_M · chatml"
-    bar.set_model("llama.cpp", "my-model.gguf", "Q8_0", "llama-2")
+    bar.set_model(ModelStatus("ready", "", "llama.cpp", "my-model.gguf", "Q8_0", "llama-2"))
     assert bar.model_label.text() == "llama.cpp · my-model.gguf · Q8_0 · llama-2"
+
+
+def test_the_status_bar_shows_the_live_speed_and_forgets_it_when_the_model_changes(qtbot):
+    from PySide6.QtWidgets import QMainWindow
+
+    from app.shell.status_bar import StatusBar
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    bar = StatusBar(window)
+    bar.set_speed(Speed(2.4))
+    assert bar.speed_label.text() == "2.4 tok/s…"
+    bar.set_speed(Speed(949.5, 0.01))
+    assert bar.speed_label.text() == "949.5 tok/s · first token 0.01 s"
+    bar.set_model(ModelStatus("loading", "Loading Q8_0…"))
+    bar.set_speed(None)  # what the session sends when another model loads
+    assert bar.speed_label.text() == "" and bar.meter.format() == "loading…"
+
+
+def test_the_context_meter_is_as_wide_as_its_text(qtbot):
+    from app.shell.status_bar import ContextMeter
+
+    meter = ContextMeter()
+    qtbot.addWidget(meter)
+    meter.set_usage(1464, 2048, 282)
+    meter.show()
+    assert meter.width() >= meter.fontMetrics().horizontalAdvance(meter.format()) + 2 * 8
+    assert meter.format() == "1464 / 2048 tokens · 282 older not in context" == meter.accessibleDescription()

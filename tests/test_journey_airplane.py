@@ -1,7 +1,7 @@
 """Journey: airplane mode as a person meets it, in the real app on a real display through the
 accessibility bus. Switched on in Settings, a first-run download asks before going online; keeping
 airplane mode refuses it in plain words, and nothing reaches the hub. Switched off on the Network page,
-Retry downloads the model and the status bar counts the download."""
+"Retry download" fetches the model and the status bar counts the download."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_airplane_mode_refuses_a_download_until_switched_off_then_the_download_w
         assert "TinyChat does not connect to the internet" in said and "this one download" in said, said
         app.press("push button", "Keep airplane mode", within=question)
         refusal = app.one("label", name_contains="allow it for this one download, or switch airplane mode off")
-        assert "could not be set up" in refusal.name and "Airplane mode is on" in refusal.name
+        assert "could not be downloaded" in refusal.name and "Airplane mode is on" in refusal.name
         assert hub.requests == []
 
         app.menu("Help", "Network…")
@@ -51,7 +51,7 @@ def test_airplane_mode_refuses_a_download_until_switched_off_then_the_download_w
                  "the status bar to say airplane mode is off")
         app.press("push button", "Close", within=page)
 
-        app.press("push button", "Retry")
+        app.press("push button", "Retry download")
         app.wait(lambda: network_status(app).startswith("1 download ("), "the download to be counted")
         app.wait(lambda: "Q4_K_M" in app.status(), "the downloaded level to load")
         assert hub.requests and app.quit() == 0

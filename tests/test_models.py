@@ -163,6 +163,22 @@ def test_import_copies_a_valid_gguf_and_registers_it(mm, files):
     assert mm.verify(model.id) is True
 
 
+def test_a_file_used_where_it_is_is_registered_without_a_copy(mm, files, tmp_path):
+    source = tmp_path / "mine" / "my-model.gguf"
+    source.parent.mkdir()
+    source.write_bytes(files["tiny.q8_0.gguf"].read_bytes())
+    model = mm.import_gguf(source, in_place=True)
+    assert model.path == source.resolve() and model.level == "Q8_0"
+    assert model in mm.installed() and mm.verify(model.id) is True
+    assert not list(model.folder.glob("*.gguf"))  # nothing copied into the models folder
+    mm.delete(model.id)  # forgetting it leaves the user's own file alone
+    assert source.is_file() and mm.installed() == ()
+
+    model = mm.import_gguf(source, in_place=True)
+    source.rename(source.with_name("moved.gguf"))  # the user moved it: TinyChat no longer offers it
+    assert mm.installed() == ()
+
+
 def test_importing_the_same_file_twice_gives_two_separate_entries(mm, files):
     a = mm.import_gguf(files["tiny.q4_k_m.gguf"])
     b = mm.import_gguf(files["tiny.q4_k_m.gguf"])

@@ -85,6 +85,10 @@ def test_installed_app_answers_with_no_network_through_its_worker_thread(install
     proc = subprocess.run([*_root_prefix(), *cmd], env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok    model: tiny-scripted-f32.gguf via llama.cpp: 8 tokens" in proc.stdout
+    # What About and "Copy diagnostics" show, read inside the frozen app (which has no package metadata).
+    libraries = (f"ok    library versions: PySide6 {importlib.metadata.version('PySide6-Essentials')}, "
+                 f"llama-cpp-python {importlib.metadata.version('llama_cpp_python')}")
+    assert libraries in proc.stdout
     assert proc.stderr == ""  # the report is all it prints: no Qt or llama.cpp chatter
     assert shutil.which("tinychat") == "/usr/bin/tinychat"
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import PySide6
+
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
 
@@ -35,7 +37,8 @@ def test_self_test_loads_a_model_and_generates_through_the_worker_thread(tmp_pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[-1] == "self-test passed"
-    for name in ("Qt platform plugin", "main window", "conversation database", "engine libraries", "model"):
+    for name in ("Qt platform plugin", "main window", "conversation database", "engine libraries", "code colours",
+                 "model"):
         assert any(line.startswith(f"ok    {name}: ") for line in lines), proc.stdout
     model_line = next(line for line in lines if line.startswith("ok    model: "))
     # The scripted model's answer starts with SCRIPT_TEXT; 8 tokens cover its first words.
@@ -49,6 +52,7 @@ def test_self_test_without_a_model_checks_window_database_and_engine_libraries(t
     assert "ok    conversation database: SQLite" in proc.stdout
     assert "with FTS5 search" in proc.stdout
     assert "ok    engine libraries: llama.cpp 0.3.36" in proc.stdout
+    assert f"ok    library versions: PySide6 {PySide6.__version__}, llama-cpp-python 0.3.36" in proc.stdout
     assert "model:" not in proc.stdout
 
 

@@ -87,7 +87,7 @@ def test_the_main_window_starts_on_such_rows_and_shows_them(qtbot, hostile: Stor
         items = [window.sidebar.list.item(i).text() for i in range(window.sidebar.list.count())]
         assert UNKNOWN_DATE in items
         for cid in ("far", "text", "inf", "blob"):
-            window.open_conversation(cid)
+            window.session.open(cid)
             assert window.chat_view.message_ids() == [f"{cid}-m"]
     finally:
         window.close()

@@ -44,6 +44,7 @@ class DownloadJob:
     model: str = ""
     level: str = ""
     path: Path | None = None
+    in_place: bool = False  # an import that uses the file where it is instead of copying it
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class DownloadWorker:
             return JobResult(job, "done", model=manager.find(job.model, job.level))
         if job.kind == "import":
             assert job.path is not None
-            return JobResult(job, "done", model=manager.import_gguf(job.path, report, cancel))
+            return JobResult(job, "done", model=manager.import_gguf(job.path, report, cancel, in_place=job.in_place))
         ok = manager.verify(job.key, cancel)
         message = "" if ok else ("This model's files no longer match what was downloaded. Delete it and "
                                  "download it again.")
@@ -119,9 +120,10 @@ class DownloadThread(QObject):
                        and self.confirm_network is not None and self.confirm_network(entry))
         return self._submit(job, online_once)
 
-    def import_file(self, path: Path) -> DownloadJob:
-        """Queue validating and copying a user's GGUF file into the models folder."""
-        return self._submit(DownloadJob("import", str(path), path=Path(path)))
+    def import_file(self, path: Path, in_place: bool = False) -> DownloadJob:
+        """Queue validating a user's GGUF file and copying it into the models folder (or, `in_place`,
+        recording it where it is)."""
+        return self._submit(DownloadJob("import", str(path), path=Path(path), in_place=in_place))
 
     def verify(self, installed_id: str) -> DownloadJob:
         """Queue re-hashing an installed model's files."""

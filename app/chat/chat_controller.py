@@ -1,5 +1,5 @@
-"""The chat's logic on the GUI thread: turns user actions into store writes and engine requests, and
-engine output into store updates and view signals.
+"""Messages and answers on the GUI thread: turns message actions into store writes and engine requests,
+and engine output into store updates and signals for the Session, which decides what is on screen.
 
 A token travels one way: worker `chunk` → `_on_chunk` → StreamingWriter (disk, ≤ every 0.5 s) and
 `streamText` (the view paints it at ≤ 30 fps). The user's message is committed before anything is
@@ -9,21 +9,24 @@ generated; the answer exists in the store as `partial` from its first moment.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.background.engine_worker import ContextUsage, EngineThread, GenerationResult, LoadedModel
+from app.background.engine_worker import EngineThread, GenerationResult
 from app.chat.answer_keeper import AnswerKeeper, not_started_sentence
 from app.chat.message_widget import MessageView
-from app.core.settings import Settings
+from app.chat.model_state import ModelState
+from app.chat.settings_service import SettingsService
 from app.core.store import Store
 from app.core.store_types import StoredMessage, StoreError
 from app.core.store_writer import StreamingWriter
-from engine.types import LoadOptions, Message, ModelInfo
+from engine.types import Message
 
 log = logging.getLogger(__name__)
 
+SPEED_EVERY_S = 0.5
 BUSY = "An answer is still being generated. Wait for it to finish, or press Stop (Esc) first."
 
 
@@ -35,85 +38,45 @@ class _Generation:
     writer: StreamingWriter
     request_id: int
     message_ids: list[str | None]  # request index → stored message id (None: the system prompt)
-
-
-@dataclass
-class _ModelState:
-    state: str = "none"  # none | loading | ready | failed
-    text: str = "No model loaded."
-    loaded: LoadedModel | None = None
+    started: float = field(default_factory=time.monotonic)
+    pieces: int = 0  # streamed pieces so far: about one per token
+    first_at: float | None = None
+    spoke_at: float = 0.0  # when the live speed was last announced
 
 
 class ChatController(QObject):
-    """Owns the engine thread and the active generation; the main window shows what it signals."""
+    """Owns the active generation. Its signals name the conversation; the Session filters them."""
 
-    modelStateChanged = Signal(str, str)  # state, sentence for the user
     conversationsChanged = Signal()  # titles, order or the list itself changed
-    conversationChanged = Signal(str)  # this conversation's branch must be shown again
+    branchChanged = Signal(str)  # this conversation's branch must be shown again
     messageAdded = Signal(str, object)  # conversation id, MessageView
     streamText = Signal(str, str, str)  # conversation id, message id, full text so far
     generationStarted = Signal(str, str)  # conversation id, assistant message id
-    generationFinished = Signal(str, object, object)  # conversation id, StoredMessage, stats
-    contextUsage = Signal(str, object)  # conversation id, ContextUsage
+    liveSpeed = Signal(float)  # tokens per second of the answer being streamed
+    generationFinished = Signal(str, object, object, object)  # conversation id, StoredMessage, stats, forgotten ids
     notice = Signal(str)  # a sentence for the user (refusals, store errors)
 
-    def __init__(self, store: Store, settings: Settings, engine: EngineThread) -> None:
+    def __init__(self, store: Store, settings: SettingsService, engine: EngineThread, model: ModelState) -> None:
         super().__init__()
         self.store = store
         self.settings = settings
         self.engine = engine
-        self.model = _ModelState()
+        self.model = model
         self.active: _Generation | None = None
-        self.forgotten: dict[str, set[str]] = {}  # conversation → messages left out of the last prompt
-        self._count_targets: dict[int, tuple[str, list[str | None]]] = {}
         self._closed = False
         self.keeper = AnswerKeeper(self)  # answers a full or read-only disk refused, until it takes them
         self.keeper.notice.connect(self.notice)
-        self.keeper.savedLate.connect(self.conversationChanged)
-        engine.loadStarted.connect(self._on_load_started)
-        engine.loaded.connect(self._on_loaded)
-        engine.loadFailed.connect(self._on_load_failed)
+        self.keeper.savedLate.connect(self.branchChanged)
         engine.chunk.connect(self._on_chunk)
         engine.finished.connect(self._on_finished)
-        engine.usage.connect(self._on_usage)
-
-    # ------------------------------------------------------------------ model
-    def load_model(self, model: ModelInfo | None, missing_reason: str = "") -> None:
-        """Load `model` on the worker thread, or show why there is none."""
-        if model is None:
-            self._set_model_state("none", missing_reason or "No model loaded — choose or download a model first.")
-            return
-        self._set_model_state("loading", f"Loading {model.label or model.path.name}…")
-        fmt = self.settings.chat_format
-        self.engine.load(model, LoadOptions(n_ctx=model.n_ctx, n_threads=self.settings.n_threads, chat_format=fmt))
-
-    def _set_model_state(self, state: str, text: str) -> None:
-        self.model.state, self.model.text = state, text
-        self.modelStateChanged.emit(state, text)
-
-    @Slot(object)
-    def _on_load_started(self, model: ModelInfo) -> None:
-        self._set_model_state("loading", f"Loading {model.label or model.path.name}…")
-
-    @Slot(object)
-    def _on_loaded(self, loaded: LoadedModel) -> None:
-        self.model.loaded = loaded
-        for w in loaded.report.warnings:
-            self.notice.emit(w)
-        self._set_model_state("ready", "")
-
-    @Slot(str)
-    def _on_load_failed(self, message: str) -> None:
-        self.model.loaded = None
-        self._set_model_state("failed", message)
-
-    @property
-    def ready(self) -> bool:
-        return self.model.state == "ready"
 
     @property
     def generating(self) -> bool:
         return self.active is not None
+
+    def streaming(self) -> tuple[str, str] | None:
+        """(message id, text so far) of the answer being generated, if any."""
+        return (self.active.writer.message_id, self.active.writer.text) if self.active else None
 
     # ---------------------------------------------------------------- actions
     def send(self, conversation_id: str | None, text: str) -> str | None:
@@ -157,7 +120,7 @@ class ChatController(QObject):
     def regenerate_last(self, conversation_id: str | None) -> None:
         if conversation_id is None:
             return
-        branch = self._branch(conversation_id)
+        branch = self.branch(conversation_id)
         if branch and branch[-1].role == "assistant":
             self.regenerate(branch[-1].id)
         elif branch and branch[-1].role == "user" and self._can_generate():
@@ -190,8 +153,19 @@ class ChatController(QObject):
             self.notice.emit(e.message)
             return
         conv = siblings[target].conversation_id
-        self.conversationChanged.emit(conv)
-        self.request_usage(conv)
+        self.branchChanged.emit(conv)
+
+    def show_branch_of(self, conversation_id: str, message_id: str) -> bool:
+        """Make the branch holding `message_id` the one on show (not while an answer is being generated,
+        which must stay on its branch). False when the store failed (the user was told)."""
+        try:
+            on_branch = any(m.id == message_id for m in self.store.active_branch(conversation_id))
+            if not on_branch and not self.generating:
+                self.store.switch_branch(message_id)
+        except StoreError as e:
+            self.notice.emit(e.message)
+            return False
+        return True
 
     def delete_message(self, message_id: str) -> None:
         if self.generating:
@@ -203,8 +177,7 @@ class ChatController(QObject):
         except StoreError as e:
             self.notice.emit(e.message)
             return
-        self.conversationChanged.emit(conv)
-        self.request_usage(conv)
+        self.branchChanged.emit(conv)
 
     def stop(self) -> None:
         """Stop the answer being generated (the worker sees the Event between tokens)."""
@@ -217,14 +190,14 @@ class ChatController(QObject):
         if self.generating:
             self.notice.emit(BUSY)
             return False
-        if not self.ready:
-            self.notice.emit(self.model.text or "No model is loaded yet.")
+        if not self.model.status.ready:
+            self.notice.emit(self.model.status.text or "No model is loaded yet.")
             return False
         return True
 
     # ------------------------------------------------------------- generation
     def _start_answer(self, conversation_id: str, parent_id: str, reload: bool = False) -> None:
-        history = self._history(conversation_id, parent_id)
+        history = self.history(conversation_id, parent_id)
         loaded = self.model.loaded
         assert loaded is not None
         try:
@@ -236,25 +209,27 @@ class ChatController(QObject):
             self.notice.emit(not_started_sentence(e))
             return
         messages = tuple(m for m, _ in history)
-        request_id = self.engine.generate(messages, self.settings.generation_params())
+        request_id = self.engine.generate(messages, self.settings.current.generation_params())
         self.active = _Generation(conversation_id, writer, request_id, [mid for _, mid in history])
         if reload:
-            self.conversationChanged.emit(conversation_id)
+            self.branchChanged.emit(conversation_id)
         else:
             placeholder = self.store.get_message(writer.message_id)
             self.messageAdded.emit(conversation_id, MessageView(placeholder, streaming=True))
         self.generationStarted.emit(conversation_id, writer.message_id)
 
-    def _history(self, conversation_id: str, last_id: str) -> list[tuple[Message, str | None]]:
+    def history(self, conversation_id: str, last_id: str | None) -> list[tuple[Message, str | None]]:
         """The prompt for an answer after `last_id`: system prompt, then the branch up to `last_id`.
         Failed answers are left out; earlier answers carry their token ids so the KV cache is reused."""
-        branch = self.store.active_branch(conversation_id)
+        branch = self.store.active_branch(conversation_id) if last_id is not None else []
         ids = [m.id for m in branch]
         # An edit or regenerate may target a branch that is not the current one yet: walk up from it.
-        branch = branch[: ids.index(last_id) + 1] if last_id in ids else self._path_to(last_id)
+        if last_id is not None:
+            branch = branch[: ids.index(last_id) + 1] if last_id in ids else self._path_to(last_id)
         out: list[tuple[Message, str | None]] = []
-        if self.settings.system_prompt.strip():
-            out.append((Message("system", self.settings.system_prompt), None))
+        prompt = self.settings.current.system_prompt
+        if prompt.strip():
+            out.append((Message("system", prompt), None))
         for m in map(self.keeper.overlay, branch):  # an answer not saved yet is still part of the chat
             if m.role == "assistant" and (m.status == "error" or not m.content):
                 continue
@@ -277,6 +252,13 @@ class ChatController(QObject):
         if gen is None or request_id != gen.request_id:
             return
         gen.writer.append(text)
+        now = time.monotonic()
+        gen.pieces += 1
+        if gen.first_at is None:
+            gen.first_at = gen.spoke_at = now
+        elif now - gen.spoke_at >= SPEED_EVERY_S:  # a steady figure, not a relayout per token
+            gen.spoke_at = now
+            self.liveSpeed.emit((gen.pieces - 1) / (now - gen.first_at))
         if gen.writer.error is not None:
             self.keeper.write_failed(gen.writer.error)
         self.streamText.emit(gen.conversation_id, gen.writer.message_id, gen.writer.text)
@@ -291,67 +273,21 @@ class ChatController(QObject):
         if status == "error" and not result.error:
             status = "partial"
         final = self.keeper.finish(gen.writer, status, result.stats, error=result.error)  # type: ignore[arg-type]
+        forgotten = None
         if result.stats is not None:
-            self.forgotten[gen.conversation_id] = {
-                mid for i in result.stats.forgotten if i < len(gen.message_ids)
-                for mid in [gen.message_ids[i]] if mid is not None}
-        self.generationFinished.emit(gen.conversation_id, final, result.stats)
+            forgotten = frozenset(mid for i in result.stats.forgotten if i < len(gen.message_ids)
+                                  for mid in [gen.message_ids[i]] if mid is not None)
+        self.generationFinished.emit(gen.conversation_id, final, result.stats, forgotten)
         self.conversationsChanged.emit()
-        self.request_usage(gen.conversation_id)
 
-    # ---------------------------------------------------------------- context
-    def request_usage(self, conversation_id: str | None) -> None:
-        """Ask the worker how much of the context the conversation takes now (answer: contextUsage)."""
-        if conversation_id is None or not self.ready or self._closed:
-            return
-        branch = self._branch(conversation_id)
-        if not branch:
-            self.contextUsage.emit(conversation_id, ContextUsage(0, 0, self._n_ctx(), ()))
-            return
-        history = self._history(conversation_id, branch[-1].id)
-        rid = self.engine.count(tuple(m for m, _ in history), self.settings.sampling.max_tokens)
-        self._count_targets[rid] = (conversation_id, [mid for _, mid in history])
-
-    @Slot(object)
-    def _on_usage(self, usage: ContextUsage) -> None:
-        target = self._count_targets.pop(usage.request_id, None)
-        if target is None:
-            return
-        conv, ids = target
-        self.forgotten[conv] = {ids[i] for i in usage.forgotten if i < len(ids) and ids[i] is not None}
-        self.contextUsage.emit(conv, usage)
-
-    def _n_ctx(self) -> int:
-        return self.model.loaded.report.n_ctx if self.model.loaded else 0
-
-    # ------------------------------------------------------------------ views
-    def _branch(self, conversation_id: str) -> list[StoredMessage]:
+    def branch(self, conversation_id: str) -> list[StoredMessage]:
+        """The conversation's active branch, answers not saved yet included ([] and a notice when the
+        store fails)."""
         try:
-            return self.store.active_branch(conversation_id)
+            return [self.keeper.overlay(m) for m in self.store.active_branch(conversation_id)]
         except StoreError as e:
             self.notice.emit(e.message)
             return []
-
-    def views(self, conversation_id: str) -> list[MessageView]:
-        """The active branch as the chat shows it: sibling positions, forgotten and streaming marks."""
-        branch = self._branch(conversation_id)
-        if not branch:
-            return []
-        children: dict[str | None, list[str]] = {}
-        for m in self.store.messages(conversation_id):  # one query for every sibling count
-            children.setdefault(m.parent_id, []).append(m.id)
-        forgotten = self.forgotten.get(conversation_id, set())
-        streaming = self.active.writer.message_id if self.active else None
-        out = []
-        for m in map(self.keeper.overlay, branch):
-            sibs = children.get(m.parent_id, [m.id])
-            view = MessageView(m, sibs.index(m.id) if m.id in sibs else 0, len(sibs), m.id in forgotten,
-                               m.id == streaming)
-            if view.streaming and self.active is not None:
-                view = MessageView(_with_content(m, self.active.writer.text), view.sibling_index,
-                                   view.sibling_count, view.forgotten, True)
-            out.append(view)
-        return out
 
     # --------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
@@ -367,6 +303,3 @@ class ChatController(QObject):
         if len(self.keeper):
             log.error("%d answer(s) not saved yet at exit", len(self.keeper))
 
-
-def _with_content(m: StoredMessage, text: str) -> StoredMessage:
-    return replace(m, content=text)

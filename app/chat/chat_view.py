@@ -4,27 +4,30 @@ Only a window of messages exists as widgets at any time (at most MAX_BUILT): the
 then batches built at the edge the user scrolls towards while the far edge is taken down. A box layout
 re-lays out every child it holds, so a chat with 500 built messages would stall each scroll step and each
 streamed frame for ~200 ms; with the window, opening and scrolling cost the same for 50 or 5,000 messages.
-Streamed text is held and painted at most ~30 times a second.
+Streamed text is held and painted at most ~30 times a second. One divider marks where the messages the
+model no longer sees end, and a search result opens with the window built around it, highlighted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
+from app.chat.empty_state import INVITATION, EmptyState
 from app.chat.message_widget import MessageView, MessageWidget
-from app.core.resources import resource_path
+from app.chat.stream_painter import StreamPainter
 
-FRAME_MS = 33  # ~30 repaints a second while streaming
 FIRST_WINDOW = 30  # messages built when a conversation opens
 BATCH = 6  # messages built each time the user scrolls near an edge (one scroll step stays < 50 ms)
 MAX_BUILT = 48  # widgets alive at once; the far edge is taken down beyond this
 EDGE_PX = 600  # how close to an edge (in pixels) building starts
 COLUMN_MAX = 860  # the readable line length of the chat column, like LM Studio and ChatGPT
+REVEAL_MARGIN = 40  # a revealed message sits this far below the top of the view
+FORGOTTEN_TEXT = ("Older messages above this line are not in context: the model's 2048-token window no "
+                  "longer holds them, so it does not see them.")
 
 
 class ChatView(QScrollArea):
@@ -47,50 +50,34 @@ class ChatView(QScrollArea):
         self._layout.setSpacing(8)
         self._layout.addStretch(1)  # keeps a short conversation at the top
         self.setWidget(self.column)
-        self._empty = self._build_empty_state()
+        self._empty = EmptyState(self.column)
+        self.empty_hint = self._empty.hint
         self._layout.insertWidget(0, self._empty)
+        self.divider = QLabel(FORGOTTEN_TEXT, self.column)
+        self.divider.setObjectName("ForgottenDivider")
+        self.divider.setWordWrap(True)
+        self.divider.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.divider.hide()
+        self._forgotten: frozenset[str] = frozenset()
+        self._found: str | None = None
 
         self._widgets: dict[str, MessageWidget] = {}
         self._order: list[str] = []  # ids on screen, oldest first
         self._above: list[MessageView] = []  # older messages not built, oldest first
         self._below: list[MessageView] = []  # newer messages not built (the user scrolled far up)
-        self._stream_target: str | None = None
-        self._stream_text: str | None = None
+        self._painter = StreamPainter(self._paint_stream, self)
         self._stick_to_bottom = True
         self._anchor: tuple[MessageWidget, int] | None = None  # keep this widget at this viewport y
         self._applying = False
-        self._frame = QTimer(self)
-        self._frame.setInterval(FRAME_MS)
-        self._frame.timeout.connect(self._paint_stream)
         bar = self.verticalScrollBar()
         bar.valueChanged.connect(self._on_scrolled)
         bar.rangeChanged.connect(self._on_range_changed)
 
-    def _build_empty_state(self) -> QWidget:
-        box = QWidget(self.column)
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 120, 0, 0)
-        icon = QLabel(box)
-        icon.setPixmap(QIcon(str(resource_path("assets/tinychat.png"))).pixmap(64, 64))
-        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(icon)
-        title = QLabel("TinyChat", box)
-        title.setObjectName("EmptyTitle")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint = QLabel(
-            "Ask anything. TinyLlama runs entirely on this computer — nothing you type leaves it.", box)
-        self.empty_hint.setObjectName("EmptyHint")
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty_hint.setWordWrap(True)
-        lay.addWidget(title)
-        lay.addWidget(self.empty_hint)
-        return box
-
     # ------------------------------------------------------------ whole chat
-    def show_messages(self, views: Sequence[MessageView]) -> None:
-        """Replace everything with `views` (a conversation's active branch, oldest first)."""
-        self._frame.stop()
-        self._stream_text = None
+    def show_messages(self, views: Sequence[MessageView], reveal: str | None = None) -> None:
+        """Replace everything with `views` (a conversation's active branch, oldest first): the newest in
+        view, or message `reveal` in view and highlighted."""
+        self._painter.drop()
         self._anchor = None
         self.column.setUpdatesEnabled(False)
         for w in self._widgets.values():
@@ -99,17 +86,77 @@ class ChatView(QScrollArea):
             w.deleteLater()
         self._widgets.clear()
         self._order.clear()
-        split = max(len(views) - FIRST_WINDOW, 0)
-        self._above, self._below = list(views[:split]), []
-        for view in views[split:]:
+        ids = [v.message.id for v in views]
+        self._found = reveal if reveal in ids else None
+        if self._found is None:
+            start, end = max(len(views) - FIRST_WINDOW, 0), len(views)
+        else:
+            start = max(min(ids.index(self._found) - FIRST_WINDOW // 3, len(views) - FIRST_WINDOW), 0)
+            end = min(start + FIRST_WINDOW, len(views))
+        self._above, self._below = list(views[:start]), list(views[end:])
+        for view in views[start:end]:
             self._insert(len(self._order), view)
+        self._forgotten = frozenset(v.message.id for v in views if v.forgotten)
+        self._place_divider()
         self._empty.setVisible(not views)
         self.column.setUpdatesEnabled(True)
-        self._stick_to_bottom = True
-        self.scroll_to_bottom()
+        if self._found is None:
+            self._stick_to_bottom = True
+            self.scroll_to_bottom()
+        else:
+            self._reveal(self._widgets[self._found])
 
-    def set_empty_hint(self, text: str) -> None:
-        self.empty_hint.setText(text)
+    def _reveal(self, widget: MessageWidget) -> None:
+        """Lay the column out now and put `widget` near the top of the view, highlighted, before anything
+        is painted; it stays there while the heights above it settle."""
+        widget.set_found(True)
+        self._stick_to_bottom = False
+        for _ in range(3):
+            QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+        self._anchor = (widget, REVEAL_MARGIN)
+        self._apply_anchor()
+
+    def set_forgotten(self, message_ids: Collection[str]) -> None:
+        """Grey out the messages the model no longer sees, and put the divider after the newest of them."""
+        ids = frozenset(message_ids)
+        if ids == self._forgotten:
+            return
+        self._forgotten = ids
+        for w in self._widgets.values():
+            if w.view.forgotten != (w.view.message.id in ids):
+                w.set_view(replace(w.view, forgotten=w.view.message.id in ids))
+        self._above = [self._marked(v) for v in self._above]
+        self._below = [self._marked(v) for v in self._below]
+        self._place_divider()
+
+    def _marked(self, view: MessageView) -> MessageView:
+        forgotten = view.message.id in self._forgotten
+        return view if view.forgotten == forgotten else replace(view, forgotten=forgotten)
+
+    def _place_divider(self) -> None:
+        """After the newest forgotten message when it is built; at the top of the built window when it is
+        older than all of them; hidden when there is none, or it is newer than the window."""
+        self._layout.removeWidget(self.divider)
+        ids = self.message_ids()
+        last = max((i for i, mid in enumerate(ids) if mid in self._forgotten), default=None)
+        if last is None or not self._order or last >= len(self._above) + len(self._order):
+            self.divider.hide()
+            return
+        if last < len(self._above):
+            at = self._layout.indexOf(self._widgets[self._order[0]])
+        else:
+            at = self._layout.indexOf(self._widgets[ids[last]]) + 1
+        self._layout.insertWidget(at, self.divider)
+        self.divider.show()
+
+    def restyle(self) -> None:
+        """Build the messages again with the current theme and font, keeping what is shown."""
+        views = [*self._above, *(self._widgets[mid].view for mid in self._order), *self._below]
+        self.show_messages(views, reveal=self._found)
+
+    def set_empty_hint(self, text: str | None) -> None:
+        """Why the chat cannot start (None: it can, and the hint invites a question)."""
+        self.empty_hint.setText(text or INVITATION)
 
     def message_widget(self, message_id: str) -> MessageWidget | None:
         return self._widgets.get(message_id)
@@ -122,13 +169,22 @@ class ChatView(QScrollArea):
         return len(self._order)
 
     # ---------------------------------------------------------- single ones
+    @Slot(object)
     def append_message(self, view: MessageView) -> MessageWidget:
         self._empty.hide()
         while self._below:  # the user scrolled far up: a new message brings the newest part back
             self._build_newer()
         w = self._insert(len(self._order), view)
         self._trim_top()
+        self._place_divider()
+        self.scroll_to_bottom()
         return w
+
+    @Slot(object)
+    def finish_message(self, view: MessageView) -> None:
+        """An answer ended: paint the last of its text, then show it as stored."""
+        self.flush_stream()
+        self.update_message(view)
 
     def update_message(self, view: MessageView) -> None:
         w = self._widgets.get(view.message.id)
@@ -149,36 +205,35 @@ class ChatView(QScrollArea):
         # Style sheet fonts apply at polish; done later, they would change the height after the scroll
         # position was anchored, and the text being read would jump.
         w.ensurePolished()
-        self._layout.insertWidget(index + 1, w)  # +1: the empty-state box stays first
+        view_forgotten = view.message.id in self._forgotten
+        if view.forgotten != view_forgotten:
+            w.set_view(replace(view, forgotten=view_forgotten))
+        # Before the message that will follow it, or at the end (before the stretch that keeps a short
+        # chat at the top); the empty-state box and the divider keep their own places.
+        after = self._widgets.get(self._order[index]) if index < len(self._order) else None
+        self._layout.insertWidget(self._layout.indexOf(after) if after else self._layout.count() - 1, w)
         w.show()  # now: a layout only queues the show, and a hidden widget takes no space in it yet
         self._widgets[view.message.id] = w
         self._order.insert(index, view.message.id)
         return w
 
     # -------------------------------------------------------------- streaming
+    @Slot(str, str)
     def stream(self, message_id: str, text: str) -> None:
         """Record the latest text of a streaming answer; it is painted on the next frame tick."""
-        self._stream_target, self._stream_text = message_id, text
-        if not self._frame.isActive():
-            self._frame.start()
+        self._painter.push(message_id, text)
 
-    @Slot()
-    def _paint_stream(self) -> None:
-        if self._stream_text is None:
-            self._frame.stop()
-            return
-        w = self._widgets.get(self._stream_target or "")
+    def _paint_stream(self, message_id: str, text: str) -> None:
+        w = self._widgets.get(message_id)
         if w is not None:
-            w.set_streaming_text(self._stream_text)
+            w.set_streaming_text(text)
         else:  # scrolled out of the window: keep the text for when it is built again
-            self._below = [replace(v, message=replace(v.message, content=self._stream_text))
-                           if v.message.id == self._stream_target else v for v in self._below]
-        self._stream_text = None
+            self._below = [replace(v, message=replace(v.message, content=text))
+                           if v.message.id == message_id else v for v in self._below]
 
     def flush_stream(self) -> None:
         """Paint any held text now (the answer finished)."""
-        self._paint_stream()
-        self._frame.stop()
+        self._painter.flush()
 
     # -------------------------------------------------------------- scrolling
     def scroll_to_bottom(self) -> None:
@@ -238,6 +293,7 @@ class ChatView(QScrollArea):
         if excess > 0:
             self._below[:0] = [self._take_down(mid) for mid in self._order[-excess:]]
             del self._order[-excess:]
+        self._place_divider()
 
     def _build_newer(self) -> None:
         self._set_anchor()
@@ -246,6 +302,7 @@ class ChatView(QScrollArea):
         for view in batch:
             self._insert(len(self._order), view)
         self._trim_top()
+        self._place_divider()
 
     def _trim_top(self) -> None:
         excess = len(self._order) - MAX_BUILT
@@ -260,6 +317,8 @@ class ChatView(QScrollArea):
     def _take_down(self, message_id: str) -> MessageView:
         """Remove a built message; returns its view with the text it showed (it may have been streaming)."""
         w = self._widgets.pop(message_id)
+        if message_id == self._found:
+            self._found = None  # scrolled far away from it: built again, it is just a message
         if self._anchor is not None and self._anchor[0] is w:
             self._anchor = None
         self._layout.removeWidget(w)

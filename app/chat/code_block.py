@@ -1,8 +1,9 @@
-"""One fenced code block in a message: monospace, scrolls sideways instead of wrapping, Copy button."""
+"""One fenced code block in a message: monospace, coloured by its language, scrolls sideways instead of
+wrapping (with a thin bar), Copy button."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Slot
 from PySide6.QtGui import QFontDatabase, QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
     QFrame,
@@ -14,6 +15,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.chat.highlight import CodeHighlighter
 
 
 class _CodeText(QPlainTextEdit):
@@ -36,10 +39,14 @@ class _CodeText(QPlainTextEdit):
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                      | Qt.TextInteractionFlag.TextSelectableByKeyboard)
         self._lines = 0
+        self._lang = ""
+        self.highlighter = CodeHighlighter(self.document())
 
-    def set_code(self, code: str) -> None:
-        if code == self.toPlainText():
+    def set_code(self, code: str, lang: str = "") -> None:
+        if code == self.toPlainText() and lang == self._lang:
             return
+        self._lang = lang
+        self.highlighter.set_code(code, lang)
         self.setPlainText(code)
         self._lines = code.count("\n") + 1
         self._fit_height()
@@ -58,6 +65,11 @@ class _CodeText(QPlainTextEdit):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._fit_height()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: recolour the code
+            self.highlighter.restyle()
 
     def wheelEvent(self, event) -> None:
         # Vertical wheel scrolls the conversation, not this block (which has nothing to scroll).
@@ -93,7 +105,7 @@ class CodeBlock(QFrame):
 
     def set_code(self, code: str, lang: str) -> None:
         self.lang_label.setText(lang or "code")
-        self.text.set_code(code)
+        self.text.set_code(code, lang)
 
     def code(self) -> str:
         return self.text.toPlainText()

@@ -8,6 +8,8 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 MAX_LINES = 10
+PLACEHOLDER = "Message TinyLlama…  (Enter to send, Shift+Enter for a new line)"
+SHORT_PLACEHOLDER = "Message TinyLlama…"  # when the long one would wrap in a narrow window
 
 
 class _Input(QPlainTextEdit):
@@ -19,6 +21,14 @@ class _Input(QPlainTextEdit):
             self.submitted.emit()
             return
         super().keyPressEvent(event)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        # The placeholder wraps like text and the box is one line high: pick one that fits on the line.
+        room = int(self.viewport().width() - 2 * self.document().documentMargin())
+        fm = self.fontMetrics()
+        text = next((t for t in (PLACEHOLDER, SHORT_PLACEHOLDER) if fm.horizontalAdvance(t) <= room), None)
+        self.setPlaceholderText(text or fm.elidedText(SHORT_PLACEHOLDER, Qt.TextElideMode.ElideRight, room))
 
 
 class Composer(QWidget):
@@ -43,7 +53,8 @@ class Composer(QWidget):
         row.setContentsMargins(10, 6, 6, 6)
         self.input = _Input(frame)
         self.input.setObjectName("Composer")
-        self.input.setPlaceholderText("Message TinyLlama…  (Enter to send, Shift+Enter for a new line)")
+        self.input.setAccessibleName("Message")
+        self.input.setPlaceholderText(PLACEHOLDER)
         self.input.setTabChangesFocus(True)
         self.input.submitted.connect(self.submit)
         self.input.textChanged.connect(self._grow)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QMouseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -52,6 +52,17 @@ def date_group(ts: float, today: date | None = None) -> str:
     return "Older"
 
 
+class _ChatList(QListWidget):
+    """The list itself: a right-click opens the row's menu without opening the chat, like a file manager
+    (the row under the pointer is what the menu acts on, the open chat stays)."""
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.RightButton:
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+
 class ConversationList(QWidget):
     """Lists conversations; every change is a signal to the main window, which asks the store."""
 
@@ -69,21 +80,24 @@ class ConversationList(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 10, 8, 8)
         lay.setSpacing(8)
-        self.new_button = QPushButton("＋  New chat", self)
+        self.new_button = QPushButton("+  New chat", self)  # a plain "+": the fullwidth one is missing from many fonts
         self.new_button.setObjectName("NewChatButton")
         self.new_button.setToolTip("New chat (Ctrl+N)")
         self.new_button.clicked.connect(self.newChatRequested)
         self.filter_box = QLineEdit(self)
         self.filter_box.setObjectName("FilterBox")
+        self.filter_box.setAccessibleName("Filter conversations")
         self.filter_box.setPlaceholderText("Filter conversations")
         self.filter_box.setClearButtonEnabled(True)
         self.filter_box.textChanged.connect(self._apply_filter)
-        self.list = QListWidget(self)
+        self.list = _ChatList(self)
         self.list.setObjectName("ConversationList")
+        self.list.setAccessibleName("Conversations")
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2 renames
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.currentItemChanged.connect(self._on_current)
+        self.list.itemClicked.connect(self._on_clicked)  # the highlighted row too: it may not be on show
         self.list.itemChanged.connect(self._on_item_changed)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
@@ -101,6 +115,7 @@ class ConversationList(QWidget):
         row = QHBoxLayout(self.undo_bar)
         row.setContentsMargins(10, 6, 6, 6)
         self.undo_label = QLabel(self.undo_bar)
+        self.undo_label.setWordWrap(True)  # a long title takes a second line instead of being cut off
         self.undo_button = QPushButton("Undo", self.undo_bar)
         self.undo_button.clicked.connect(self._undo)
         row.addWidget(self.undo_label, 1)
@@ -113,9 +128,12 @@ class ConversationList(QWidget):
         self._undo_timer.timeout.connect(self.undo_bar.hide)
 
     # --------------------------------------------------------------- content
+    @Slot(object, object)
     def set_conversations(self, conversations: Sequence[Conversation], current_id: str | None) -> None:
-        """Rebuild the list (pinned first, then by date, newest first) and select `current_id`."""
+        """Rebuild the list (pinned first, then by date, newest first) and select `current_id`. Rebuilding
+        selects nothing by itself: the rows come and go without asking to open another chat."""
         self._filling = True
+        self.list.blockSignals(True)
         self.list.clear()
         self._items.clear()
         heading = None
@@ -133,6 +151,7 @@ class ConversationList(QWidget):
             self.list.addItem(item)
             self._items[conv.id] = item
             self._show_title(item)
+        self.list.blockSignals(False)
         self._filling = False
         self.select(current_id)
         self._apply_filter(self.filter_box.text())
@@ -156,11 +175,13 @@ class ConversationList(QWidget):
         self._filling = was
 
     def select(self, conversation_id: str | None) -> None:
+        """Highlight the chat on show (None: none is), without asking to open it."""
         item = self._items.get(conversation_id or "")
         self.list.blockSignals(True)
-        self.list.setCurrentItem(item) if item else self.list.clearSelection()
+        self.list.setCurrentItem(item)  # None clears it, so a click on any row opens that row again
         self.list.blockSignals(False)
 
+    @Slot(object)
     def set_generating(self, conversation_id: str | None) -> None:
         """Mark the conversation an answer is being generated for (None: no generation)."""
         old, self._generating = self._generating, conversation_id
@@ -176,10 +197,19 @@ class ConversationList(QWidget):
     def item_text(self, conversation_id: str) -> str:
         return self._items[conversation_id].text()
 
+    def item(self, conversation_id: str) -> QListWidgetItem | None:
+        """The row of a conversation, if it is listed."""
+        return self._items.get(conversation_id)
+
     # ---------------------------------------------------------------- events
     @Slot(QListWidgetItem, QListWidgetItem)
     def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if item is not None and item.data(ID_ROLE):
+            self.selected.emit(item.data(ID_ROLE))
+
+    @Slot(QListWidgetItem)
+    def _on_clicked(self, item: QListWidgetItem) -> None:
+        if item.data(ID_ROLE):
             self.selected.emit(item.data(ID_ROLE))
 
     @Slot(QListWidgetItem)
@@ -239,6 +269,7 @@ class ConversationList(QWidget):
             heading.setHidden(not heading_used)
 
     # ------------------------------------------------------------------- undo
+    @Slot(str, str)
     def offer_undo(self, conversation_id: str, title: str) -> None:
         """Show "Deleted … Undo" for a few seconds after a conversation went to the trash."""
         self._undo_id = conversation_id

@@ -1,5 +1,6 @@
-"""Markdown for chat messages: fenced code blocks split out (they get their own widget with a Copy
-button), the prose between them converted to HTML with Qt's own CommonMark/GitHub parser (md4c).
+"""Markdown for chat messages: fenced code blocks and block quotes split out (code gets its own widget
+with a Copy button, a quote one with a quote bar), the prose converted to HTML with Qt's own
+CommonMark/GitHub parser (md4c), which draws a quote only as an indent.
 
 Raw HTML in a message is shown as text, never interpreted: model output is not trusted markup.
 """
@@ -13,6 +14,7 @@ from typing import Literal
 from PySide6.QtGui import QTextDocument
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
+_QUOTE = re.compile(r"^ {0,3}> ?")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
 DISPLAY_LIMIT = 50_000  # characters of one message laid out on screen
 _FEATURES = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
@@ -20,9 +22,10 @@ _FEATURES = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.
 
 @dataclass(frozen=True)
 class Block:
-    """A run of prose, or one fenced code block (`closed` is False while it is still streaming)."""
+    """A run of prose, a block quote (its text without the `>` markers), or one fenced code block
+    (`closed` is False while it is still streaming)."""
 
-    kind: Literal["prose", "code"]
+    kind: Literal["prose", "quote", "code"]
     text: str
     lang: str = ""
     closed: bool = True
@@ -61,9 +64,24 @@ def split_blocks(text: str) -> list[Block]:
 
 
 def _add_prose(blocks: list[Block], lines: list[str]) -> None:
+    """Add prose lines as prose and quote blocks, in order."""
+    run: list[str] = []
+    quoting = False
+    for line in lines:
+        marked = _QUOTE.match(line) is not None
+        # A non-blank line right after quoted text continues the quote (CommonMark's lazy continuation).
+        lazy = quoting and not marked and bool(line.strip()) and bool(run) and bool(run[-1].strip())
+        if (marked or lazy) != quoting:
+            _add_run(blocks, "quote" if quoting else "prose", run)
+            run, quoting = [], marked or lazy
+        run.append(_QUOTE.sub("", line, count=1) if marked else line)
+    _add_run(blocks, "quote" if quoting else "prose", run)
+
+
+def _add_run(blocks: list[Block], kind: Literal["prose", "quote"], lines: list[str]) -> None:
     text = "\n".join(lines).strip("\n")
     if text.strip():
-        blocks.append(Block("prose", text))
+        blocks.append(Block(kind, text))
 
 
 _doc: QTextDocument | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -18,10 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.code_block import CodeBlock
-from app.chat.markdown import Block, prose_to_html, split_blocks
+from app.chat.markdown_body import MarkdownBody
+from app.chat.message_actions import ActionRow, offered_actions
 from app.core.store_types import StoredMessage
-from app.ui import theme
+from app.ui.elided_label import ElidedLabel
 
 
 @dataclass(frozen=True)
@@ -35,76 +35,6 @@ class MessageView:
     streaming: bool = False
 
 
-class MarkdownBody(QWidget):
-    """Prose labels and code blocks for a Markdown text; on update only the blocks that changed are
-    touched, so streaming into a long answer costs the last block, not the whole message."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._layout = QVBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.setSpacing(6)
-        self._blocks: list[Block] = []
-        self._widgets: list[QWidget] = []
-        self.text = ""
-
-    def set_markdown(self, text: str) -> None:
-        if text == self.text and self._widgets:
-            return
-        self.text = text
-        blocks = split_blocks(text) or [Block("prose", "")]
-        for i, block in enumerate(blocks):
-            if i < len(self._blocks) and self._blocks[i] == block:
-                continue
-            if i < len(self._widgets) and self._blocks[i].kind == block.kind:
-                widget = self._widgets[i]
-            else:
-                widget = self._new_widget(block.kind)
-                if i < len(self._widgets):
-                    old = self._widgets[i]
-                    self._layout.replaceWidget(old, widget)
-                    old.hide()
-                    old.deleteLater()
-                    self._widgets[i] = widget
-                else:
-                    self._layout.addWidget(widget)
-                    self._widgets.append(widget)
-            self._fill(widget, block)
-        for old in self._widgets[len(blocks):]:
-            self._layout.removeWidget(old)
-            old.hide()
-            old.deleteLater()
-        del self._widgets[len(blocks):]
-        self._blocks = blocks
-
-    def _new_widget(self, kind: str) -> QWidget:
-        if kind == "code":
-            return CodeBlock(self)
-        label = QLabel(self)
-        label.setTextFormat(Qt.TextFormat.RichText)
-        label.setWordWrap(True)
-        label.setOpenExternalLinks(True)
-        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        return label
-
-    @staticmethod
-    def _fill(widget: QWidget, block: Block) -> None:
-        if isinstance(widget, CodeBlock):
-            widget.set_code(block.text, block.lang)
-        elif isinstance(widget, QLabel):
-            widget.setText(prose_to_html(block.text) if block.text else "")
-
-    def block_widgets(self) -> list[QWidget]:
-        """The widget showing each block of the text, in order: a prose label or a CodeBlock."""
-        return list(self._widgets)
-
-    def code_blocks(self) -> list[CodeBlock]:
-        return [w for w in self._widgets if isinstance(w, CodeBlock)]
-
-
-_ACTION_LABELS = {"copy": "Copy", "edit": "Edit", "retry": "Retry", "regenerate": "Regenerate",
-                  "delete": "Delete"}
 
 
 def _meta_text(m: StoredMessage) -> str:
@@ -132,6 +62,7 @@ class MessageWidget(QFrame):
         self.view = view
         m = view.message
         self.is_user = m.role == "user"
+        self.setAccessibleName("You" if self.is_user else "Assistant")
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 6, 0, 6)
         outer.setSpacing(3)
@@ -139,7 +70,7 @@ class MessageWidget(QFrame):
         head = QHBoxLayout()
         self.role_label = QLabel("You" if self.is_user else "Assistant", self)
         self.role_label.setObjectName("RoleLabel")
-        self.meta_label = QLabel(self)
+        self.meta_label = ElidedLabel("", self)  # model · level · speed: may be cut short in a narrow window
         self.meta_label.setObjectName("MetaLabel")
         if self.is_user:
             head.addStretch(1)
@@ -176,16 +107,8 @@ class MessageWidget(QFrame):
         self.set_view(view)
 
     def _build_actions(self, outer: QVBoxLayout) -> None:
-        # One label of links rather than a row of buttons: a chat holds hundreds of messages and
-        # seven buttons each would triple the cost of building them.
-        self.actions = QLabel(self)
-        self.actions.setObjectName("Actions")
-        self.actions.setTextFormat(Qt.TextFormat.RichText)
-        self.actions.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse
-                                             | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
-        self.actions.linkActivated.connect(self.trigger)
-        if self.is_user:
-            self.actions.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.actions = ActionRow(self.is_user, self)
+        self.actions.triggered.connect(self.trigger)
         outer.addWidget(self.actions)
 
     # ------------------------------------------------------------------ state
@@ -199,43 +122,13 @@ class MessageWidget(QFrame):
         if not self.is_user:
             self.meta_label.setText(_meta_text(m) if not view.streaming else "generating…")
         self._set_badge(view)
-        self.actions.setText(self._actions_html(view))
+        self.actions.show_actions(offered_actions(m.role, m.status, view.sibling_index, view.sibling_count,
+                                                  view.streaming), view.sibling_index, view.sibling_count)
         self.actions.setVisible(not view.streaming)
 
     def available_actions(self) -> list[str]:
-        """The actions this message offers now, by name (the link targets)."""
-        view, m = self.view, self.view.message
-        if view.streaming:
-            return []
-        names = []
-        if view.sibling_count > 1:
-            names += ["previous"] if view.sibling_index > 0 else []
-            names += ["next"] if view.sibling_index < view.sibling_count - 1 else []
-        names.append("copy")
-        if self.is_user:
-            names.append("edit")
-        elif m.status != "complete":
-            names.append("retry")
-        else:
-            names.append("regenerate")
-        names.append("delete")
-        return names
-
-    def _actions_html(self, view: MessageView) -> str:
-        c = theme.current()
-        names = self.available_actions()
-        link = f"color:{c.muted}; text-decoration:none;"
-        parts = []
-        if view.sibling_count > 1:
-            prev = (f'<a href="previous" style="{link}">‹</a>' if "previous" in names
-                    else f'<span style="color:{c.border}">‹</span>')
-            nxt = (f'<a href="next" style="{link}">›</a>' if "next" in names
-                   else f'<span style="color:{c.border}">›</span>')
-            parts.append(f"{prev}&nbsp;{view.sibling_index + 1}/{view.sibling_count}&nbsp;{nxt}")
-        for name in names:
-            if name not in ("previous", "next"):
-                parts.append(f'<a href="{name}" style="{link}">{_ACTION_LABELS[name]}</a>')
-        return f'<span style="color:{c.muted}">' + " &nbsp;·&nbsp; ".join(parts) + "</span>"
+        """The actions this message offers now, by name."""
+        return self.actions.names()
 
     def _set_badge(self, view: MessageView) -> None:
         m = view.message
@@ -246,16 +139,21 @@ class MessageWidget(QFrame):
             text, name = f"⚠ {m.error or 'The answer could not be generated.'}", "ErrorBadge"
         elif m.status == "partial":
             text = "■ Stopped — this answer is incomplete. Retry to generate it again."
-        if view.forgotten:
-            note = "Not in context — too old for the model's 2048-token window; it no longer sees this message."
-            text, name = (f"{text}\n{note}" if text else note), ("ForgottenBadge" if not text else name)
         self.badge.setObjectName(name)
         self.badge.setText(text)
         self.badge.setVisible(bool(text))
         self.badge.style().unpolish(self.badge)
         self.badge.style().polish(self.badge)
         self.setProperty("forgotten", view.forgotten)
-        self.body.setEnabled(not view.forgotten)  # greys the text out: the model no longer sees it
+        self.body.setEnabled(not view.forgotten)  # greys the text out: the model no longer sees it (the
+        # chat view's one divider says why)
+
+    def set_found(self, found: bool) -> None:
+        """Highlight this message as the one a search led to (until the chat is shown again)."""
+        self.setProperty("found", found)
+        self.setAccessibleDescription("Found by search" if found else "")
+        self.style().unpolish(self)
+        self.style().polish(self)
 
     def set_streaming_text(self, text: str) -> None:
         """Show more of an answer being generated."""
@@ -274,7 +172,7 @@ class MessageWidget(QFrame):
     # ---------------------------------------------------------------- actions
     @Slot(str)
     def trigger(self, name: str) -> None:
-        """Run one of `available_actions()` (what clicking its link does)."""
+        """Run one of `available_actions()` (what pressing its button does)."""
         mid = self.view.message.id
         if name == "copy":
             QGuiApplication.clipboard().setText(self.view.message.content)

@@ -1,15 +1,14 @@
 """Ctrl+F: search every conversation (the store's FTS5 index), results with the matches highlighted;
-Enter or a click opens the conversation on the branch holding that message, scrolled to it."""
+Enter or a click asks to open the conversation on the branch holding that message, with it in view."""
 
 from __future__ import annotations
 
 import html
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QKeyEvent
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QDialog,
-    QGraphicsColorizeEffect,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -18,7 +17,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.chat.chat_view import ChatView
 from app.core import timestamps
 from app.core.store import Store
 from app.core.store_types import MARK_END, MARK_START, SearchHit, StoreError
@@ -55,10 +53,12 @@ class SearchDialog(QDialog):
         self.store = store
         self.query = QLineEdit(self)
         self.query.setPlaceholderText("Search all conversations…")
+        self.query.setAccessibleName("Search conversations")
         self.query.setClearButtonEnabled(True)
         self.query.installEventFilter(self)
         self.results = QListWidget(self)
         self.results.setObjectName("SearchResults")
+        self.results.setAccessibleName("Search results")
         self.results.setWordWrap(True)
         self.results.setSpacing(2)
         self.results.itemActivated.connect(self._open)
@@ -137,19 +137,3 @@ class SearchDialog(QDialog):
                 return True
         return super().eventFilter(watched, event)
 
-
-def reveal_message(view: ChatView, message_id: str, tries: int = 40) -> None:
-    """Scroll `view` to a message and flash it. Older messages are built as the user scrolls up, so
-    when it is not built yet, scroll up (which builds the next batch) and look again."""
-    widget = view.message_widget(message_id)
-    if widget is not None:
-        view.ensureWidgetVisible(widget, 0, 40)
-        effect = QGraphicsColorizeEffect(widget)
-        effect.setColor(QColor(theme.current().accent))
-        effect.setStrength(0.35)
-        widget.setGraphicsEffect(effect)
-        QTimer.singleShot(1500, widget, lambda: widget.setGraphicsEffect(None))
-        return
-    if tries > 0 and message_id in view.message_ids():
-        view.verticalScrollBar().setValue(0)
-        QTimer.singleShot(30, view, lambda: reveal_message(view, message_id, tries - 1))

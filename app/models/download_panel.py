@@ -6,7 +6,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+from engine.catalog import CatalogEntry
 from engine.download import Progress, human
+from engine.models import ModelManager
 
 PHASE_WORDS = {
     "metadata": "Contacting the model hub…",
@@ -16,6 +18,11 @@ PHASE_WORDS = {
     "copying": "Copying",
     "done": "Finished",
 }
+
+
+def kept_bytes(manager: ModelManager, entry: CatalogEntry) -> int:
+    """Bytes of a paused download of `entry` already on disk (0 if none): what resuming starts from."""
+    return sum(u.bytes for u in manager.disk_usage() if u.state == "partial" and u.id in (entry.id, entry.source_id))
 
 
 def duration(seconds: float) -> str:
@@ -55,6 +62,7 @@ class DownloadPanel(QWidget):
         self.title = QLabel(self)
         self.title.setWordWrap(True)
         self.bar = QProgressBar(self)
+        self.bar.setAccessibleName("Download progress")
         self.bar.setTextVisible(False)
         self.bar.setMaximumHeight(10)
         self.detail = QLabel(self)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Slot
@@ -17,13 +18,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from app.background.download_worker import DownloadJob, JobProgress, JobResult
 from app.models.download_panel import describe
+from app.models.import_choice import ask_in_place
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.models.model_table import ModelTable
 from app.models.welcome_view import choose_gguf_file
@@ -34,7 +35,6 @@ from engine.models import InstalledModel
 from engine.types import EngineError
 
 log = logging.getLogger(__name__)
-
 
 
 class ModelDialog(QDialog):
@@ -63,7 +63,7 @@ class ModelDialog(QDialog):
         top.addWidget(self.import_button)
         top.addWidget(open_button)
 
-        self.tree = ModelTable(self)
+        self.table = ModelTable(self)
 
         self.message = QLabel(self)
         self.message.setWordWrap(True)
@@ -78,26 +78,16 @@ class ModelDialog(QDialog):
 
         lay = QVBoxLayout(self)
         lay.addLayout(top)
-        lay.addWidget(self.tree, 1)
+        lay.addWidget(self.table, 1)
         lay.addLayout(bottom)
 
         self.downloads.progress.connect(self._on_progress)
         self.downloads.jobFinished.connect(self._on_finished)
         switcher.switched.connect(self._on_switched)
-        switcher.controller.modelStateChanged.connect(self._on_model_state)
+        switcher.model.changed.connect(self._on_model_state)
         self.refresh()
 
     # ------------------------------------------------------------------ rows
-    def item(self, key: str) -> QTreeWidgetItem | None:
-        return self.tree.item(key)
-
-    def status_of(self, key: str) -> str:
-        """The status a row shows (the progress line while it downloads)."""
-        return self.tree.status_of(key)
-
-    def button(self, key: str, text: str) -> QPushButton | None:
-        return self.tree.button(key, text)
-
     def refresh(self) -> None:
         """Rebuild every row from what is on disk and what is running."""
         manager = self.switcher.manager
@@ -108,19 +98,19 @@ class ModelDialog(QDialog):
         except OSError:
             free = "unknown"
         self.folder_label.setText(f"Models folder: {manager.root} — {human(used)} used, {free} free")
-        self.tree.clear()
+        self.table.clear()
         partial = {u.id: u.bytes for u in usage if u.state == "partial"}
         current = self.switcher.in_use()
-        entries = levels_for(manager, self.switcher.controller.settings)
+        entries = levels_for(manager, self.switcher.settings.current)
         if entries:
-            self.tree.heading(entries[0].label.split(" · ")[0])
+            self.table.heading(entries[0].label.split(" · ")[0])
         for entry in entries:
             installed = manager.find(entry.model, entry.level)
             have = partial.get(entry.id) or partial.get(entry.source_id or "", 0)
             self._add_catalog_row(entry, installed, have, current)
         imported = [m for m in manager.installed() if m.kind == "imported"]
         if imported:
-            self.tree.heading("Imported models")
+            self.table.heading("Imported models")
         for model in imported:
             self._add_installed_row(model.id, model.label, model, current)
 
@@ -136,14 +126,12 @@ class ModelDialog(QDialog):
             buttons = [("Cancel", self._cancel_job)]
         elif have:
             status = f"Paused — {human(have)} of {size} kept"
-            buttons = [("Resume", self._download), ("Delete", self._delete)]
+            buttons = [("Resume", self.download), ("Delete", self._delete)]
         else:
             status = "Not downloaded"
-            buttons = [("Download", self._download)]
-        item = self.tree.add_row(entry.id, entry.level, size, status, buttons)
-        item.setToolTip(0, f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
-        if entry.id in self._progress:
-            self.tree.show_progress(item, self._progress[entry.id])
+            buttons = [("Download", self.download)]
+        self._row(entry.id, entry.level, size, status, buttons,
+                  f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
 
     def _add_installed_row(self, key: str, name: str, model: InstalledModel, current: InstalledModel | None,
                            entry: CatalogEntry | None = None) -> None:
@@ -154,59 +142,55 @@ class ModelDialog(QDialog):
         buttons = [] if in_use else [("Use", self._use)]
         buttons += [("Verify", self._verify)] + ([] if in_use else [("Delete", self._delete)])
         level = model.level or "—"
-        item = self.tree.add_row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes),
-                         status, buttons)
         tip = f"{model.path}"
         if entry is not None:
             tip = f"{entry.note}\n{tip}"
-        item.setToolTip(0, tip)
+        self._row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes), status,
+                  buttons, tip)
+
+    def _row(self, key: str, level: str, size: str, status: str,
+             buttons: list[tuple[str, Callable[[str], None]]], tooltip: str) -> None:
+        self.table.add_row(key, level, size, status, buttons, tooltip)
         if key in self._progress:
-            self.tree.show_progress(item, self._progress[key])
+            self.table.show_progress(key, self._progress[key])
+
+    def status_of(self, key: str) -> str:
+        """The status a row shows (the progress line while it downloads)."""
+        return self.table.status_of(key)
+
+    def button(self, key: str, text: str) -> QPushButton | None:
+        return self.table.button(key, text)
 
     def _active(self, key: str) -> DownloadJob | None:
         """The queued or running job of row `key`, whoever started it (this window or Settings)."""
         return next((j for j in self.downloads.active_jobs() if self._row_key(j) == key), None)
 
-    def _key(self) -> str:
-        return str(self.sender().property("rowKey"))
-
     # --------------------------------------------------------------- actions
-    @Slot()
-    def _download(self) -> None:
-        self.download(self._key())
-
     def download(self, entry_id: str) -> None:
         entry = self.switcher.manager.catalog.by_id(entry_id)
         self._jobs[entry_id] = self.downloads.download(entry.model, entry.level)
         self.say("")
         self.refresh()
 
-    @Slot()
-    def _cancel_job(self) -> None:
-        job = self._active(self._key())
+    def _cancel_job(self, key: str) -> None:
+        job = self._active(key)
         if job is not None:
             self.downloads.cancel(job)
 
-    @Slot()
-    def _use(self) -> None:
-        key = self._key()
+    def _use(self, key: str) -> None:
         model = next((m for m in self.switcher.manager.installed() if m.id == key), None)
         if model is not None:
             self.switcher.use(model)
             self.say(f"Switched to {html.escape(model.label)}. The next answer comes from it.")
 
-    @Slot()
-    def _verify(self) -> None:
-        key = self._key()
+    def _verify(self, key: str) -> None:
         self._jobs[key] = self.downloads.verify(key)
         self.say("")
         self.refresh()
 
-    @Slot()
-    def _delete(self) -> None:
-        key = self._key()
-        label = self.item(key).text(0) if self.item(key) else key
-        answer = QMessageBox.question(self, "Delete model", f"Delete {label} ({self.item(key).text(1)}) from "
+    def _delete(self, key: str) -> None:
+        label = self.table.text(key, "level") or key
+        answer = QMessageBox.question(self, "Delete model", f"Delete {label} ({self.table.text(key, 'size')}) from "
                                       "this computer? A catalog level can be downloaded again later.")
         if answer == QMessageBox.StandardButton.Yes:
             self.delete(key)
@@ -230,12 +214,19 @@ class ModelDialog(QDialog):
     def _choose_import(self) -> None:
         path = choose_gguf_file(self, "Import a GGUF model file")
         if path is not None:
-            self.import_file(path)
+            self.ask_and_import(path)
 
-    def import_file(self, path: Path) -> None:
-        """Validate and copy `path` into the models folder (on the download thread)."""
+    def ask_and_import(self, path: Path) -> None:
+        """Ask whether to copy `path` or use it where it is, then import it (nothing if cancelled)."""
+        in_place = ask_in_place(path, self)
+        if in_place is not None:
+            self.import_file(path, in_place)
+
+    def import_file(self, path: Path, in_place: bool = False) -> None:
+        """Validate `path` and copy it into the models folder, or record it where it is (on the
+        download thread)."""
         key = f"import:{path}"
-        self._jobs[key] = self.downloads.import_file(path)
+        self._jobs[key] = self.downloads.import_file(path, in_place)
         self.say(f"Checking {html.escape(path.name)}…")
 
     @Slot()
@@ -257,10 +248,9 @@ class ModelDialog(QDialog):
     def _on_progress(self, p: JobProgress) -> None:
         key = self._row_key(p.job)
         self._progress[key] = p
-        item = self.item(key)
-        if item is not None:
-            self.tree.show_progress(item, p)
-            if self.tree.button(key, "Cancel") is None:
+        if self.table.has_row(key):
+            self.table.show_progress(key, p)
+            if self.table.button(key, "Cancel") is None:
                 self.refresh()
         elif p.job.kind == "import":
             self.message.setText(f"Importing {html.escape(Path(p.job.key).name)}: {describe(p.progress)}")
@@ -298,6 +288,6 @@ class ModelDialog(QDialog):
     def _on_switched(self, _model: object) -> None:
         self.refresh()
 
-    @Slot(str, str)
-    def _on_model_state(self, _state: str, _text: str) -> None:
+    @Slot(object)
+    def _on_model_state(self, _status: object) -> None:
         self.refresh()

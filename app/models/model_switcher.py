@@ -10,16 +10,16 @@ progress and cancel, and then used. Nothing here blocks the GUI thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from app.background.download_worker import DownloadJob, DownloadThread, JobProgress, JobResult
-from app.chat.chat_controller import ChatController
+from app.chat.model_state import ModelState
+from app.chat.settings_service import SettingsService
 from app.core.model_choice import resolve_model
-from app.core.settings import Settings
+from app.core.settings import DEFAULT_MODEL_ID, Settings
 from engine.catalog import CatalogEntry
 from engine.models import InstalledModel, ModelManager
 from engine.select import choose_engine
@@ -29,31 +29,37 @@ log = logging.getLogger(__name__)
 
 
 def levels_for(manager: ModelManager, settings: Settings) -> tuple[CatalogEntry, ...]:
-    """The catalog levels of the settings' model that the chosen engine runs, smallest first."""
-    return manager.catalog.levels(settings.model_id, choose_engine(settings.engine).name)
+    """The catalog levels of the settings' model that the chosen engine runs, smallest first. While a
+    model of the user's own is in use, those of the catalog's model: they stay available to switch to."""
+    engine = choose_engine(settings.engine).name
+    for model in (settings.model_id, DEFAULT_MODEL_ID, *manager.catalog.models()):
+        levels = manager.catalog.levels(model, engine)
+        if levels:
+            return levels
+    return ()
 
 
 class ModelSwitcher(QObject):
-    """Owns "which model is in use". `save` persists new settings (it may raise SettingsError)."""
+    """Owns "which model is in use": it records the choice in the settings and loads it."""
 
     progress = Signal(object)  # JobProgress of the pending download
     pendingChanged = Signal()  # a download for a switch started or ended
     failed = Signal(str)  # a sentence for the user: the download or import did not work
     cancelled = Signal(str)
     switched = Signal(object)  # InstalledModel: saved in the settings and handed to the engine to load
+    notice = Signal(str)  # a sentence for the user (the choice could not be saved)
 
-    def __init__(self, controller: ChatController, downloads: DownloadThread,
-                 save: Callable[[Settings], None]) -> None:
+    def __init__(self, settings: SettingsService, model: ModelState, downloads: DownloadThread) -> None:
         super().__init__()
-        self.controller = controller
+        self.settings = settings
+        self.model = model
         self.downloads = downloads
-        self._save = save
         self.pending: DownloadJob | None = None  # the download or import that will be used when done
         self.last_error = ""
         self._loading_path: Path | None = None
         downloads.progress.connect(self._on_progress)
         downloads.jobFinished.connect(self._on_finished)
-        controller.engine.loadStarted.connect(self._on_load_started)
+        model.engine.loadStarted.connect(self._on_load_started)
 
     @property
     def manager(self) -> ModelManager:
@@ -61,14 +67,14 @@ class ModelSwitcher(QObject):
 
     def current(self) -> InstalledModel | None:
         """The installed model the settings point at (what is loaded or loading)."""
-        return resolve_model(self.manager, self.controller.settings)
+        return resolve_model(self.manager, self.settings.current)
 
     def in_use(self) -> InstalledModel | None:
         """The installed model the engine has loaded or is loading; None while no model is loaded."""
-        state = self.controller.model
-        if state.state == "ready" and state.loaded is not None:
-            path: Path | None = state.loaded.model.path
-        elif state.state == "loading":
+        state = self.model.status.state
+        if state == "ready" and self.model.loaded is not None:
+            path: Path | None = self.model.loaded.model.path
+        elif state == "loading":
             path = self._loading_path
         else:
             return None
@@ -84,9 +90,9 @@ class ModelSwitcher(QObject):
             return None
         return self._start(self.downloads.download(model, level))
 
-    def import_file(self, path: Path) -> DownloadJob:
-        """Validate and copy a user's GGUF file, then use it."""
-        return self._start(self.downloads.import_file(path))
+    def import_file(self, path: Path, in_place: bool = False) -> DownloadJob:
+        """Validate a user's GGUF file, copy it (or, `in_place`, record it where it is), then use it."""
+        return self._start(self.downloads.import_file(path, in_place))
 
     def cancel(self) -> None:
         """Stop the pending download; its bytes stay on disk and the next attempt resumes from them."""
@@ -96,19 +102,12 @@ class ModelSwitcher(QObject):
     def use(self, model: InstalledModel) -> None:
         """Save `model` as the one in use and load it on the engine thread (queued after any answer in
         progress, so that answer finishes with the model that started it)."""
-        settings = replace(self.controller.settings, model_id=model.model, quant=model.level)
-        self.controller.settings = settings
-        try:
-            self.save_settings(settings)
-        except Exception as e:  # SettingsError: the switch still happens, it just will not be remembered
-            self.controller.notice.emit(getattr(e, "message", str(e)))
+        error = self.settings.apply(replace(self.settings.current, model_id=model.model, quant=model.level))
+        if error:  # the switch still happens, it just will not be remembered
+            self.notice.emit(error)
         log.info("switching to %s", model.label)
-        self.controller.load_model(model.model_info())
+        self.model.load(model.model_info())
         self.switched.emit(model)
-
-    def save_settings(self, settings: Settings) -> None:
-        """Persist `settings` (raises SettingsError when the disk refuses)."""
-        self._save(settings)
 
     def _start(self, job: DownloadJob) -> DownloadJob:
         if self.pending is not None and self.pending != job:

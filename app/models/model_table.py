@@ -1,19 +1,24 @@
-"""The model manager's table: one row per level or imported model, with its size, status or download
-progress, and the buttons that act on it. Rows are found by key (catalog entry id or installed id)."""
+"""The model manager's table: one row per level or imported model with its size, its status (or a
+download's progress) and the buttons that act on it. Rows are found by key (catalog entry id or
+installed id).
+
+Every cell is a real widget in a grid, not a widget laid over an item view: buttons inside an item
+view's cells are invisible to assistive technology, and these are the only way to use, verify, delete
+or download a level. There are only a handful of rows, so building them all is cheap.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QGridLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -21,99 +26,123 @@ from PySide6.QtWidgets import (
 from app.background.download_worker import JobProgress
 from app.models.download_panel import describe
 
-COLUMNS = ("Level", "Size", "Status", "")
-ROW_HEIGHT_LINES = 2.4
-ROLE_KEY = Qt.ItemDataRole.UserRole
+HEADERS = ("Level", "Size", "Status", "")
 
 
-class ModelTable(QTreeWidget):
-    """Rows of models; the owner fills them and connects each button to its action."""
+class ModelTable(QScrollArea):
+    """A grid of model rows, each known by a key (a catalog entry id, an installed model id, …)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setColumnCount(len(COLUMNS))
-        self.setHeaderLabels(COLUMNS)
-        self.setRootIsDecorated(False)
-        self.setSelectionMode(QTreeWidget.SelectionMode.NoSelection)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        header = self.header()
-        header.setStretchLastSection(False)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        for col in (0, 1, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.setObjectName("ModelTable")
+        self.setAccessibleName("Models")
+        self.setWidgetResizable(True)
+        self._rows: dict[str, dict[str, QWidget]] = {}
+        self._next_row = 0
+        self._body: QWidget | None = None
+        self._grid: QGridLayout | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Remove every row (the header stays)."""
+        old = self.takeWidget()
+        if old is not None:  # later: a button of the old rows may be the one whose click led here
+            old.hide()
+            old.deleteLater()
+        self._body = QWidget()
+        self._grid = QGridLayout(self._body)
+        self._grid.setHorizontalSpacing(16)
+        self._grid.setColumnStretch(2, 1)
+        for col, text in enumerate(HEADERS):
+            if text:
+                self._grid.addWidget(self._label(f"<b>{text}</b>"), 0, col)
+        self._grid.setRowStretch(99, 1)  # rows stay at the top
+        self._rows.clear()
+        self._next_row = 1
+        self.setWidget(self._body)
 
     def heading(self, text: str) -> None:
-        """A bold line spanning the table, above a group of rows."""
-        item = QTreeWidgetItem([text])
-        font = item.font(0)
-        font.setBold(True)
-        item.setFont(0, font)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)
-        self.addTopLevelItem(item)
-        item.setFirstColumnSpanned(True)
+        """A group title spanning the row ("Tiny Test Chat", "Imported models")."""
+        label = self._label(f"<b>{text}</b>")
+        self._grid.addWidget(label, self._next_row, 0, 1, len(HEADERS))
+        self._next_row += 1
 
     def add_row(self, key: str, level: str, size: str, status: str,
-                buttons: list[tuple[str, Callable[[], None]]]) -> QTreeWidgetItem:
-        """A row with `buttons` (text, slot); each button carries `key` as its "rowKey" property."""
-        item = QTreeWidgetItem([level, size, status, ""])
-        item.setData(0, ROLE_KEY, key)
-        # Column 2 stretches, so this hint sets the row height without narrowing any column.
-        item.setSizeHint(2, QSize(0, int(ROW_HEIGHT_LINES * self.fontMetrics().lineSpacing())))
-        self.addTopLevelItem(item)
-        box = QWidget()
-        row = QHBoxLayout(box)
-        row.setContentsMargins(2, 1, 2, 1)
-        row.addStretch(1)
+                buttons: list[tuple[str, Callable[[str], None]]], tooltip: str = "") -> None:
+        """One model; each button is named for the level too ("Use Q8_0"), since every row has a Use."""
+        row = self._next_row
+        self._next_row += 1
+        cells: dict[str, QWidget] = {"level": self._label(level), "size": self._label(size),
+                                     "status": self._label(status)}
+        cells["level"].setToolTip(tooltip)
+        for col, name in enumerate(("level", "size", "status")):
+            self._grid.addWidget(cells[name], row, col)
+        box = QWidget(self._body)
+        lay = QHBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addStretch(1)
         for text, handler in buttons:
             b = QPushButton(text, box)
             b.setObjectName(f"{text}Button")
+            b.setAccessibleName(f"{text} {level}")
             b.setAutoDefault(False)
-            b.setProperty("rowKey", key)
-            b.clicked.connect(handler)
-            row.addWidget(b)
-        self.setItemWidget(item, 3, box)
-        return item
+            b.clicked.connect(lambda _checked=False, act=handler: act(key))
+            lay.addWidget(b)
+            cells[f"button:{text}"] = b
+        self._grid.addWidget(box, row, 3)
+        self._rows[key] = cells
 
-    def show_progress(self, item: QTreeWidgetItem, p: JobProgress) -> None:
-        """Replace the row's status by a progress bar and its one-line description."""
-        cell = QWidget()
-        lay = QVBoxLayout(cell)
-        lay.setContentsMargins(2, 2, 2, 2)
-        lay.setSpacing(1)
-        bar = QProgressBar(cell)
-        bar.setTextVisible(False)
-        bar.setMaximumHeight(8)
-        if p.progress.total:
-            bar.setRange(0, 1000)
-            bar.setValue(int(1000 * min(p.progress.done, p.progress.total) / p.progress.total))
-        else:
+    def show_progress(self, key: str, p: JobProgress) -> None:
+        """Replace the row's status by a bar and its one-line description of the job's progress."""
+        cells = self._rows.get(key)
+        if cells is None:
+            return
+        total = p.progress.total
+        fraction = min(p.progress.done, total) / total if total else None
+        text = describe(p.progress)
+        bar = cells.get("bar")
+        if bar is None:
+            cell = QWidget(self._body)
+            lay = QVBoxLayout(cell)
+            lay.setContentsMargins(0, 0, 0, 0)
+            lay.setSpacing(1)
+            bar = QProgressBar(cell)
+            bar.setTextVisible(False)
+            bar.setMaximumHeight(8)
+            lay.addWidget(bar)
+            status = cells["status"]
+            self._grid.replaceWidget(status, cell)
+            lay.addWidget(status)
+            cells["bar"] = bar
+        assert isinstance(bar, QProgressBar)
+        if fraction is None:
             bar.setRange(0, 0)
-        text = QLabel(describe(p.progress), cell)
-        text.setObjectName("Muted")
-        lay.addWidget(bar)
-        lay.addWidget(text)
-        item.setText(2, "")
-        self.setItemWidget(item, 2, cell)
+        else:
+            bar.setRange(0, 1000)
+            bar.setValue(int(1000 * min(max(fraction, 0.0), 1.0)))
+        status = cells["status"]
+        assert isinstance(status, QLabel)
+        status.setText(text)
+        bar.setAccessibleName(text)
 
-    def item(self, key: str) -> QTreeWidgetItem | None:
-        """The row of `key`, if it is shown."""
-        for i in range(self.topLevelItemCount()):
-            it = self.topLevelItem(i)
-            if it.data(0, ROLE_KEY) == key:
-                return it
-        return None
+    def has_row(self, key: str) -> bool:
+        return key in self._rows
 
     def status_of(self, key: str) -> str:
-        """The status a row shows (the progress line while it downloads)."""
-        it = self.item(key)
-        if it is None:
-            return ""
-        cell = self.itemWidget(it, 2)
-        label = cell.findChild(QLabel) if cell is not None else None
-        return label.text() if label is not None else it.text(2)
+        """The status row `key` shows (the progress line while it downloads)."""
+        return self.text(key, "status")
+
+    def text(self, key: str, column: str) -> str:
+        """What row `key` shows in "level", "size" or "status" ("" without such a row)."""
+        cell = self._rows.get(key, {}).get(column)
+        return cell.text() if isinstance(cell, QLabel) else ""
 
     def button(self, key: str, text: str) -> QPushButton | None:
-        """The row's button labelled `text`, if it has one."""
-        it = self.item(key)
-        box = self.itemWidget(it, 3) if it is not None else None
-        return box.findChild(QPushButton, f"{text}Button") if box is not None else None
+        """Row `key`'s button labelled `text`, if it has one."""
+        b = self._rows.get(key, {}).get(f"button:{text}")
+        return b if isinstance(b, QPushButton) else None
+
+    def _label(self, text: str) -> QLabel:
+        label = QLabel(text, self._body)
+        label.setTextFormat(Qt.TextFormat.AutoText)
+        return label

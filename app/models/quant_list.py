@@ -22,11 +22,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.background.download_worker import JobProgress
-from app.models.download_panel import DownloadPanel
+from app.models.download_panel import DownloadPanel, kept_bytes
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.ui import theme
 from engine.catalog import CatalogEntry
 from engine.download import human
+from engine.models import InstalledModel
 
 COLUMNS = ("Level", "On disk", "Memory", "Quality and speed", "Status")
 ROLE_ENTRY = Qt.ItemDataRole.UserRole
@@ -49,6 +50,7 @@ class QuantList(QWidget):
         self.switcher = switcher
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("QuantList")
+        self.tree.setAccessibleName("Quantization levels")
         self.tree.setColumnCount(len(COLUMNS))
         self.tree.setHeaderLabels(COLUMNS)
         self.tree.setRootIsDecorated(False)
@@ -89,19 +91,19 @@ class QuantList(QWidget):
         switcher.switched.connect(self._on_switched)
         switcher.failed.connect(self._on_failed)
         switcher.cancelled.connect(self._on_cancelled)
-        switcher.controller.modelStateChanged.connect(self._on_model_state)
+        switcher.model.changed.connect(self._on_model_state)
         self._set_offer(None, "")
         self.refresh()
 
     # ------------------------------------------------------------------ state
     def entries(self) -> tuple[CatalogEntry, ...]:
-        return levels_for(self.switcher.manager, self.switcher.controller.settings)
+        return levels_for(self.switcher.manager, self.switcher.settings.current)
 
     def refresh(self) -> None:
         """Rebuild the rows from what is on disk now."""
         manager = self.switcher.manager
         partial = {u.id: u.bytes for u in manager.disk_usage() if u.state == "partial"}
-        model_state = self.switcher.controller.model.state
+        model_state = self.switcher.model.status.state
         current = self.switcher.in_use()
         selected = self._offered.id if self._offered else None
         self.tree.clear()
@@ -138,9 +140,24 @@ class QuantList(QWidget):
             self.tree.addTopLevelItem(item)
             if entry.id == selected or (selected is None and in_use):
                 self.tree.setCurrentItem(item)
+        if current is not None and current.kind == "imported":
+            self._add_own_model_row(current, model_state)
         # Every level in view without scrolling: there are only a handful.
         row = 2 * self.tree.fontMetrics().lineSpacing() + 6
         self.tree.setMinimumHeight(self.tree.header().sizeHint().height() + row * self.tree.topLevelItemCount() + 4)
+
+    def _add_own_model_row(self, model: InstalledModel, model_state: str) -> None:
+        """The user's own model file in use: shown too, so the table always says what is in use."""
+        status = "Loading…" if model_state == "loading" else "● In use"
+        item = QTreeWidgetItem([f"{model.label} · {model.level or 'GGUF'}", human(model.size_bytes), "—",
+                                "Your own model file.", status])
+        item.setData(0, ROLE_ENTRY, "")
+        item.setToolTip(0, str(model.path))
+        bold = QFont(item.font(0))
+        bold.setBold(True)
+        for col in range(len(COLUMNS)):
+            item.setFont(col, bold)
+        self.tree.addTopLevelItem(item)
 
     def status_of(self, level: str) -> str:
         """The Status column of `level` as shown."""
@@ -150,10 +167,12 @@ class QuantList(QWidget):
     def _item(self, level: str) -> QTreeWidgetItem | None:
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            entry = self.switcher.manager.catalog.by_id(item.data(0, ROLE_ENTRY))
-            if entry.level.lower() == level.lower():
+            if item.data(0, ROLE_ENTRY) and self._entry(item).level.lower() == level.lower():
                 return item
         return None
+
+    def _entry(self, item: QTreeWidgetItem) -> CatalogEntry:
+        return self.switcher.manager.catalog.by_id(item.data(0, ROLE_ENTRY))
 
     # ---------------------------------------------------------------- actions
     def pick(self, level: str) -> None:
@@ -165,7 +184,9 @@ class QuantList(QWidget):
 
     @Slot(QTreeWidgetItem)
     def _on_clicked(self, item: QTreeWidgetItem, _column: int = 0) -> None:
-        entry = self.switcher.manager.catalog.by_id(item.data(0, ROLE_ENTRY))
+        if not item.data(0, ROLE_ENTRY):
+            return  # the user's own model in use: nothing to switch to
+        entry = self._entry(item)
         if self._downloading is not None:
             if entry.id != self._downloading.id:
                 self._set_offer(None, f"{self._downloading.level} is downloading. Cancel it first to choose "
@@ -183,8 +204,7 @@ class QuantList(QWidget):
         self._offer_download(entry)
 
     def _offer_download(self, entry: CatalogEntry) -> None:
-        have = sum(u.bytes for u in self.switcher.manager.disk_usage()
-                   if u.state == "partial" and u.id in (entry.id, entry.source_id))
+        have = kept_bytes(self.switcher.manager, entry)
         size = human(entry.size_mb * 1_000_000)
         text = (f"<b>{entry.level}</b> is not downloaded yet. It takes {size} on disk and needs about "
                 f"{human(entry.memory_mb * 1_000_000)} of memory.")
@@ -247,6 +267,6 @@ class QuantList(QWidget):
             self._offer_download(entry)
             self.offer.setText("Download paused. What was downloaded is kept; resuming continues from there.")
 
-    @Slot(str, str)
-    def _on_model_state(self, _state: str, _text: str) -> None:
+    @Slot(object)
+    def _on_model_state(self, _status: object) -> None:
         self.refresh()

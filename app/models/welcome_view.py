@@ -1,6 +1,7 @@
 """First run: shown instead of the chat while no model is installed. Says what TinyChat is in two
-sentences, offers the recommended download (or a model file the user already has), shows the download
-inline with Cancel, and on failure explains what happened with Retry and the import path still there.
+sentences, offers the recommended download (or to resume one a previous run paused) or a model file the
+user already has, shows the download inline with Cancel, and on failure says what happened with only
+the actions that fit it: a failed download becomes "Retry download", a refused file leaves both choices.
 `ready` fires once a model was installed and handed to the engine; the main window then opens a chat."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.background.download_worker import JobProgress
-from app.models.download_panel import DownloadPanel
+from app.models.download_panel import DownloadPanel, kept_bytes
+from app.models.import_choice import ask_in_place
 from app.models.model_switcher import ModelSwitcher
 from app.ui import panel_style, theme
 from engine.catalog import CatalogEntry, CatalogError
@@ -23,6 +25,7 @@ INTRO = ("TinyChat is a private chat assistant that runs a small language model,
          "computer. Nothing you type ever leaves it, and once the model is here it works without an internet "
          "connection.")
 GGUF_FILTER = "GGUF model files (*.gguf);;All files (*)"
+IMPORT_HINT = "If you already have the model as a .gguf file, choose “Use a model file I have…”."
 
 
 def choose_gguf_file(parent: QWidget, title: str) -> Path | None:
@@ -43,7 +46,7 @@ def download_label(entry: CatalogEntry) -> str:
 
 
 class WelcomeView(QWidget):
-    """The first-run page. Buttons: `download_button`, `import_button`, `retry_button`."""
+    """The first-run page. Buttons: `download_button` (download, resume or retry) and `import_button`."""
 
     ready = Signal(object)  # InstalledModel
 
@@ -56,7 +59,9 @@ class WelcomeView(QWidget):
 
         card = QFrame(self)
         card.setObjectName("WelcomeCard")
-        card.setFixedWidth(580)  # a fixed width lets the wrapped labels compute their full height
+        # Up to 580 px wide, narrower in a narrow window; the wrapped labels then take more lines.
+        card.setMinimumWidth(280)
+        card.setMaximumWidth(580)
         title = QLabel("Welcome to TinyChat", card)
         title.setObjectName("WelcomeTitle")
         font = title.font()
@@ -66,7 +71,7 @@ class WelcomeView(QWidget):
         self.intro = QLabel(INTRO, card)
         self.intro.setWordWrap(True)
 
-        self.download_button = QPushButton(download_label(self.entry) if self.entry else "Download a model", card)
+        self.download_button = QPushButton(self._download_text(), card)
         self.download_button.setObjectName("PrimaryButton")
         self.download_button.setDefault(True)
         self.download_button.setMinimumHeight(40)
@@ -86,14 +91,10 @@ class WelcomeView(QWidget):
         self.error.setWordWrap(True)
         self.error.setTextFormat(Qt.TextFormat.RichText)
         self.error.hide()
-        self.error_hint = QLabel("If this computer is offline, connect it and press Retry: the download "
-                                 "continues where it stopped. If you already have the model as a .gguf file, "
-                                 "choose “Use a model file I have…”.", card)
+        self.error_hint = QLabel(IMPORT_HINT, card)
         self.error_hint.setWordWrap(True)
         self.error_hint.hide()
-        self.retry_button = QPushButton("Retry", card)
-        self.retry_button.clicked.connect(self.start_download)
-        self.retry_button.hide()
+        self._importing = False  # what the last job was: a refused file needs no download advice
 
         lay = QVBoxLayout(card)
         lay.setSpacing(12)
@@ -105,13 +106,12 @@ class WelcomeView(QWidget):
         lay.addWidget(self.panel)
         lay.addWidget(self.error)
         lay.addWidget(self.error_hint)
-        lay.addWidget(self.retry_button)
         lay.addWidget(self.note)
         # Centred with stretches, not an alignment flag: an aligned widget loses height-for-width, and
         # the wrapped labels would be cut off.
         row = QHBoxLayout()
         row.addStretch(1)
-        row.addWidget(card)
+        row.addWidget(card, 100)  # takes the room first (up to its 580 px), the stretches share the rest
         row.addStretch(1)
         outer = QVBoxLayout(self)
         outer.addStretch(1)
@@ -124,7 +124,7 @@ class WelcomeView(QWidget):
         switcher.cancelled.connect(self._on_cancelled)
 
     def _recommended(self) -> CatalogEntry | None:
-        settings = self.switcher.controller.settings
+        settings = self.switcher.settings.current
         catalog = self.switcher.manager.catalog
         engine = choose_engine(settings.engine).name
         for model in (settings.model_id, *catalog.models()):
@@ -133,6 +133,15 @@ class WelcomeView(QWidget):
             except CatalogError:
                 continue
         return None
+
+    def _download_text(self) -> str:
+        """The main button: the recommended download, or resuming the one a previous run paused."""
+        if self.entry is None:
+            return "Download a model"
+        kept = kept_bytes(self.switcher.manager, self.entry)
+        if kept:
+            return f"Resume download ({human(kept)} of {human(self.entry.size_mb * 1_000_000)} already here)"
+        return download_label(self.entry)
 
     def _note_text(self) -> str:
         text = "You can switch to a smaller or more accurate level of the model later in Settings."
@@ -147,30 +156,34 @@ class WelcomeView(QWidget):
     def start_download(self) -> None:
         if self.entry is None:
             return
+        self._importing = False
         self._busy(f"Getting {model_name(self.entry)} ({self.entry.level})")
         self.switcher.choose(self.entry.model, self.entry.level)
 
-    def import_path(self, path: Path) -> None:
-        """Validate and use a model file the user picked."""
+    def import_path(self, path: Path, in_place: bool = False) -> None:
+        """Validate and use a model file the user picked (copied, or `in_place` used where it is)."""
+        self._importing = True
         self._busy(f"Checking {Path(path).name}")
-        self.switcher.import_file(Path(path))
+        self.switcher.import_file(Path(path), in_place)
 
     @Slot()
     def _choose_file(self) -> None:
         path = choose_gguf_file(self, "Choose a model file")
         if path is not None:
-            self.import_path(path)
+            in_place = ask_in_place(path, self)
+            if in_place is not None:
+                self.import_path(path, in_place)
 
     def _busy(self, title: str) -> None:
         self.error.hide()
         self.error_hint.hide()
-        self.retry_button.hide()
         self.download_button.setEnabled(False)
         self.import_button.setEnabled(False)
         self.panel.begin(title)
 
     def _idle(self) -> None:
         self.panel.hide()
+        self.download_button.setText(self._download_text())
         self.download_button.setEnabled(self.entry is not None)
         self.import_button.setEnabled(True)
 
@@ -186,25 +199,28 @@ class WelcomeView(QWidget):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self._idle()
-        self.show_error(message)
+        if self._importing:
+            self.show_error("This file can't be used.", message)
+        else:
+            self.download_button.setText("Retry download")
+            self.show_error("The model could not be downloaded.", message, IMPORT_HINT)
 
     @Slot(str)
     def _on_cancelled(self, _message: str) -> None:
         self._idle()
-        self.download_button.setText("Resume download")
-        self.error.setText("Download paused. What was downloaded is kept; resuming continues from there.")
-        self.error.setStyleSheet("")
-        self.error.show()
+        if not self._importing:
+            self.error.setText("Download paused. What was downloaded is kept; resuming continues from there.")
+            self.error.setStyleSheet("")
+            self.error.show()
 
-    def show_error(self, message: str) -> None:
-        """Say what went wrong and what to do; Retry and the import path stay available."""
+    def show_error(self, title: str, message: str, hint: str = "") -> None:
+        """Say what went wrong and what to do (`message` is the engine's sentence), with an optional hint."""
         color = theme.current().error
-        self.error.setText(
-            f"<span style='color:{color}'><b>The model could not be set up.</b></span><br>{html.escape(message)}")
+        self.error.setText(f"<span style='color:{color}'><b>{html.escape(title)}</b></span><br>{html.escape(message)}")
         self.error.setStyleSheet("")
         self.error.show()
-        self.error_hint.show()
-        self.retry_button.show()
+        self.error_hint.setVisible(bool(hint))
+        self.error_hint.setText(hint)
 
     def error_text(self) -> str:
         """What the error area says (empty when it is hidden)."""

@@ -9,16 +9,15 @@ import importlib.util
 import logging
 import platform
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 from PySide6.QtCore import Qt, Slot, qVersion
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from app.chat.chat_controller import ChatController
+from app.chat.session import Session
 from app.core import network_report, paths
 from app.core.logging_setup import LOG_FILENAME
-from app.core.version import app_version
+from app.core.version import app_version, library_versions
 from engine.hardware import cpu_flags, physical_cores
 from engine.select import choose_engine
 
@@ -26,13 +25,6 @@ log = logging.getLogger(__name__)
 
 PRIVACY = ("TinyChat has no telemetry and no accounts. It connects to the internet only when you download "
            "a model, and only to the model hub. Help ▸ Network… lists every connection it attempted.")
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 def _llama_build() -> str:
@@ -50,24 +42,25 @@ def _llama_build() -> str:
         return f"unavailable ({e})"
 
 
-def diagnostics(controller: ChatController) -> list[tuple[str, list[tuple[str, str]]]]:
+def diagnostics(session: Session) -> list[tuple[str, list[tuple[str, str]]]]:
     """Sections of (label, value) rows describing this installation."""
-    settings = controller.settings
+    settings = session.settings.current
     choice = choose_engine(settings.engine)
-    loaded = controller.model.loaded
+    loaded = session.model.loaded
     if loaded is not None:
         m = loaded.model
         model_rows = [("Model", m.label or m.path.name), ("Level", m.quant or "—"),
                       ("Chat format", loaded.report.chat_format), ("Context", f"{loaded.report.n_ctx} tokens"),
                       ("CPU threads", str(loaded.report.n_threads)), ("File", str(m.path))]
     else:
-        model_rows = [("Model", controller.model.text or "none loaded")]
+        model_rows = [("Model", session.model.status.text or "none loaded")]
+    libs = library_versions()
     return [
         ("Versions", [
             ("TinyChat", app_version()), ("Python", platform.python_version()),
-            ("Qt / PySide6", f"{qVersion()} / {_version('PySide6-Essentials')}"),
-            ("llama-cpp-python", _version("llama_cpp_python")),
-            ("MLX / mlx-lm", f"{_version('mlx')} / {_version('mlx-lm')}"),
+            ("Qt / PySide6", f"{qVersion()} / {libs['PySide6']}"),
+            ("llama-cpp-python", libs["llama-cpp-python"]),
+            ("MLX / mlx-lm", f"{libs['MLX']} / {libs['mlx-lm']}"),
         ]),
         ("Engine", [
             ("In use", loaded.engine_name if loaded else choice.name),
@@ -89,10 +82,10 @@ def diagnostics(controller: ChatController) -> list[tuple[str, list[tuple[str, s
     ]
 
 
-def diagnostics_text(controller: ChatController) -> str:
+def diagnostics_text(session: Session) -> str:
     """Plain text for the clipboard: what a bug report needs, nothing the user wrote."""
     lines = [f"TinyChat diagnostics ({sys.platform})"]
-    for title, rows in diagnostics(controller):
+    for title, rows in diagnostics(session):
         lines += ["", f"[{title}]"] + [f"{label}: {value}" for label, value in rows]
     return "\n".join(lines) + "\n"
 
@@ -100,16 +93,17 @@ def diagnostics_text(controller: ChatController) -> str:
 class AboutDialog(QDialog):
     """Help ▸ About TinyChat."""
 
-    def __init__(self, controller: ChatController, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("About TinyChat")
         self.setObjectName("AboutDialog")
         self.resize(640, 560)
-        self.controller = controller
+        self.session = session
         heading = QLabel("<h2>TinyChat</h2>Chat with TinyLlama, privately, on this computer.", self)
         self.privacy = QLabel(PRIVACY, self)
         self.privacy.setWordWrap(True)
         self.browser = QTextBrowser(self)
+        self.browser.setAccessibleName("Diagnostics")
         self.browser.setOpenLinks(False)
         self.browser.setHtml(self._html())
         self.copy_button = QPushButton("Copy diagnostics", self)
@@ -130,7 +124,7 @@ class AboutDialog(QDialog):
 
     def _html(self) -> str:
         parts = []
-        for title, rows in diagnostics(self.controller):
+        for title, rows in diagnostics(self.session):
             cells = "".join(f"<tr><td style='padding-right:12px'><b>{html.escape(k)}</b></td>"
                             f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
             parts.append(f"<h4>{html.escape(title)}</h4><table>{cells}</table>")
@@ -138,5 +132,5 @@ class AboutDialog(QDialog):
 
     @Slot()
     def copy(self) -> None:
-        QGuiApplication.clipboard().setText(diagnostics_text(self.controller))
+        QGuiApplication.clipboard().setText(diagnostics_text(self.session))
         self.copied.setText("Copied to the clipboard.")

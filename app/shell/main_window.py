@@ -1,5 +1,8 @@
 """The main window: sidebar | chat + composer, menus and shortcuts, status bar, window state.
 
+It assembles widgets and menus and wires them to the Session, which owns what is shown (the open
+chat, the model, the settings): widget actions call Session methods, Session signals update widgets.
+
 Window geometry, the splitter and the last open chat live in a small Qt INI file (`window.ini`) next to
 the settings, not in settings.json: they are Qt's binary state blobs, not preferences, and keeping them
 apart leaves settings.py free of Qt and the settings file readable. It is under the config dir, so
@@ -28,23 +31,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.background.engine_worker import ContextUsage, EngineThread
+from app.background.engine_worker import EngineThread
 from app.chat.answer_keeper import ask_to_retry
-from app.chat.chat_controller import ChatController
 from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
 from app.chat.conversation_list import ConversationList
-from app.chat.message_widget import MessageView
+from app.chat.model_state import ModelStatus
+from app.chat.session import ChatUsage, OpenChat, Session
+from app.chat.settings_service import SettingsService, save_to_config
 from app.core import paths
 from app.core.model_choice import choose_model
 from app.core.settings import Settings
 from app.core.store import Store
-from app.core.store_types import StoredMessage, StoreError
+from app.core.store_types import StoreError
 from app.shell.status_bar import StatusBar
 from app.ui import theme
 from engine.backend import Engine
 from engine.select import create_engine
-from engine.types import GenerationStats, ModelInfo
+from engine.types import ModelInfo
 
 log = logging.getLogger(__name__)
 NOTICE_MS = 10_000
@@ -58,36 +62,27 @@ class MainWindow(QMainWindow):
     engine factory, or let it pick the installed model from the settings."""
 
     def __init__(self, store: Store, settings: Settings, engine_factory: Callable[[], Engine] | None = None,
-                 model: ModelInfo | object | None = _UNSET, window_state: Path | None = None) -> None:
+                 model: ModelInfo | object | None = _UNSET, window_state: Path | None = None,
+                 save_settings: Callable[[Settings], None] = save_to_config) -> None:
         super().__init__()
         self.setWindowTitle("TinyChat")
         self.store = store
         self.state_file = window_state or paths.config_dir() / "window.ini"
-        factory = engine_factory or (lambda: create_engine(settings.engine))
+        self.settings = SettingsService(settings, save_settings)
+        factory = engine_factory or (lambda: create_engine(self.settings.current.engine))
         self.engine = EngineThread(factory)
-        self.controller = ChatController(store, settings, self.engine)
-        self.current_id: str | None = None
+        self.session = Session(store, self.settings, self.engine)
         self._closed = False
         self._build()
         self._build_menus()
         self._connect()
-        try:
-            store.purge_trash()  # conversations deleted in an earlier session and not undone
-        except StoreError as e:
-            log.warning("could not empty the trash: %s", e.detail)
-        self.refresh_conversations()
-        self._restore_state()
         self.engine.start()
         if model is _UNSET:
             model, reason = choose_model(settings)
         else:
             reason = ""
-        self.controller.load_model(model if isinstance(model, ModelInfo) else None, reason)
-
-    @property
-    def settings(self) -> Settings:
-        """The settings in force (the settings dialog replaces them on the controller)."""
-        return self.controller.settings
+        self.session.start(model if isinstance(model, ModelInfo) else None, reason)
+        self._restore_state()
 
     # ------------------------------------------------------------------ build
     def _build(self) -> None:
@@ -103,6 +98,7 @@ class MainWindow(QMainWindow):
         dismiss = QPushButton("✕", self.notice_bar)
         dismiss.setFlat(True)
         dismiss.setFixedWidth(28)
+        dismiss.setAccessibleName("Dismiss")
         dismiss.clicked.connect(self.notice_bar.hide)
         row.addWidget(self.notice_label, 1)
         row.addWidget(dismiss)
@@ -138,22 +134,30 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
 
     def _build_menus(self) -> None:
+        """The menus, each kept by name so the pieces added later (window_actions) find them without
+        counting positions."""
         bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.new_action = self._action(file_menu, "&New chat", QKeySequence.StandardKey.New, self.new_chat)
-        file_menu.addSeparator()
-        self._action(file_menu, "&Close window", QKeySequence.StandardKey.Close, self.close)
-        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
-        chat = bar.addMenu("&Chat")
-        self.stop_action = self._action(chat, "&Stop generating", QKeySequence(Qt.Key.Key_Escape), self.stop)
-        self.regenerate_action = self._action(chat, "&Regenerate answer", QKeySequence("Ctrl+R"),
-                                              self.regenerate_last)
-        self._action(chat, "&Focus message box", QKeySequence("Ctrl+L"), self.composer.focus_input)
-        chat.addSeparator()
-        self._action(chat, "Re&name chat", QKeySequence(Qt.Key.Key_F2), self.rename_current)
-        self._action(chat, "&Delete chat", None, self.delete_current)
+        s = self.session
+        self.file_menu = bar.addMenu("&File")
+        self.new_action = self._action(self.file_menu, "&New chat", QKeySequence.StandardKey.New, self.new_chat)
+        self.file_extras = self.file_menu.addSeparator()  # search, export and import go here
+        self._action(self.file_menu, "&Close window", QKeySequence.StandardKey.Close, self.close)
+        self._action(self.file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self.chat_menu = bar.addMenu("&Chat")
+        self.stop_action = self._action(self.chat_menu, "&Stop generating", QKeySequence(Qt.Key.Key_Escape), s.stop)
+        self.regenerate_action = self._action(self.chat_menu, "&Regenerate answer", QKeySequence("Ctrl+R"),
+                                              s.regenerate_last)
+        self._action(self.chat_menu, "&Focus message box", QKeySequence("Ctrl+L"), self.composer.focus_input)
+        self.chat_menu.addSeparator()
+        self._action(self.chat_menu, "Re&name chat", QKeySequence(Qt.Key.Key_F2), self.rename_current)
+        self._action(self.chat_menu, "&Delete chat", None, self.delete_current)
         self.model_menu = bar.addMenu("&Model")  # settings, model manager and import attach here
         self.view_menu = bar.addMenu("&View")
+        self.larger_text_action = self._action(self.view_menu, "&Larger text", QKeySequence.StandardKey.ZoomIn,
+                                               lambda: self._zoom(1))
+        self.smaller_text_action = self._action(self.view_menu, "&Smaller text", QKeySequence.StandardKey.ZoomOut,
+                                                lambda: self._zoom(-1))
+        self.help_menu = bar.addMenu("&Help")
 
     def _action(self, menu: QMenu, text: str, key: QKeySequence | QKeySequence.StandardKey | None,
                 slot: Callable[[], object]) -> QAction:
@@ -170,225 +174,117 @@ class MainWindow(QMainWindow):
         return action
 
     def _connect(self) -> None:
-        c = self.controller
-        c.modelStateChanged.connect(self._on_model_state)
-        c.conversationsChanged.connect(self.refresh_conversations)
-        c.conversationChanged.connect(self._on_conversation_changed)
-        c.messageAdded.connect(self._on_message_added)
-        c.streamText.connect(self._on_stream_text)
-        c.generationStarted.connect(self._on_generation_started)
-        c.generationFinished.connect(self._on_generation_finished)
-        c.contextUsage.connect(self._on_context_usage)
-        c.notice.connect(self.show_notice)
-        s = self.sidebar
-        s.selected.connect(self.open_conversation)
-        s.newChatRequested.connect(self.new_chat)
-        s.renameRequested.connect(self._rename)
-        s.pinRequested.connect(self._pin)
-        s.deleteRequested.connect(self.delete_conversation)
-        s.undoRequested.connect(self._undo_delete)
+        s = self.session
+        s.opened.connect(self._on_opened)
+        s.titleChanged.connect(self._on_title)
+        s.conversationsChanged.connect(self.sidebar.set_conversations)
+        s.messageAdded.connect(self.chat_view.append_message)
+        s.streamText.connect(self.chat_view.stream)
+        s.messageFinished.connect(self.chat_view.finish_message)
+        s.usageChanged.connect(self._on_usage)
+        s.modelChanged.connect(self._on_model)
+        s.generatingChanged.connect(self._on_generating)
+        s.speedChanged.connect(self.status.set_speed)
+        s.notice.connect(self.show_notice)
+        s.undoOffered.connect(self.sidebar.offer_undo)
+        self.settings.changed.connect(self._on_settings)
+        b = self.sidebar
+        b.selected.connect(s.open)
+        b.newChatRequested.connect(self.new_chat)
+        b.renameRequested.connect(s.rename)
+        b.pinRequested.connect(s.set_pinned)
+        b.deleteRequested.connect(s.trash)
+        b.undoRequested.connect(s.undo_trash)
         v = self.chat_view
-        v.regenerateRequested.connect(c.regenerate)
-        v.editSubmitted.connect(c.edit)
-        v.deleteRequested.connect(c.delete_message)
-        v.branchRequested.connect(c.switch_branch)
+        v.regenerateRequested.connect(s.regenerate)
+        v.editSubmitted.connect(s.edit)
+        v.deleteRequested.connect(s.delete_message)
+        v.branchRequested.connect(s.switch_branch)
         self.composer.sendRequested.connect(self.send)
-        self.composer.stopRequested.connect(self.stop)
+        self.composer.stopRequested.connect(s.stop)
 
-    # ---------------------------------------------------------- conversations
-    @Slot()
-    def refresh_conversations(self) -> None:
-        try:
-            conversations = self.store.list_conversations()
-        except StoreError as e:
-            self.show_notice(e.message)
-            return
-        self.sidebar.set_conversations(conversations, self.current_id)
-        self.sidebar.set_generating(self.controller.active.conversation_id if self.controller.active else None)
-
-    @Slot(str)
-    def open_conversation(self, conversation_id: str | None) -> None:
-        """Show a conversation (None: a new, empty chat that is stored once the first message is sent)."""
-        if conversation_id == self.current_id and conversation_id is not None:
-            return
-        self.current_id = conversation_id
-        self.sidebar.select(conversation_id)
-        self.chat_view.show_messages(self.controller.views(conversation_id) if conversation_id else [])
-        self._update_title()
-        self.status.meter.set_usage(0, self.controller._n_ctx() or 2048, 0)
-        self.controller.request_usage(conversation_id)
-        self._sync_composer()
-
+    # ----------------------------------------------------------------- actions
     @Slot()
     def new_chat(self) -> None:
-        self.open_conversation(None)
+        self.session.new_chat()
         self.composer.focus_input()
 
-    def _update_title(self) -> None:
-        title = ""
-        if self.current_id:
-            try:
-                title = self.store.get_conversation(self.current_id).title
-            except StoreError:
-                title = ""
-        self.setWindowTitle(f"{title} — TinyChat" if title else "TinyChat")
-
-    @Slot(str, str)
-    def _rename(self, conversation_id: str, title: str) -> None:
-        try:
-            self.store.rename(conversation_id, title)
-        except StoreError as e:
-            self.show_notice(e.message)
-        self.refresh_conversations()
-        self._update_title()
-
-    @Slot(str, bool)
-    def _pin(self, conversation_id: str, pinned: bool) -> None:
-        try:
-            self.store.set_pinned(conversation_id, pinned)
-        except StoreError as e:
-            self.show_notice(e.message)
-        self.refresh_conversations()
-
     @Slot(str)
-    def delete_conversation(self, conversation_id: str) -> None:
-        """Move a conversation to the trash and offer Undo (it is purged at the next start)."""
-        active = self.controller.active
-        if active is not None and active.conversation_id == conversation_id:
-            self.show_notice("This chat is still generating an answer. Stop it first (Esc), then delete it.")
-            return
-        try:
-            title = self.store.get_conversation(conversation_id).title
-            self.store.trash_conversation(conversation_id)
-        except StoreError as e:
-            self.show_notice(e.message)
-            return
-        if conversation_id == self.current_id:
-            self.open_conversation(None)
-        self.refresh_conversations()
-        self.sidebar.offer_undo(conversation_id, title)
-
-    @Slot(str)
-    def _undo_delete(self, conversation_id: str) -> None:
-        try:
-            self.store.restore_conversation(conversation_id)
-        except StoreError as e:
-            self.show_notice(e.message)
-            return
-        self.refresh_conversations()
-        self.open_conversation(conversation_id)
+    def send(self, text: str) -> None:
+        if self.session.send(text):
+            self.composer.clear()  # refused: the text stays in the composer
 
     @Slot()
     def rename_current(self) -> None:
-        if self.current_id:
-            self.sidebar.start_rename(self.current_id)
+        if self.session.open_id:
+            self.sidebar.start_rename(self.session.open_id)
 
     @Slot()
     def delete_current(self) -> None:
-        if self.current_id:
-            self.delete_conversation(self.current_id)
+        if self.session.open_id:
+            self.session.trash(self.session.open_id)
 
-    # ------------------------------------------------------------------- chat
-    @Slot(str)
-    def send(self, text: str) -> None:
-        conv = self.controller.send(self.current_id, text)
-        if conv is None:
-            return  # refused: the text stays in the composer
-        self.composer.clear()
-        if conv != self.current_id:
-            self.current_id = conv
-            self.refresh_conversations()
-            self._update_title()
+    def _zoom(self, step: int) -> None:
+        current = self.settings.current
+        size = min(max(current.font_size + step, 6), 48)
+        error = self.settings.apply(replace(current, font_size=size))
+        if error:
+            self.show_notice(error)
 
-    @Slot()
-    def stop(self) -> None:
-        self.controller.stop()
-
-    @Slot()
-    def regenerate_last(self) -> None:
-        self.controller.regenerate_last(self.current_id)
-
-    @Slot(str, object)
-    def _on_message_added(self, conversation_id: str, view: MessageView) -> None:
-        if conversation_id == self.current_id:
-            self.chat_view.append_message(view)
-            self.chat_view.scroll_to_bottom()
-        elif self.current_id is None:
-            self.open_conversation(conversation_id)
+    # ------------------------------------------------------- session → widgets
+    @Slot(object)
+    def _on_opened(self, chat: OpenChat) -> None:
+        self.chat_view.show_messages(chat.views, reveal=chat.reveal)
+        self.sidebar.select(chat.conversation_id)
+        self._on_title(chat.title)
 
     @Slot(str)
-    def _on_conversation_changed(self, conversation_id: str) -> None:
-        if conversation_id == self.current_id:
-            self.chat_view.show_messages(self.controller.views(conversation_id))
+    def _on_title(self, title: str) -> None:
+        self.setWindowTitle(f"{title} — TinyChat" if title else "TinyChat")
 
-    @Slot(str, str, str)
-    def _on_stream_text(self, conversation_id: str, message_id: str, text: str) -> None:
-        if conversation_id == self.current_id:
-            self.chat_view.stream(message_id, text)
-
-    @Slot(str, str)
-    def _on_generation_started(self, conversation_id: str, _message_id: str) -> None:
-        self.sidebar.set_generating(conversation_id)
-        self._sync_composer()
-
-    @Slot(str, object, object)
-    def _on_generation_finished(self, conversation_id: str, final: StoredMessage | None,
-                                stats: GenerationStats | None) -> None:
-        self.sidebar.set_generating(None)
-        self.status.set_stats(stats)
-        if conversation_id == self.current_id and final is not None:
-            self.chat_view.flush_stream()
-            view = next((v for v in self.controller.views(conversation_id) if v.message.id == final.id), None)
-            self.chat_view.update_message(view or MessageView(final))
-        self._sync_composer()
-
-    @Slot(str, object)
-    def _on_context_usage(self, conversation_id: str, usage: ContextUsage) -> None:
-        if conversation_id != self.current_id:
-            return
-        forgotten = self.controller.forgotten.get(conversation_id, set())
-        self.status.meter.set_usage(usage.tokens, usage.n_ctx, len(forgotten))
-        for mid in self.chat_view.message_ids():
-            w = self.chat_view.message_widget(mid)
-            if w is not None and w.view.forgotten != (mid in forgotten):
-                w.set_view(replace(w.view, forgotten=mid in forgotten))
+    @Slot(object)
+    def _on_usage(self, usage: ChatUsage) -> None:
+        self.status.meter.set_usage(usage.tokens, usage.n_ctx, len(usage.forgotten))
+        self.chat_view.set_forgotten(usage.forgotten)
         if usage.overflow:
             self.show_notice(usage.overflow)
 
-    # ------------------------------------------------------------------ model
-    @Slot(str, str)
-    def _on_model_state(self, state: str, text: str) -> None:
-        loaded = self.controller.model.loaded
-        if state == "ready" and loaded is not None:
-            m = loaded.model
-            self.status.set_model(loaded.engine_name, m.label or m.path.name, m.quant, loaded.report.chat_format)
-            self.controller.request_usage(self.current_id)
-        else:
-            self.status.set_model_text(text)
-            self.status.meter.clear()
+    @Slot(object)
+    def _on_model(self, status: ModelStatus) -> None:
+        self.status.set_model(status)
+        self._sync_composer()
+
+    @Slot(object)
+    def _on_generating(self, conversation_id: str | None) -> None:
+        self.sidebar.set_generating(conversation_id)
         self._sync_composer()
 
     def _sync_composer(self) -> None:
-        state = self.controller.model
-        reason = None
-        if state.state == "loading":
-            reason = state.text
-        elif state.state in ("none", "failed"):
-            reason = state.text or "No model loaded."
+        status = self.session.model.status
+        reason = None if status.ready else (status.text or "No model loaded.")
+        generating = self.session.generating
         self.composer.set_blocked(reason)
-        self.composer.set_generating(self.controller.generating)
-        self.stop_action.setEnabled(self.controller.generating)
-        self.chat_view.set_empty_hint(
-            reason or "Ask anything. TinyLlama runs entirely on this computer — nothing you type leaves it.")
+        self.composer.set_generating(generating)
+        self.stop_action.setEnabled(generating)
+        self.chat_view.set_empty_hint(reason)
+
+    @Slot(object, object)
+    def _on_settings(self, old: Settings, new: Settings) -> None:
+        if (old.theme, old.font_size) != (new.theme, new.font_size):
+            self.apply_theme()
 
     @Slot(object)
     def apply_system_theme(self, _scheme: object = None) -> None:
         """Re-apply the palette after the desktop switched light/dark, and redraw the chat with it."""
+        self.apply_theme()
+
+    def apply_theme(self) -> None:
+        """Apply the theme and font size in force, and redraw the chat with them."""
         app = QApplication.instance()
         if isinstance(app, QApplication):
-            theme.apply(app, self.settings.theme, self.settings.font_size)
-            if self.current_id:
-                self.chat_view.show_messages(self.controller.views(self.current_id))
+            s = self.settings.current
+            theme.apply(app, s.theme, s.font_size)
+            self.chat_view.restyle()
 
     @Slot(str)
     def show_notice(self, text: str) -> None:
@@ -410,7 +306,7 @@ class MainWindow(QMainWindow):
         if isinstance(last, str) and last:
             try:
                 if self.store.get_conversation(last).trashed_at is None:
-                    self.open_conversation(last)
+                    self.session.open(last)
             except StoreError:
                 pass  # deleted since: start with a new chat
 
@@ -418,7 +314,7 @@ class MainWindow(QMainWindow):
         qs = QSettings(str(self.state_file), QSettings.Format.IniFormat)
         qs.setValue("window/geometry", self.saveGeometry())
         qs.setValue("window/splitter", self.splitter.saveState())
-        qs.setValue("chat/last_conversation", self.current_id or "")
+        qs.setValue("chat/last_conversation", self.session.open_id or "")
         qs.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -426,8 +322,8 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._closed = True
             self.save_state()
-            self.controller.shutdown()
-            keeper = self.controller.keeper
+            self.session.shutdown()
+            keeper = self.session.controller.keeper
             while len(keeper) and ask_to_retry(self, len(keeper)):  # a full disk must not eat an answer
                 keeper.stop()
         event.accept()

@@ -12,11 +12,12 @@ import logging
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox, QPushButton, QWidget
 
 from app.core import network_report, paths
+from app.core.settings import Settings
 from app.models.model_switcher import ModelSwitcher
 from app.shell.network_dialog import NetworkDialog
 from engine import network_log
@@ -33,14 +34,13 @@ KEEP_OFFLINE = "Keep airplane mode"
 class NetworkActions(QObject):
     """The network pieces of one main window (`window` needs `status` and `show_notice`)."""
 
-    airplaneChanged = Signal(bool)
-
     def __init__(self, window: QWidget, switcher: ModelSwitcher, help_menu: QMenu) -> None:
         super().__init__(window)
         self.window = window
         self.switcher = switcher
         network_log.install()  # app/__main__ installs it first; tests that build the window get it here
-        network_log.set_airplane(switcher.controller.settings.airplane_mode)
+        network_log.set_airplane(switcher.settings.current.airplane_mode)
+        switcher.settings.changed.connect(self._on_settings)  # Settings' switch, the page's, or any other
         self.log_file = network_report.keep_on_disk(paths.log_dir())
         self.dialog: NetworkDialog | None = None
         self.status_button = QPushButton(window)
@@ -68,13 +68,10 @@ class NetworkActions(QObject):
         now = (network_log.LOG.version, network_log.airplane())
         if now == self._seen:
             return
-        airplane_changed = self._seen is not None and self._seen[1] != now[1]
         self._seen = now
         self.status_button.setText(network_report.summary(network_log.LOG.attempts(), now[1]))
         if self.dialog is not None:
             self.dialog.refresh()
-        if airplane_changed:
-            self.airplaneChanged.emit(now[1])
 
     @Slot()
     def open_dialog(self) -> NetworkDialog:
@@ -88,15 +85,15 @@ class NetworkActions(QObject):
     @Slot(bool)
     def set_airplane(self, on: bool) -> None:
         """Switch airplane mode now and remember it in the settings."""
-        controller = self.switcher.controller
-        network_log.set_airplane(on)
-        settings = replace(controller.settings, airplane_mode=on)
-        controller.settings = settings
-        try:
-            self.switcher.save_settings(settings)
-        except Exception as e:  # SettingsError: in force now, just not remembered
-            controller.notice.emit(getattr(e, "message", str(e)))
-        self.poll()
+        error = self.switcher.settings.apply(replace(self.switcher.settings.current, airplane_mode=on))
+        if error:  # in force now, just not remembered
+            self.window.show_notice(error)  # type: ignore[attr-defined]
+
+    @Slot(object, object)
+    def _on_settings(self, old: Settings, new: Settings) -> None:
+        if old.airplane_mode != new.airplane_mode:
+            network_log.set_airplane(new.airplane_mode)
+            self.poll()
 
     def confirm_download(self, entry: CatalogEntry) -> bool:
         """Asked (on the GUI thread) before a download while airplane mode is on: True lets this one

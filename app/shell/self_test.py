@@ -80,6 +80,8 @@ def _run_in_app(model: Path | None) -> list[CheckResult]:
         record(_check("main window", lambda: _main_window(qt_app, started)))
         record(_check("conversation database", _database))
         record(_check("engine libraries", _engine_libraries))
+        record(_check("library versions", _library_versions))
+        record(_check("code colours", _code_colours))
         if model is not None:
             record(_check("model", lambda: generate_through_worker(model, PROMPT, MAX_TOKENS, STEP_TIMEOUT_S)))
         _close_windows(qt_app)  # as a user would: the window stops its engine thread on close
@@ -204,6 +206,28 @@ def _engine_libraries() -> str:
     _check_download_stack()
     _check_child_environment()
     return "; ".join(found)
+
+
+def _library_versions() -> str:
+    """What About and "Copy diagnostics" report: the GUI and engine libraries must be found, with a version."""
+    from app.core.version import NOT_INSTALLED, library_versions
+
+    versions = library_versions()
+    shown = {name: versions[name] for name in ("PySide6", "llama-cpp-python")}
+    missing = [name for name, v in shown.items() if v == NOT_INSTALLED]
+    if missing:
+        raise SelfTestFailed(f"About would call {', '.join(missing)} not installed, though the app runs on them")
+    return ", ".join(f"{name} {v}" for name, v in shown.items())
+
+
+def _code_colours() -> str:
+    """Code blocks are coloured by Pygments lexers, which a build bundles by name: check a few are there."""
+    from app.chat.highlight import lexer_for
+
+    missing = [lang for lang in ("python", "bash", "javascript", "json") if lexer_for(lang) is None]
+    if missing:
+        raise SelfTestFailed(f"no syntax colours for {', '.join(missing)}: their Pygments lexers are missing")
+    return "Pygments lexers for python, bash, javascript, json"
 
 
 def _check_download_stack() -> None:

@@ -113,4 +113,4 @@ class ServerPage(QWidget):
         self.dialog.commit(replace(self.dialog.settings, remote=remote))
         if remote.enabled or old.enabled:  # connect, reconnect, or back to the model on this computer
             model, reason = choose_model(self.dialog.settings)
-            self.dialog.controller.load_model(model, reason)
+            self.dialog.switcher.model.load(model, reason)

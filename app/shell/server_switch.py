@@ -29,17 +29,18 @@ class ServerSwitch(QObject):
     def __init__(self, window) -> None:  # MainWindow (typed loosely: the shell imports this module)
         super().__init__(window)
         self.window = window
-        self.controller = window.controller
+        self.session = window.session
         self.listener: ListenerThread | None = None
         self.state = OFF
         self._applied: ServeSettings | None = None
         self._served: ServedModel | None = None
         window.server_switch = self
         self.busyChanged.connect(self._on_busy)
-        self.controller.modelStateChanged.connect(self._on_model_state)
+        self.session.model.changed.connect(self._on_model_state)
+        self.session.settings.changed.connect(self._on_settings)
         window.installEventFilter(self)
         self._on_model_state()
-        self.apply(self.controller.settings)
+        self.apply(self.session.settings.current)
 
     @Slot(object)
     def apply(self, settings: Settings) -> None:
@@ -55,7 +56,7 @@ class ServerSwitch(QObject):
             self._set_state("Set an API key first: other computers may connect only with one.")
         else:
             hooks = ServerHooks(submit=self.window.engine.submit, model=lambda: self._served,
-                                defaults=lambda: self.controller.settings.generation_params(),
+                                defaults=lambda: self.session.settings.current.generation_params(),
                                 on_busy=self.busyChanged.emit, api_key=want.api_key)
             try:
                 self.listener = ListenerThread(create_app(hooks), EVERY_INTERFACE if want.lan else LOOPBACK,
@@ -79,9 +80,14 @@ class ServerSwitch(QObject):
         self.state = text
         self.stateChanged.emit(text)
 
-    @Slot(str, str)
-    def _on_model_state(self, _state: str = "", _text: str = "") -> None:
-        loaded = self.controller.model.loaded if self.controller.model.state == "ready" else None
+    @Slot(object, object)
+    def _on_settings(self, _old: Settings, new: Settings) -> None:
+        self.apply(new)
+
+    @Slot(object)
+    def _on_model_state(self, _status: object = None) -> None:
+        model = self.session.model
+        loaded = model.loaded if model.status.ready else None
         self._served = None if loaded is None else ServedModel(
             loaded.model.model_id or loaded.model.path.stem, loaded.report.n_ctx, loaded.report.chat_format)
 

@@ -11,12 +11,10 @@ from dataclasses import replace
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -29,13 +27,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.model_choice import resolve_model
-from app.core.settings import CUSTOM_PRESET, MAX_SYSTEM_PROMPT, PRESETS, Sampling, Settings, preset_name_for
+from app.core.settings import MAX_SYSTEM_PROMPT, Sampling, Settings
 from app.models.model_switcher import ModelSwitcher
 from app.models.quant_list import QuantList
 from app.shell.network_dialog import AIRPLANE_HINT, AIRPLANE_TEXT
+from app.shell.sampling_page import SamplingPage
 from app.shell.server_page import ServerPage
 from app.ui import panel_style, theme
-from engine import network_log
+from app.ui.panel_style import hint
 from engine.chat_format import GGUF_JINJA, format_names, get_format
 from engine.hardware import physical_cores
 from engine.models import InstalledModel
@@ -69,15 +68,8 @@ def _combo(options: dict[str, str], current: str) -> QComboBox:
     return box
 
 
-def _hint(text: str) -> QLabel:
-    label = QLabel(text)
-    label.setObjectName("Muted")
-    label.setWordWrap(True)
-    return label
-
-
 class SettingsDialog(QDialog):
-    """Live settings. `settingsChanged` fires after each change was applied to the controller and saved."""
+    """Live settings. `settingsChanged` fires after each change was applied and saved."""
 
     settingsChanged = Signal(object)  # Settings
 
@@ -88,7 +80,6 @@ class SettingsDialog(QDialog):
         self.setStyleSheet(panel_style.style_sheet())
         self.resize(960, 700)
         self.switcher = switcher
-        self.controller = switcher.controller
         self._loading = True
         self.error = QLabel(self)
         self.error.setWordWrap(True)
@@ -98,11 +89,12 @@ class SettingsDialog(QDialog):
         self.pages = QStackedWidget(self)
         self.nav = QListWidget(self)
         self.nav.setObjectName("SettingsNav")
+        self.nav.setAccessibleName("Settings pages")
         self.nav.setFixedWidth(150)
         for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
-                                       self._appearance_page, lambda: ServerPage(self)), strict=True):
+                                       self._appearance_page, self._server_page), strict=True):
             self.nav.addItem(name)
-            self.pages.addWidget(build())
+            self.pages.addWidget(panel_style.scrolling(build()))
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.nav.setCurrentRow(0)
 
@@ -119,11 +111,12 @@ class SettingsDialog(QDialog):
         self._prompt_timer.setSingleShot(True)
         self._prompt_timer.setInterval(400)
         self._prompt_timer.timeout.connect(self._commit_prompt)
+        switcher.settings.changed.connect(self._on_changed_elsewhere)
         self._loading = False
 
     @property
     def settings(self) -> Settings:
-        return self.controller.settings
+        return self.switcher.settings.current
 
     def show_page(self, name: str) -> None:
         self.nav.setCurrentRow(PAGES.index(name))
@@ -135,7 +128,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         self.engine_box = _combo(ENGINE_LABELS, s.engine)
         self.engine_box.currentIndexChanged.connect(self._on_engine)
-        self.engine_note = _hint("")
+        self.engine_note = hint("")
         self._describe_engine()
         form.addRow("Engine", self.engine_box)
         form.addRow("", self.engine_note)
@@ -144,7 +137,7 @@ class SettingsDialog(QDialog):
         self._fill_formats()
         self.format_box.currentIndexChanged.connect(self._on_format)
         form.addRow("Chat format", self.format_box)
-        form.addRow("", _hint("TinyLlama Chat v0.4 was trained on ChatML; other formats (such as Llama 2) "
+        form.addRow("", hint("TinyLlama Chat v0.4 was trained on ChatML; other formats (such as Llama 2) "
                               "make it answer worse. Changing it reloads the model."))
 
         self.threads_box = QSpinBox()
@@ -158,7 +151,7 @@ class SettingsDialog(QDialog):
         self.airplane_box.setChecked(s.airplane_mode)
         self.airplane_box.toggled.connect(self._on_airplane)
         form.addRow("Network", self.airplane_box)
-        form.addRow("", _hint(AIRPLANE_HINT))
+        form.addRow("", hint(AIRPLANE_HINT))
 
         self.quant_list = QuantList(self.switcher, page)
         lay = QVBoxLayout(page)
@@ -166,7 +159,7 @@ class SettingsDialog(QDialog):
         name = levels[0].label.split(" · ")[0] if levels else self.settings.model_id
         title = QLabel(f"<b>Quantization level</b> of {html.escape(name)}")
         lay.addWidget(title)
-        lay.addWidget(_hint("Smaller levels load faster and use less memory; larger ones answer a little "
+        lay.addWidget(hint("Smaller levels load faster and use less memory; larger ones answer a little "
                             "better. Click a level to use it — the open chat stays, and the next answer "
                             "comes from the new level."))
         lay.addWidget(self.quant_list, 1)
@@ -178,9 +171,10 @@ class SettingsDialog(QDialog):
         page = QWidget()
         lay = QVBoxLayout(page)
         lay.addWidget(QLabel("<b>System prompt</b>"))
-        lay.addWidget(_hint("Sent before every conversation to tell the model how to behave. Leave it empty "
+        lay.addWidget(hint("Sent before every conversation to tell the model how to behave. Leave it empty "
                             "for the model's default behaviour."))
         self.prompt_edit = QPlainTextEdit(s.system_prompt)
+        self.prompt_edit.setAccessibleName("System prompt")
         self.prompt_edit.setPlaceholderText("For example: You are a concise assistant. Answer in English.")
         self.prompt_edit.textChanged.connect(self._prompt_timer_start)
         lay.addWidget(self.prompt_edit, 1)
@@ -189,56 +183,19 @@ class SettingsDialog(QDialog):
         self.policy_box.currentIndexChanged.connect(self._on_policy)
         form.addRow("When a chat outgrows the context", self.policy_box)
         lay.addLayout(form)
-        lay.addWidget(_hint("The model sees at most 2048 tokens (about 1500 words) at a time, the answer "
+        lay.addWidget(hint("The model sees at most 2048 tokens (about 1500 words) at a time, the answer "
                             "included."))
         return page
 
     def _sampling_page(self) -> QWidget:
-        s = self.settings.sampling
-        page = QWidget()
-        form = QFormLayout(page)
-        self.preset_box = QComboBox()
-        self.preset_box.addItems([*PRESETS, CUSTOM_PRESET])
-        self.preset_box.setCurrentText(preset_name_for(s))
-        self.preset_box.currentTextChanged.connect(self._on_preset)
-        form.addRow("Preset", self.preset_box)
-        form.addRow("", _hint("Precise: focused, repeatable answers. Balanced: the default. Creative: more "
-                              "varied wording. Changing a value below makes it Custom."))
+        self.sampling_page = SamplingPage(self.settings.sampling)
+        self.sampling_page.presetChosen.connect(self._on_preset)
+        self.sampling_page.valuesChanged.connect(self._on_sampling)
+        return self.sampling_page
 
-        def spin(lo: float, hi: float, step: float, decimals: int) -> QDoubleSpinBox:
-            box = QDoubleSpinBox()
-            box.setRange(lo, hi)
-            box.setSingleStep(step)
-            box.setDecimals(decimals)
-            box.valueChanged.connect(self._on_sampling)
-            return box
-
-        self.temperature = spin(0.0, 2.0, 0.05, 2)
-        self.top_p = spin(0.01, 1.0, 0.01, 2)
-        self.repeat_penalty = spin(0.5, 2.0, 0.01, 2)
-        self.top_k = QSpinBox()
-        self.top_k.setRange(0, 1000)
-        self.top_k.setSpecialValueText("off")
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setRange(1, 2048)
-        self.seed_fixed = QCheckBox("Same seed every time")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        for box in (self.top_k, self.max_tokens, self.seed):
-            box.valueChanged.connect(self._on_sampling)
-        self.seed_fixed.toggled.connect(self._on_sampling)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed_fixed)
-        seed_row.addWidget(self.seed, 1)
-        form.addRow("Temperature", self.temperature)
-        form.addRow("Top-p", self.top_p)
-        form.addRow("Top-k", self.top_k)
-        form.addRow("Repeat penalty", self.repeat_penalty)
-        form.addRow("Max new tokens", self.max_tokens)
-        form.addRow("Seed", seed_row)
-        form.addRow("", _hint("With a fixed seed and the same settings, the same question gets the same answer."))
-        self._show_sampling(s)
-        return page
+    def _server_page(self) -> QWidget:
+        self.server_page = ServerPage(self)
+        return self.server_page
 
     def _appearance_page(self) -> QWidget:
         s = self.settings
@@ -259,7 +216,8 @@ class SettingsDialog(QDialog):
     def _describe_engine(self) -> None:
         pref = self.engine_box.currentData()
         choice = choose_engine(pref)
-        running = self.controller.model.loaded.engine_name if self.controller.model.loaded else None
+        loaded = self.switcher.model.loaded
+        running = loaded.engine_name if loaded else None
         text = choice.reason
         if choice.fallback_message:
             text = choice.fallback_message
@@ -283,53 +241,30 @@ class SettingsDialog(QDialog):
         self.format_box.setCurrentIndex(max(self.format_box.findData(self.settings.chat_format), 0))
         self.format_box.blockSignals(False)
 
-    def _show_sampling(self, s: Sampling) -> None:
-        self._loading, was = True, self._loading
-        self.temperature.setValue(s.temperature)
-        self.top_p.setValue(s.top_p)
-        self.top_k.setValue(s.top_k)
-        self.repeat_penalty.setValue(s.repeat_penalty)
-        self.max_tokens.setValue(s.max_tokens)
-        self.seed_fixed.setChecked(s.seed is not None)
-        self.seed.setValue(s.seed or 0)
-        self.seed.setEnabled(s.seed is not None)
-        self._loading = was
-
-    def _sampling_from_boxes(self) -> Sampling:
-        return Sampling(
-            temperature=round(self.temperature.value(), 2), top_p=round(self.top_p.value(), 2),
-            top_k=self.top_k.value(), repeat_penalty=round(self.repeat_penalty.value(), 2),
-            max_tokens=self.max_tokens.value(), seed=self.seed.value() if self.seed_fixed.isChecked() else None)
-
     # ---------------------------------------------------------------- changes
     def commit(self, new: Settings) -> None:
-        """Apply `new` to the running app and save it; reload the model if the change needs it."""
+        """Apply `new` through the settings service: the window, theme and model follow its signal."""
         if self._loading or new == self.settings:
             return
-        old = self.settings
-        self.controller.settings = new
-        try:
-            self.switcher.save_settings(new)
-            self.error.hide()
-        except Exception as e:  # SettingsError: applied now, but not remembered
-            self.error.setText(getattr(e, "message", str(e)))
-            self.error.show()
-        if (old.theme, old.font_size) != (new.theme, new.font_size):
-            app = QApplication.instance()
-            if isinstance(app, QApplication):
-                theme.apply(app, new.theme, new.font_size)
-        if old.airplane_mode != new.airplane_mode:
-            network_log.set_airplane(new.airplane_mode)
-        if (old.chat_format, old.n_threads) != (new.chat_format, new.n_threads):
-            current = self.switcher.current()
-            if current is not None and self.controller.model.state != "none":
-                self.controller.load_model(current.model_info())
+        error = self.switcher.settings.apply(new)
+        self.error.setText(error)  # applied now in any case; an error only means it is not remembered
+        self.error.setVisible(bool(error))
         self.settingsChanged.emit(new)
+
+    @Slot(object, object)
+    def _on_changed_elsewhere(self, _old: Settings, new: Settings) -> None:
+        """Keep the boxes true when the View menu changed the text size or theme, or the Network page
+        switched airplane mode."""
+        self._loading, was = True, self._loading
+        self.theme_box.setCurrentIndex(max(self.theme_box.findData(new.theme), 0))
+        self.font_box.setValue(new.font_size)
+        self.airplane_box.setChecked(new.airplane_mode)
+        self._loading = was
 
     @Slot()
     def _on_engine(self) -> None:
         self.commit(replace(self.settings, engine=self.engine_box.currentData()))
-        loaded = self.controller.model.loaded
+        loaded = self.switcher.model.loaded
         target = self._model_for(self.settings.engine)
         if loaded is not None and target is not None and loaded.engine_name != target.engine:
             self.switcher.use(target)  # the open chat stays; the next answer comes from the other engine
@@ -339,13 +274,6 @@ class SettingsDialog(QDialog):
     @Slot(bool)
     def _on_airplane(self, on: bool) -> None:
         self.commit(replace(self.settings, airplane_mode=on))
-
-    @Slot(bool)
-    def show_airplane(self, on: bool) -> None:
-        """Airplane mode was switched elsewhere (the Network page): show it."""
-        self.airplane_box.blockSignals(True)
-        self.airplane_box.setChecked(on)
-        self.airplane_box.blockSignals(False)
 
     @Slot()
     def _on_format(self) -> None:
@@ -375,22 +303,12 @@ class SettingsDialog(QDialog):
 
     @Slot(str)
     def _on_preset(self, name: str) -> None:
-        if self._loading or name == CUSTOM_PRESET:
-            return
         new = self.settings.with_preset(name)
-        self._show_sampling(new.sampling)
+        self.sampling_page.show_sampling(new.sampling)
         self.commit(new)
 
-    @Slot()
-    def _on_sampling(self) -> None:
-        if self._loading:
-            return
-        self.seed.setEnabled(self.seed_fixed.isChecked())
-        sampling = self._sampling_from_boxes()
-        preset = preset_name_for(sampling)
-        self._loading = True
-        self.preset_box.setCurrentText(preset)
-        self._loading = False
+    @Slot(object, str)
+    def _on_sampling(self, sampling: Sampling, preset: str) -> None:
         self.commit(replace(self.settings, sampling=sampling, sampling_preset=preset))
 
     @Slot()

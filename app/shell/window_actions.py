@@ -1,9 +1,10 @@
 """Adds to the main window what lies around the chat: Settings (with the quantization switch), the
-model manager, Search (Ctrl+F), export/import, About, and the first-run welcome page.
+model manager, Search (Ctrl+F), export/import, the sidebar toggle, Help (user guide, keyboard shortcuts,
+About), and the first-run welcome page.
 
 `install(window)` is called once after the window is built. It owns the download thread and the
 ModelSwitcher, and stops the thread when the window closes (an event filter, so the window's own
-close handling stays as it is).
+close handling stays as it is). Everything here acts through the window's Session, like the window.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from app.background.download_worker import DownloadThread
-from app.chat.search_dialog import SearchDialog, reveal_message
+from app.chat.model_state import ModelStatus
+from app.chat.search_dialog import SearchDialog
 from app.core import paths
-from app.core.settings import save_settings
-from app.core.store_types import StoreError
 from app.models.model_dialog import ModelDialog
 from app.models.model_switcher import ModelSwitcher
 from app.models.welcome_view import WelcomeView, choose_gguf_file
 from app.shell.about_dialog import AboutDialog
+from app.shell.help_windows import GuideWindow, ShortcutsDialog, shortcut_rows
 from app.shell.network_actions import NetworkActions
 from app.shell.server_switch import ServerSwitch
 from app.shell.settings_dialog import SettingsDialog
+from app.shell.sidebar_toggle import SidebarToggle
 from app.shell.transfer_actions import TransferActions
 from engine.models import InstalledModel, ModelManager
 
@@ -39,15 +41,16 @@ class WindowActions(QObject):
     def __init__(self, window, manager_factory: Callable[[], ModelManager] | None = None) -> None:
         super().__init__(window)
         self.window = window
-        self.controller = window.controller
+        self.session = session = window.session
         self.downloads = DownloadThread(manager_factory or (lambda: ModelManager(paths.models_dir())))
-        self.switcher = ModelSwitcher(self.controller, self.downloads,
-                                      lambda s: save_settings(s, paths.settings_path()))
-        self.transfer = TransferActions(window.store, window, lambda: window.current_id, window.show_notice,
-                                        window.refresh_conversations)
+        self.switcher = ModelSwitcher(session.settings, session.model, self.downloads)
+        self.switcher.notice.connect(window.show_notice)
+        self.transfer = TransferActions(window.store, window, lambda: session.open_id, window.show_notice,
+                                        session.refresh_conversations)
         self.server = ServerSwitch(window)  # "Serve on this computer", on the window's engine thread
         self.settings_dialog: SettingsDialog | None = None
         self.model_dialog: ModelDialog | None = None
+        self.sidebar_toggle = SidebarToggle(window, window.splitter, window.sidebar, window.state_file)
         self.welcome = WelcomeView(self.switcher, window)
         self.welcome.ready.connect(self._on_first_model_ready)
         window.pages.addWidget(self.welcome)
@@ -57,15 +60,15 @@ class WindowActions(QObject):
         self.switcher.failed.connect(self._on_switch_failed)
         self._focus_when_ready = False
         # Connected after the window's own handler, so the composer is already enabled when this runs.
-        self.controller.modelStateChanged.connect(self._on_model_state)
-        if self.controller.model.state == "none" and self.switcher.manager.installed() == ():
+        session.modelChanged.connect(self._on_model_state)
+        if session.model.status.state == "none" and self.switcher.manager.installed() == ():
             self.show_welcome()
 
     # ------------------------------------------------------------------ menus
     def _add_menus(self) -> None:
         w = self.window
-        file_menu: QMenu = w.menuBar().actions()[0].menu()
-        first = file_menu.actions()[1] if len(file_menu.actions()) > 1 else None  # after "New chat"
+        file_menu: QMenu = w.file_menu
+        first = w.file_extras  # after "New chat", before Close and Quit
         self.search_action = self._action("&Search conversations…", QKeySequence.StandardKey.Find, self.search)
         export_menu = QMenu("&Export", w)
         self.export_current_action = self._action("This chat…", QKeySequence("Ctrl+E"),
@@ -89,11 +92,16 @@ class WindowActions(QObject):
         m.addAction(self._action("&Models…", QKeySequence("Ctrl+Shift+M"), self.open_models))
         m.addAction(self._action("Use a &GGUF file…", None, self.import_model))
 
-        help_menu = w.menuBar().addMenu("&Help")
+        w.view_menu.addSeparator()
+        w.view_menu.addAction(self.sidebar_toggle.action)
+
+        w.help_menu.addAction(self._action("&User guide", QKeySequence.StandardKey.HelpContents, self.open_guide))
+        w.help_menu.addAction(self._action("&Keyboard shortcuts", None, self.open_shortcuts))
+        self.network = NetworkActions(w, self.switcher, w.help_menu)  # Help ▸ Network…, status bar, airplane mode
+        w.help_menu.addSeparator()
         about = self._action("&About TinyChat", None, self.open_about)
         about.setMenuRole(QAction.MenuRole.AboutRole)
-        help_menu.addAction(about)
-        self.network = NetworkActions(w, self.switcher, help_menu)  # Help ▸ Network…, status bar, airplane mode
+        w.help_menu.addAction(about)
 
     def _action(self, text: str, key: QKeySequence | QKeySequence.StandardKey | None,
                 slot: Callable[[], object]) -> QAction:
@@ -110,8 +118,6 @@ class WindowActions(QObject):
     def open_settings(self, page: str = "Model") -> SettingsDialog:
         if self.settings_dialog is None:
             self.settings_dialog = SettingsDialog(self.switcher, self.window)
-            self.settings_dialog.settingsChanged.connect(self.server.apply)
-            self.network.airplaneChanged.connect(self.settings_dialog.show_airplane)
         self.settings_dialog.show_page(page)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
@@ -130,11 +136,25 @@ class WindowActions(QObject):
     def import_model(self) -> None:
         path = choose_gguf_file(self.window, "Use a GGUF model file")
         if path is not None:
-            self.open_models().import_file(path)
+            self.open_models().ask_and_import(path)
 
     @Slot()
     def open_about(self) -> AboutDialog:
-        dialog = AboutDialog(self.controller, self.window)
+        dialog = AboutDialog(self.session, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def open_guide(self) -> GuideWindow:
+        dialog = GuideWindow(self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    @Slot()
+    def open_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(shortcut_rows(self.window.menuBar()), self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
@@ -150,21 +170,9 @@ class WindowActions(QObject):
 
     @Slot(str, str)
     def open_message(self, conversation_id: str, message_id: str) -> None:
-        """Open a conversation on the branch holding `message_id`, scrolled to that message."""
-        w = self.window
-        try:
-            on_branch = any(m.id == message_id for m in w.store.active_branch(conversation_id))
-            if not on_branch and not self.controller.generating:
-                w.store.switch_branch(message_id)
-        except StoreError as e:
-            w.show_notice(e.message)
-            return
+        """Open a conversation on the branch holding `message_id`, with that message in view."""
         self._show_chat_page()
-        if conversation_id == w.current_id:
-            w.chat_view.show_messages(self.controller.views(conversation_id))
-        else:
-            w.open_conversation(conversation_id)
-        reveal_message(w.chat_view, message_id)
+        self.session.open_message(conversation_id, message_id)
 
     # -------------------------------------------------------------- first run
     def show_welcome(self) -> None:
@@ -179,16 +187,18 @@ class WindowActions(QObject):
 
     @Slot(object)
     def _on_first_model_ready(self, _model: InstalledModel) -> None:
+        """The welcome page got a model: show the chat. A switch made anywhere else changes nothing here."""
+        if self.window.pages.currentWidget() is not self.welcome:
+            return
         self.window.pages.setCurrentIndex(0)
-        self.window.new_chat()
         # The composer is disabled while the model loads and a disabled box cannot take the focus:
         # give it the focus once the model is ready, so the user can type straight away.
         self._focus_when_ready = True
-        self._on_model_state(self.controller.model.state, "")
+        self._on_model_state(self.session.model.status)
 
-    @Slot(str, str)
-    def _on_model_state(self, state: str, _text: str) -> None:
-        if self._focus_when_ready and state in ("ready", "failed"):
+    @Slot(object)
+    def _on_model_state(self, status: ModelStatus) -> None:
+        if self._focus_when_ready and status.state in ("ready", "failed"):
             self._focus_when_ready = False
             self.window.composer.focus_input()
 

@@ -6,6 +6,8 @@ sheet in theme.py stays the chat window's.
 
 from __future__ import annotations
 
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QWidget
+
 from app.ui import theme
 
 
@@ -25,3 +27,21 @@ QListWidget#SettingsNav {{ background: {c.sidebar}; border: none; outline: none;
 QListWidget#SettingsNav::item {{ padding: 8px 10px; border-radius: 6px; margin: 1px 4px; }}
 QListWidget#SettingsNav::item:selected {{ background: {c.accent}; color: {c.accent_text}; }}
 """
+
+
+def scrolling(page: QWidget) -> QScrollArea:
+    """`page` in a frameless scroll area: on a short screen it scrolls instead of squeezing its rows
+    into each other (a layout below its minimum height draws widgets over one another)."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(page)
+    return area
+
+
+def hint(text: str) -> QLabel:
+    """A wrapped line of muted explanation under a setting (styled by `style_sheet`)."""
+    label = QLabel(text)
+    label.setObjectName("Muted")
+    label.setWordWrap(True)
+    return label

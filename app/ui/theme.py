@@ -28,17 +28,29 @@ class Colors:
     warning: str
     error: str
     hover: str
+    quote_bar: str
+    # Code colours by role (see app/chat/highlight.py): GitHub's palettes, readable on code_bg.
+    syntax_keyword: str
+    syntax_name: str
+    syntax_builtin: str
+    syntax_string: str
+    syntax_number: str
+    syntax_comment: str
 
 
 LIGHT = Colors(
     name="light", window="#f6f6f7", base="#ffffff", sidebar="#f0f0f2", text="#1d1d1f", muted="#6e6e76",
     accent="#3b6fd8", accent_text="#ffffff", user_bubble="#e9effb", code_bg="#f5f6f8", code_border="#dcdde2",
-    border="#dcdde2", warning="#9a6700", error="#c0392b", hover="#e4e5ea",
+    border="#dcdde2", warning="#9a6700", error="#c0392b", hover="#e4e5ea", quote_bar="#c4c6cf",
+    syntax_keyword="#cf222e", syntax_name="#8250df", syntax_builtin="#953800", syntax_string="#0a3069",
+    syntax_number="#0550ae", syntax_comment="#6e7781",
 )
 DARK = Colors(
     name="dark", window="#1e1f22", base="#232428", sidebar="#1b1c1f", text="#e6e6e9", muted="#9a9aa3",
     accent="#5b8def", accent_text="#ffffff", user_bubble="#2f3646", code_bg="#18191c", code_border="#34363c",
-    border="#34363c", warning="#e3b341", error="#ff6b5e", hover="#2e3036",
+    border="#34363c", warning="#e3b341", error="#ff6b5e", hover="#2e3036", quote_bar="#4b4e57",
+    syntax_keyword="#ff7b72", syntax_name="#d2a8ff", syntax_builtin="#ffa657", syntax_string="#a5d6ff",
+    syntax_number="#79c0ff", syntax_comment="#8b949e",
 )
 
 
@@ -87,9 +99,19 @@ QLabel#RoleLabel {{ color: {c.muted}; font-weight: 600; font-size: {small}pt; }}
 QLabel#MetaLabel {{ color: {c.muted}; font-size: {small}pt; }}
 QLabel#StatusBadge {{ color: {c.warning}; font-size: {small}pt; font-weight: 600; }}
 QLabel#ErrorBadge {{ color: {c.error}; font-size: {small}pt; font-weight: 600; }}
-QLabel#ForgottenBadge {{ color: {c.muted}; font-size: {small}pt; font-style: italic; }}
+QLabel#ForgottenDivider {{ color: {c.muted}; font-size: {small}pt; font-style: italic; padding: 6px;
+    border-top: 1px solid {c.border}; border-bottom: 1px solid {c.border}; }}
+QFrame#Message[found="true"] {{ background: {c.hover}; border-left: 3px solid {c.accent}; border-radius: 6px; }}
 QFrame#CodeBlock {{ background: {c.code_bg}; border: 1px solid {c.code_border}; border-radius: 8px; }}
 QPlainTextEdit#CodeText {{ background: transparent; border: none; }}
+QFrame#CodeBlock QScrollBar:horizontal {{ height: 6px; background: transparent; border: none; margin: 0; }}
+QFrame#CodeBlock QScrollBar::handle:horizontal {{ background: {c.code_border}; border-radius: 3px; min-width: 32px; }}
+QFrame#CodeBlock QScrollBar::add-line:horizontal, QFrame#CodeBlock QScrollBar::sub-line:horizontal
+    {{ width: 0; border: none; background: none; }}
+QFrame#CodeBlock QScrollBar::add-page:horizontal, QFrame#CodeBlock QScrollBar::sub-page:horizontal
+    {{ background: none; }}
+QFrame#QuoteBlock {{ border: none; border-left: 3px solid {c.quote_bar}; }}
+QFrame#QuoteBlock QLabel {{ color: {c.muted}; }}
 QLabel#CodeLang {{ color: {c.muted}; font-size: {small}pt; }}
 QToolButton#ActionButton {{ color: {c.muted}; border: none; padding: 2px 6px; border-radius: 4px;
     font-size: {small}pt; }}

@@ -27,7 +27,7 @@ def check(home: Path) -> dict[str, object]:
         wrong = []
         conversations = store.list_conversations()
         for conv in conversations:
-            window.open_conversation(conv.id)
+            window.session.open(conv.id)
             QApplication.processEvents()
             if len(window.chat_view.message_ids()) != len(store.active_branch(conv.id)):
                 wrong.append(conv.id)
