@@ -1,5 +1,7 @@
 """Context fitting: what stays in the 2048-token window and what is "forgotten"."""
 
+import itertools
+
 import pytest
 
 from engine.context import MIN_ANSWER_TOKENS, fit_messages, fit_prompt
@@ -57,3 +59,56 @@ def test_long_message_gets_a_shorter_answer_rather_than_none():
 def test_answer_length_is_capped_by_what_is_left_of_the_context():
     _, max_new = fit_prompt(convo(10), words, 2048, 512)
     assert max_new == 512
+
+
+def growing_chat(turns, budget, system=True):
+    """The fit of every turn of a chat that grows by one exchange per turn (user 10 words, answer 20)."""
+    msgs = [Message("system", "be brief")] if system else []
+    fits = []
+    for _ in range(turns):
+        msgs.append(Message("user", " ".join(["q"] * 10)))
+        fits.append((list(msgs), fit_messages(msgs, words, budget)))
+        msgs.append(Message("assistant", " ".join(["a"] * 20)))
+    return fits
+
+
+def test_a_growing_chat_forgets_the_same_messages_until_a_whole_block_goes():
+    fits = growing_chat(60, budget=200)
+    drops = 0
+    for (_, before), (_, after) in itertools.pairwise(fits):
+        assert after.forgotten[: len(before.forgotten)] == before.forgotten  # never remembered again
+        if after.forgotten == before.forgotten:
+            # The prompt only grows at its end: everything evaluated for the last turn is reused.
+            assert after.kept[: len(before.kept)] == before.kept
+        else:
+            drops += 1
+            assert len(after.forgotten) - len(before.forgotten) >= 2 * (100 // 36)  # a block, not one exchange
+    assert all(f.tokens <= 200 for _, f in fits)
+    assert 0 < drops <= 60 * 36 // 100 + 1
+
+
+def test_after_a_block_goes_about_half_the_budget_is_kept():
+    fits = growing_chat(40, budget=200)
+    firsts = [f for (_, p), (_, f) in itertools.pairwise(fits) if f.forgotten != p.forgotten]
+    assert firsts and all(100 - 36 <= f.tokens <= 100 + 2 * 36 for f in firsts)
+
+
+def test_a_long_history_is_fitted_with_a_few_exact_counts():
+    calls = []
+
+    def counted(messages):
+        calls.append(len(messages))
+        return words(messages)
+
+    msgs, _ = growing_chat(400, budget=2000)[-1]
+    fit = fit_messages(msgs, counted, 2000, size=lambda m: len(m.content.split()) + 3)
+    assert fit.forgotten and fit.tokens <= 2000
+    assert len(calls) <= 3
+
+
+def test_when_whole_blocks_are_not_enough_exchanges_go_one_at_a_time():
+    msgs = [*convo(*[5] * 14), Message("user", " ".join(["w"] * 70))]
+    fit = fit_messages(msgs, words, 100)
+    # Exchanges of 16 tokens, blocks of at least 50: the first four exchanges (64). Dropping them
+    # leaves 3 × 16 + 73 = 121; two more exchanges must go (89), and no more.
+    assert fit.forgotten == tuple(range(12)) and fit.tokens == 89
