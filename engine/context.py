@@ -18,7 +18,6 @@ same history always gives the same fit.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -41,19 +40,16 @@ class Fit:
     tokens: int
 
 
-def message_sizer(tokenize: Callable[[str], list[int]]) -> MessageSize:
-    """A message's approximate size in tokens, for placing block boundaries: its stored answer ids, or
-    its text tokenized, plus the template's usual overhead. Sizes are remembered by text, because every
-    turn measures the whole history again."""
-
-    @functools.lru_cache(maxsize=4096)
-    def text_tokens(text: str) -> int:
-        return len(tokenize(text))
-
-    def size(m: Message) -> int:
-        return (len(m.token_ids) if m.token_ids else text_tokens(m.content)) + MESSAGE_OVERHEAD
-
-    return size
+def estimated_tokens(m: Message) -> int:
+    """A message's size in tokens as block boundaries count it: the ids of a stored answer, else an
+    estimate from its text (Llama's vocab: about 4 ASCII characters a token, a token for every 1.5
+    bytes of other scripts, which fall back to bytes more often). No tokenizer is involved, so every
+    caller (an engine, the GUI's context meter) places the boundaries alike, at no cost."""
+    if m.token_ids:
+        return len(m.token_ids) + MESSAGE_OVERHEAD
+    ascii_chars = len(m.content.encode("ascii", "ignore"))
+    other_bytes = len(m.content.encode("utf-8", "replace")) - ascii_chars
+    return ascii_chars // 4 + other_bytes * 2 // 3 + MESSAGE_OVERHEAD
 
 
 def _exchanges(messages: Sequence[Message]) -> list[list[int]]:
@@ -71,57 +67,74 @@ def _exchanges(messages: Sequence[Message]) -> list[list[int]]:
     return groups
 
 
-def _block_ends(groups: list[list[int]], sizes: list[int], block: int) -> list[int]:
+def _block_ends(group_sizes: list[int], block: int) -> list[int]:
     """Numbers of leading exchanges that make up whole blocks of at least `block` tokens, greedily
     from the oldest: 0, then the end of each complete block. Each end depends only on what is before it."""
     ends, acc = [0], 0
-    for g, group in enumerate(groups):
-        acc += sum(sizes[i] for i in group)
+    for g, size in enumerate(group_sizes):
+        acc += size
         if acc >= block:
             ends.append(g + 1)
             acc = 0
     return ends
 
 
+def _first_fitting(n: int, fits: Callable[[int], bool], guess: int) -> int | None:
+    """The smallest k < n with fits(k), for fits false up to some k and true from there; starting at
+    `guess` it takes two calls when the guess is right and a binary search's when it is not."""
+    if fits(guess):
+        if guess == 0 or not fits(guess - 1):
+            return guess
+        lo, hi = 0, guess - 1  # fits(hi)
+    else:
+        if guess + 1 >= n or not fits(n - 1):
+            return None
+        lo, hi = guess + 1, n - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
 def fit_messages(messages: Sequence[Message], count_tokens: CountTokens, budget: int,
-                 size: MessageSize | None = None) -> Fit:
+                 size: MessageSize = estimated_tokens) -> Fit:
     """Drop the oldest non-system messages, a block at a time, until the rendered prompt fits in
     `budget` tokens.
 
     Whole exchanges go (a user message and the answers after it), so the prompt never starts with an
     orphan answer. The fit is the fewest whole blocks whose removal makes the prompt fit; if removing
-    every complete block is not enough, further exchanges go one at a time. `size` estimates a
-    message's tokens to place the blocks (default: `count_tokens([m])`); what fits is decided with
-    `count_tokens` alone. Raises ContextOverflowError if the system prompt plus the newest user
-    message alone do not fit.
+    every complete block is not enough, further exchanges go one at a time. `size` places the block
+    boundaries; what fits is decided by `count_tokens` alone. Raises ContextOverflowError if the
+    system prompt plus the newest user message alone do not fit.
     """
-    size = size or (lambda m: count_tokens([m]))
     groups = _exchanges(messages)
+    fits_cache: dict[int, Fit] = {}
 
     def fit_after(n_groups: int) -> Fit:
-        gone = {i for group in groups[:n_groups] for i in group}
-        kept = tuple(i for i in range(len(messages)) if i not in gone)
-        return Fit(kept, tuple(sorted(gone)), count_tokens([messages[i] for i in kept]))
+        if n_groups not in fits_cache:
+            gone = {i for group in groups[:n_groups] for i in group}
+            kept = tuple(i for i in range(len(messages)) if i not in gone)
+            fits_cache[n_groups] = Fit(kept, tuple(sorted(gone)),
+                                       count_tokens([messages[i] for i in kept]))
+        return fits_cache[n_groups]
 
-    sizes = [size(m) for m in messages]
-    ends = _block_ends(groups, sizes, max(int(budget * BLOCK_FRACTION), 1))
-    # Start where the estimate says the prompt fits, then move to the first end that really does:
-    # usually two exact counts, whatever the history's length.
-    dropped_est = [sum(sizes[i] for group in groups[:n] for i in group) for n in ends]
-    total_est = sum(sizes)
-    k = next((k for k, d in enumerate(dropped_est) if total_est - d <= budget), len(ends) - 1)
-    fit = fit_after(ends[k])
-    if fit.tokens <= budget:
-        while k > 0 and (earlier := fit_after(ends[k - 1])).tokens <= budget:
-            k, fit = k - 1, earlier
-        return fit
-    while k + 1 < len(ends):
-        k += 1
-        fit = fit_after(ends[k])
-        if fit.tokens <= budget:
-            return fit
+    sizes = [sum(size(messages[i]) for i in group) for group in groups]
+    ends = _block_ends(sizes, max(int(budget * BLOCK_FRACTION), 1))
+    # Guess from the sizes where the prompt starts to fit; the exact counts confirm it.
+    left, guess = sum(size(m) for m in messages), len(ends) - 1
+    for k, n in enumerate(ends):
+        if left - sum(sizes[:n]) <= budget:
+            guess = k
+            break
+    k = _first_fitting(len(ends), lambda k: fit_after(ends[k]).tokens <= budget, guess)
+    if k is not None:
+        return fit_after(ends[k])
     # Every complete block is gone and it still does not fit (a very long newest message): one
     # exchange at a time from here.
+    fit = fit_after(ends[-1])
     for n in range(ends[-1] + 1, len(groups) + 1):
         fit = fit_after(n)
         if fit.tokens <= budget:
@@ -141,17 +154,16 @@ def answer_budget(n_ctx: int, max_tokens: int) -> int:
 
 def fit_prompt(
     messages: Sequence[Message], count_tokens: CountTokens, n_ctx: int, max_tokens: int,
-    forget_oldest: bool = True, size: MessageSize | None = None,
+    forget_oldest: bool = True,
 ) -> tuple[Fit, int]:
     """Fit the history with `max_tokens` reserved for the answer; if even the newest message
     does not fit with that reserve, accept a shorter answer (at least MIN_ANSWER_TOKENS) rather
     than none. Returns the fit and the number of new tokens allowed. With `forget_oldest=False`
-    a history that no longer fits raises ContextOverflowError instead of leaving turns out.
-    `size` places the blocks old turns leave in (see fit_messages)."""
+    a history that no longer fits raises ContextOverflowError instead of leaving turns out."""
     try:
-        fit = fit_messages(messages, count_tokens, answer_budget(n_ctx, max_tokens), size)
+        fit = fit_messages(messages, count_tokens, answer_budget(n_ctx, max_tokens))
     except ContextOverflowError:
-        fit = fit_messages(messages, count_tokens, n_ctx - MIN_ANSWER_TOKENS, size)
+        fit = fit_messages(messages, count_tokens, n_ctx - MIN_ANSWER_TOKENS)
     if fit.forgotten and not forget_oldest:
         raise ContextOverflowError(
             f"This conversation no longer fits in what the model can read at once ({n_ctx} tokens). "

@@ -21,7 +21,7 @@ from pathlib import Path
 from engine import llama_log
 from engine.answer_stream import refused, stream_answer
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
-from engine.context import MessageSize, fit_prompt, message_sizer
+from engine.context import fit_prompt
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
 from engine.literal_tokens import LiteralTokenizer
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
@@ -91,7 +91,6 @@ class LlamaCppEngine:
         self._stop_ids: frozenset[int] = frozenset()
         self._stop_strings: tuple[str, ...] = ()
         self._literal: LiteralTokenizer | None = None
-        self._size: MessageSize | None = None  # where blocks of old turns end
         self._cancel: threading.Event | None = None
         self._abort_cb = None
         self._n_ctx = 0
@@ -144,7 +143,6 @@ class LlamaCppEngine:
             raise _unsupported(path, arch, str(path))
         self._llm, self._model, self._n_ctx = llm, model, options.n_ctx
         self._literal = LiteralTokenizer(self._tokenize_plain, _token_texts(llm))
-        self._size = message_sizer(self._tokenize_plain)
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
@@ -222,7 +220,7 @@ class LlamaCppEngine:
         try:
             llm = self._require()
             fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
-                                      params.forget_oldest, self._size)
+                                      params.forget_oldest)
         except (ContextOverflowError, EngineError) as e:
             yield refused(t0, e)
             return

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.answer_stream import refused, stream_answer
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
-from engine.context import MessageSize, fit_prompt, message_sizer
+from engine.context import fit_prompt
 from engine.literal_tokens import LiteralTokenizer
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.stats import PromptStats
@@ -93,7 +93,6 @@ class MlxEngine:
         self._stop_ids: frozenset[int] = frozenset()
         self._stop_strings: tuple[str, ...] = ()
         self._literal: LiteralTokenizer | None = None
-        self._size: MessageSize | None = None  # where blocks of old turns end
         self._n_ctx = 0
         self._cache: list[Any] = []  # the prompt cache: one KV cache per layer
         self._cached_ids: list[int] = []  # the exact tokens the cache holds
@@ -134,7 +133,6 @@ class MlxEngine:
                 log.debug("mlx-lm load output: %s", chatter.getvalue()[-4000:])
         self._n_ctx = options.n_ctx
         self._literal = LiteralTokenizer(self._tokenize_plain, self._tokenizer._tokenizer.get_added_vocab())
-        self._size = message_sizer(self._tokenize_plain)
         self._reset_cache()
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
@@ -263,7 +261,7 @@ class MlxEngine:
         try:
             tokenizer = self._require()
             fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
-                                      params.forget_oldest, self._size)
+                                      params.forget_oldest)
             prompt = self.prompt_ids([messages[i] for i in fit.kept])
         except (ContextOverflowError, EngineError) as e:
             yield refused(t0, e)

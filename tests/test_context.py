@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from engine.context import MIN_ANSWER_TOKENS, fit_messages, fit_prompt
+from engine.context import MIN_ANSWER_TOKENS, estimated_tokens, fit_messages, fit_prompt
 from engine.types import ContextOverflowError, Message
 
 
@@ -13,9 +13,15 @@ def words(messages):
     return sum(len(m.content.split()) + 3 for m in messages)
 
 
+def text(n):
+    """n words of three letters: the estimate that places block boundaries (4 characters a token,
+    4 tokens of template) then equals `words`."""
+    return " ".join(["www"] * n)
+
+
 def convo(*sizes):
     roles = ["user", "assistant"]
-    return [Message(roles[i % 2], " ".join(["w"] * n)) for i, n in enumerate(sizes)]
+    return [Message(roles[i % 2], text(n)) for i, n in enumerate(sizes)]
 
 
 def test_everything_is_kept_when_it_fits():
@@ -66,9 +72,9 @@ def growing_chat(turns, budget, system=True):
     msgs = [Message("system", "be brief")] if system else []
     fits = []
     for _ in range(turns):
-        msgs.append(Message("user", " ".join(["q"] * 10)))
+        msgs.append(Message("user", text(10)))
         fits.append((list(msgs), fit_messages(msgs, words, budget)))
-        msgs.append(Message("assistant", " ".join(["a"] * 20)))
+        msgs.append(Message("assistant", text(20)))
     return fits
 
 
@@ -101,14 +107,20 @@ def test_a_long_history_is_fitted_with_a_few_exact_counts():
         return words(messages)
 
     msgs, _ = growing_chat(400, budget=2000)[-1]
-    fit = fit_messages(msgs, counted, 2000, size=lambda m: len(m.content.split()) + 3)
+    fit = fit_messages(msgs, counted, 2000)
     assert fit.forgotten and fit.tokens <= 2000
     assert len(calls) <= 3
 
 
 def test_when_whole_blocks_are_not_enough_exchanges_go_one_at_a_time():
-    msgs = [*convo(*[5] * 14), Message("user", " ".join(["w"] * 70))]
+    msgs = [*convo(*[5] * 14), Message("user", text(70))]
     fit = fit_messages(msgs, words, 100)
     # Exchanges of 16 tokens, blocks of at least 50: the first four exchanges (64). Dropping them
     # leaves 3 × 16 + 73 = 121; two more exchanges must go (89), and no more.
     assert fit.forgotten == tuple(range(12)) and fit.tokens == 89
+
+
+def test_block_sizes_count_a_stored_answer_by_its_ids_and_other_text_by_an_estimate():
+    assert estimated_tokens(Message("assistant", "any text at all", token_ids=tuple(range(50)))) == 50 + 4
+    assert estimated_tokens(Message("user", "abcd" * 100)) == 100 + 4
+    assert estimated_tokens(Message("user", "世" * 100)) == 200 + 4  # 300 bytes: CJK often falls back to bytes

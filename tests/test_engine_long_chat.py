@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from engine.context import fit_prompt
 from engine.types import Chunk, GenerationParams, LoadOptions, Message
 from tests.engine_backends import BACKENDS, BackendCase
 from tests.test_engine_contract import run, text_of
 
 N_CTX = 512
-TURNS = 16  # about 55 tokens a turn on the test vocab: full after 8 turns, a block goes every 4 or 5
+TURNS = 20  # about 46 tokens a turn: full after 9 or 10 turns, then a block of 5 or 6 goes at a time
 PARAMS = GenerationParams(temperature=0.0, max_tokens=16, repeat_penalty=1.0)
 
 
@@ -45,7 +46,8 @@ def long_chat(backend) -> list[Turn]:
     turns = []
     try:
         for i in range(TURNS):
-            convo = [*convo, Message("user", f"Question {i}: tell me about topic {i}.")]
+            question = f"question {i}: how can you help with the code in python? what is the story?"
+            convo = [*convo, Message("user", question)]
             chunks, last = run(engine, convo, PARAMS)
             assert last.finish_reason in ("stop", "length")
             turns.append(Turn(convo, text_of(chunks), last))
@@ -87,9 +89,12 @@ def test_every_answer_equals_a_cold_evaluation_of_the_kept_text(backend, long_ch
             assert alone.stats.reused_tokens == 0 and alone.stats.forgotten == ()
             assert alone.stats.prompt_tokens == s.prompt_tokens
             assert alone.stats.token_ids == s.token_ids and text_of(chunks) == turn.text
-            # Any engine leaves out the same messages of the same conversation, whatever its cache holds.
+            # Any engine leaves out the same messages of the same conversation, whatever its cache holds,
+            # and so does the fit the GUI's context meter computes with the engine's count.
             _, whole = run(cold, turn.convo, PARAMS)
             assert whole.stats.forgotten == s.forgotten and whole.stats.token_ids == s.token_ids
+            meter, _ = fit_prompt(turn.convo, cold.count_tokens, N_CTX, PARAMS.max_tokens)
+            assert meter.forgotten == s.forgotten and meter.tokens == s.prompt_tokens
         finally:
             cold.unload()
 
