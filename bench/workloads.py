@@ -14,14 +14,17 @@ def history(n_exchanges: int) -> list[Message]:
     return msgs
 
 
-TOPICS = ("python", "the weather", "gardening", "chess", "bread", "rivers", "music", "bicycles", "tea",
-          "the moon", "printing", "maps")
+# Phrases of the generated test models' vocab (tests/fixtures/vocab.py), whose words are single tokens
+# there: text made of them tokenizes at about the rate real English does with TinyLlama's tokenizer
+# (4 to 5 characters a token), where other words would fall apart into characters.
+PHRASES = ("hello world", "the code", "python", "the story", "once upon a time", "the answer", "help",
+           "the question", "thanks", "yes and no", "what you can do", "how it is")
 
 
 def chat_turn(i: int) -> tuple[str, str]:
     """Turn `i` of a long chat: a question and an answer of a few dozen tokens, different every turn."""
-    topic, other = TOPICS[i % len(TOPICS)], TOPICS[(i * 5 + 3) % len(TOPICS)]
-    question = f"Question {i}: what do {topic} and {other} have in common? Keep it short."
-    answer = (f"Both {topic} and {other} reward patience: start small, practise every day, and after "
-              f"{i % 7 + 2} weeks the habit carries itself.")
+    n = len(PHRASES)
+    a, b, c = PHRASES[i % n], PHRASES[(i * 5 + 3) % n], PHRASES[(i * 7 + 1) % n]
+    question = f"question {i}: how can you help with {a} and {b}? please answer with {c}."
+    answer = f"yes: {a} is in {b}, and {c} is what I can help you with. thanks, and hello to the world!"
     return question, answer
