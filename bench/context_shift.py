@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import llama_cpp
 import numpy as np
 
+import engine.context
 from bench.workloads import chat_turn
 from engine.context import fit_messages
 from engine.llamacpp_backend import LlamaCppEngine
@@ -108,9 +109,10 @@ def main() -> None:
     ap.add_argument("--kv-f32", action="store_true", help="F32 KV cache instead of llama.cpp's default F16")
     args = ap.parse_args()
 
+    engine.context.BLOCK_FRACTION = 0.0  # every exchange a block: one leaves per turn, as a shift would do it
     path = build_cached(args.shape, args.quant)
-    engine = LlamaCppEngine()
-    engine.load(ModelInfo(path=path), LoadOptions(n_ctx=args.n_ctx, n_threads=args.threads))  # builds prompts
+    eng = LlamaCppEngine()
+    eng.load(ModelInfo(path=path), LoadOptions(n_ctx=args.n_ctx, n_threads=args.threads))  # builds prompts
     kv = {"type_k": llama_cpp.GGML_TYPE_F32, "type_v": llama_cpp.GGML_TYPE_F32} if args.kv_f32 else {}
     llms = [llama_cpp.Llama(model_path=str(path), n_ctx=args.n_ctx, n_threads=args.threads,
                             n_threads_batch=args.threads, use_mmap=False, verbose=False, **kv) for _ in range(2)]
@@ -124,8 +126,8 @@ def main() -> None:
     while len(rows) < args.turns:
         user, answer = chat_turn(turn)
         convo = [*history, Message("user", user)]
-        fit = fit_messages(convo, engine.count_tokens, budget)
-        prompt = engine.prompt_ids([convo[i] for i in fit.kept])
+        fit = fit_messages(convo, eng.count_tokens, budget)
+        prompt = eng.prompt_ids([convo[i] for i in fit.kept])
         span = dropped_span(cached, prompt) if fit.forgotten else None
         if span is None:  # still fits (or a first turn): extend the cache
             p0 = common_prefix(cached, prompt)
@@ -173,7 +175,7 @@ def main() -> None:
           f"gap within it: {sum(g.rel_l1 < ROPE_TOLERANCE for _, _, _, g, *_ in rows)}/{len(rows)}")
     for llm in llms:
         llm.close()
-    engine.unload()
+    eng.unload()
 
 
 if __name__ == "__main__":
