@@ -38,6 +38,7 @@ class TurnStats:
     reused: int
     forgotten: int
     ttft_s: float
+    cpu_s: float  # CPU time of the process (every thread) from the request to the first chunk
     answer: int
 
     @property
@@ -52,12 +53,16 @@ def converse(eng: LlamaCppEngine, turns: int, max_tokens: int) -> list[TurnStats
     for i in range(turns):
         question, _ = chat_turn(i)
         convo.append(Message("user", question))
-        chunks = list(eng.generate(convo, GenerationParams(max_tokens=max_tokens, seed=i), threading.Event()))
+        cpu0, cpu = time.process_time(), None
+        chunks = []
+        for chunk in eng.generate(convo, GenerationParams(max_tokens=max_tokens, seed=i), threading.Event()):
+            cpu = cpu if cpu is not None else time.process_time() - cpu0
+            chunks.append(chunk)
         s = chunks[-1].stats
         if chunks[-1].finish_reason not in ("stop", "length"):
             raise RuntimeError(f"turn {i + 1} ended with {chunks[-1].finish_reason}: {chunks[-1].error}")
         convo.append(Message("assistant", "".join(c.text for c in chunks), token_ids=s.token_ids))
-        rows.append(TurnStats(i + 1, s.prompt_tokens, s.reused_tokens, len(s.forgotten), s.ttft_s,
+        rows.append(TurnStats(i + 1, s.prompt_tokens, s.reused_tokens, len(s.forgotten), s.ttft_s, cpu or 0.0,
                               s.completion_tokens))
     return rows
 
@@ -69,19 +74,27 @@ def report(rows: list[TurnStats], args: argparse.Namespace, elapsed: float) -> s
     steady = [r for r in full if r not in drops]
     out = [f"`python -m bench.long_chat --turns {args.turns} --max-tokens {args.max_tokens} --n-ctx {args.n_ctx} "
            f"--block-fraction {args.block_fraction}`: {args.threads} threads, one run of {elapsed / 60:.1f} min.", ""]
-    out += ["| turn | prompt tokens | evaluated | reused | messages left out | time to first token |",
-            "|---|---|---|---|---|---|"]
+    out += ["| turn | prompt tokens | evaluated | reused | messages left out | time to first token | CPU to it |",
+            "|---|---|---|---|---|---|---|"]
     shown = sorted({1, 5, 10, *range(25, args.turns + 1, 25), args.turns, *(r.turn for r in drops[:3])})
     for t in shown:
         if t in by_turn:
             r = by_turn[t]
             mark = " (block left)" if r in drops else ""
-            out.append(f"| {t}{mark} | {r.prompt} | {r.evaluated} | {r.reused} | {r.forgotten} | {r.ttft_s:.2f} s |")
+            out.append(f"| {t}{mark} | {r.prompt} | {r.evaluated} | {r.reused} | {r.forgotten} | {r.ttft_s:.2f} s | "
+                       f"{r.cpu_s:.2f} s |")
     out.append("")
     if 5 in by_turn and args.turns in by_turn:
         first, last = by_turn[5], by_turn[args.turns]
         out.append(f"Turn {args.turns} / turn 5 time to first token: {last.ttft_s:.2f} s / {first.ttft_s:.2f} s = "
-                   f"**{last.ttft_s / first.ttft_s:.2f}x** (target <= 1.5x).")
+                   f"**{last.ttft_s / first.ttft_s:.2f}x** (target <= 1.5x); CPU time {last.cpu_s:.2f} s / "
+                   f"{first.cpu_s:.2f} s = {last.cpu_s / first.cpu_s:.2f}x.")
+        around = [by_turn[t] for t in range(3, 8) if t in by_turn]
+        end = [by_turn[t] for t in range(args.turns - 4, args.turns + 1) if t in by_turn]
+        if len(around) == 5 and len(end) == 5:
+            a, b = statistics.median(r.ttft_s for r in around), statistics.median(r.ttft_s for r in end)
+            out.append(f"Medians of turns 3-7 and {args.turns - 4}-{args.turns} (less exposed to a busy machine): "
+                       f"{b:.2f} s / {a:.2f} s = {b / a:.2f}x.")
     if full:
         out.append(f"Context full from turn {full[0].turn}. Of the {len(full)} turns after that, {len(drops)} left a "
                    f"block of old turns out and read the kept text again; the other {len(steady)} evaluated only "
@@ -124,9 +137,9 @@ def main() -> None:
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["turn", "prompt", "evaluated", "reused", "forgotten", "ttft_s", "answer"])
-            w.writerows([r.turn, r.prompt, r.evaluated, r.reused, r.forgotten, f"{r.ttft_s:.4f}", r.answer]
-                        for r in rows)
+            w.writerow(["turn", "prompt", "evaluated", "reused", "forgotten", "ttft_s", "cpu_s", "answer"])
+            w.writerows([r.turn, r.prompt, r.evaluated, r.reused, r.forgotten, f"{r.ttft_s:.4f}", f"{r.cpu_s:.4f}",
+                         r.answer] for r in rows)
     print(report(rows, args, elapsed))
 
 
