@@ -27,3 +27,19 @@ def history(n_exchanges: int) -> list[Message]:
         msgs.append(Message("user", f"Question number {i}: " + "tell me about the history of code and python " * 4))
         msgs.append(Message("assistant", "Here is the answer: " + "it is a story of time and help " * 5))
     return msgs
+
+
+# Phrases of the generated test models' vocab (tests/fixtures/vocab.py), whose words are single tokens
+# there: text made of them tokenizes at about the rate real English does with TinyLlama's tokenizer
+# (4 to 5 characters a token), where other words would fall apart into characters.
+PHRASES = ("hello world", "the code", "python", "the story", "once upon a time", "the answer", "help",
+           "the question", "thanks", "yes and no", "what you can do", "how it is")
+
+
+def chat_turn(i: int) -> tuple[str, str]:
+    """Turn `i` of a long chat: a question and an answer of a few dozen tokens, different every turn."""
+    n = len(PHRASES)
+    a, b, c = PHRASES[i % n], PHRASES[(i * 5 + 3) % n], PHRASES[(i * 7 + 1) % n]
+    question = f"question {i}: how can you help with {a} and {b}? please answer with {c}."
+    answer = f"yes: {a} is in {b}, and {c} is what I can help you with. thanks, and hello to the world!"
+    return question, answer

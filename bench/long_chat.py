@@ -1,0 +1,147 @@
+"""A long conversation on the TinyLlama-shaped model: time to first token on every turn, prompt tokens
+evaluated and reused, messages left out of the context.
+
+One conversation of --turns different questions (bench.workloads.chat_turn), each answer at most
+--max-tokens tokens and kept with its ids, as the app keeps them. Time to first token is the engine's
+own (`GenerationStats.ttft_s`: from the request, fitting and prompt building included, to the first
+answer token). Target (docs/benchmarks.md, "Long conversations"): turn 200 within 1.5x turn 5.
+
+`--block-fraction` sets engine.context.BLOCK_FRACTION for the run: 0 makes every exchange a block of
+its own, which is the one-exchange-at-a-time dropping TinyChat had before blocks.
+
+    python -m bench.long_chat [--turns 200] [--max-tokens 24] [--n-ctx 2048] [--csv turns.csv]
+
+Prints a Markdown section for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+
+import engine.context
+from bench.workloads import chat_turn
+from engine.llamacpp_backend import LlamaCppEngine
+from engine.types import GenerationParams, LoadOptions, Message, ModelInfo
+from tests.fixtures.gguf_model import build_cached
+
+
+@dataclass(frozen=True)
+class TurnStats:
+    turn: int  # 1-based, as a person counts turns
+    prompt: int
+    reused: int
+    forgotten: int
+    ttft_s: float
+    cpu_s: float  # CPU time of the process (every thread) from the request to the first chunk
+    answer: int
+
+    @property
+    def evaluated(self) -> int:
+        return self.prompt - self.reused
+
+
+def converse(eng: LlamaCppEngine, turns: int, max_tokens: int) -> list[TurnStats]:
+    """Ask `turns` questions in one conversation; the stats of each turn."""
+    convo = [Message("system", "You are a helpful assistant.")]
+    rows = []
+    for i in range(turns):
+        question, _ = chat_turn(i)
+        convo.append(Message("user", question))
+        cpu0, cpu = time.process_time(), None
+        chunks = []
+        for chunk in eng.generate(convo, GenerationParams(max_tokens=max_tokens, seed=i), threading.Event()):
+            cpu = cpu if cpu is not None else time.process_time() - cpu0
+            chunks.append(chunk)
+        s = chunks[-1].stats
+        if chunks[-1].finish_reason not in ("stop", "length"):
+            raise RuntimeError(f"turn {i + 1} ended with {chunks[-1].finish_reason}: {chunks[-1].error}")
+        convo.append(Message("assistant", "".join(c.text for c in chunks), token_ids=s.token_ids))
+        rows.append(TurnStats(i + 1, s.prompt_tokens, s.reused_tokens, len(s.forgotten), s.ttft_s, cpu or 0.0,
+                              s.completion_tokens))
+    return rows
+
+
+def report(rows: list[TurnStats], args: argparse.Namespace, elapsed: float) -> str:
+    by_turn = {r.turn: r for r in rows}
+    full = [r for r in rows if r.forgotten]
+    drops = [r for prev, r in itertools.pairwise(rows) if r.forgotten != prev.forgotten]
+    steady = [r for r in full if r not in drops]
+    out = [f"`python -m bench.long_chat --turns {args.turns} --max-tokens {args.max_tokens} --n-ctx {args.n_ctx} "
+           f"--block-fraction {args.block_fraction}`: {args.threads} threads, one run of {elapsed / 60:.1f} min.", ""]
+    out += ["| turn | prompt tokens | evaluated | reused | messages left out | time to first token | CPU to it |",
+            "|---|---|---|---|---|---|---|"]
+    shown = sorted({1, 5, 10, *range(25, args.turns + 1, 25), args.turns, *(r.turn for r in drops[:3])})
+    for t in shown:
+        if t in by_turn:
+            r = by_turn[t]
+            mark = " (block left)" if r in drops else ""
+            out.append(f"| {t}{mark} | {r.prompt} | {r.evaluated} | {r.reused} | {r.forgotten} | {r.ttft_s:.2f} s | "
+                       f"{r.cpu_s:.2f} s |")
+    out.append("")
+    if 5 in by_turn and args.turns in by_turn:
+        first, last = by_turn[5], by_turn[args.turns]
+        out.append(f"Turn {args.turns} / turn 5 time to first token: {last.ttft_s:.2f} s / {first.ttft_s:.2f} s = "
+                   f"**{last.ttft_s / first.ttft_s:.2f}x** (target <= 1.5x); CPU time {last.cpu_s:.2f} s / "
+                   f"{first.cpu_s:.2f} s = {last.cpu_s / first.cpu_s:.2f}x.")
+        around = [by_turn[t] for t in range(3, 8) if t in by_turn]
+        end = [by_turn[t] for t in range(args.turns - 4, args.turns + 1) if t in by_turn]
+        if len(around) == 5 and len(end) == 5:
+            a, b = statistics.median(r.ttft_s for r in around), statistics.median(r.ttft_s for r in end)
+            out.append(f"Medians of turns 3-7 and {args.turns - 4}-{args.turns} (less exposed to a busy machine): "
+                       f"{b:.2f} s / {a:.2f} s = {b / a:.2f}x.")
+    if full:
+        out.append(f"Context full from turn {full[0].turn}. Of the {len(full)} turns after that, {len(drops)} left a "
+                   f"block of old turns out and read the kept text again; the other {len(steady)} evaluated only "
+                   "their new tokens.")
+    if steady:
+        out.append(f"Turns that reused the cache: median {statistics.median(r.ttft_s for r in steady):.2f} s to the "
+                   f"first token, {statistics.median(r.evaluated for r in steady):.0f} tokens evaluated, "
+                   f"{statistics.median(r.reused for r in steady):.0f} reused.")
+    if drops:
+        out.append(f"Turns that left a block out: median {statistics.median(r.ttft_s for r in drops):.2f} s, "
+                   f"{statistics.median(r.evaluated for r in drops):.0f} tokens evaluated.")
+    if full:
+        out.append(f"Mean over every turn of the full context: {statistics.mean(r.ttft_s for r in full):.2f} s, "
+                   f"{statistics.mean(r.evaluated for r in full):.0f} tokens evaluated per turn.")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--turns", type=int, default=200)
+    ap.add_argument("--max-tokens", type=int, default=24, help="longest answer, in tokens")
+    ap.add_argument("--n-ctx", type=int, default=2048)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", default="tinyllama")
+    ap.add_argument("--quant", default="Q4_K_M")
+    ap.add_argument("--block-fraction", type=float, default=engine.context.BLOCK_FRACTION)
+    ap.add_argument("--csv", help="write every turn's figures to this file")
+    args = ap.parse_args()
+
+    engine.context.BLOCK_FRACTION = args.block_fraction
+    eng = LlamaCppEngine()
+    eng.load(ModelInfo(path=build_cached(args.shape, args.quant)), LoadOptions(n_ctx=args.n_ctx,
+                                                                               n_threads=args.threads))
+    t0 = time.perf_counter()
+    try:
+        rows = converse(eng, args.turns, args.max_tokens)
+    finally:
+        eng.unload()
+    elapsed = time.perf_counter() - t0
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["turn", "prompt", "evaluated", "reused", "forgotten", "ttft_s", "cpu_s", "answer"])
+            w.writerows([r.turn, r.prompt, r.evaluated, r.reused, r.forgotten, f"{r.ttft_s:.4f}", f"{r.cpu_s:.4f}",
+                         r.answer] for r in rows)
+    print(report(rows, args, elapsed))
+
+
+if __name__ == "__main__":
+    main()
