@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from app.background.engine_worker import ContextUsage, EngineThread, GenerationResult, LoadedModel
 from app.chat.answer_keeper import AnswerKeeper, not_started_sentence
 from app.chat.message_widget import MessageView
+from app.core import paths
 from app.core.settings import Settings
 from app.core.store import Store
 from app.core.store_types import StoredMessage, StoreError
@@ -85,7 +86,8 @@ class ChatController(QObject):
             return
         self._set_model_state("loading", f"Loading {model.label or model.path.name}…")
         fmt = self.settings.chat_format
-        self.engine.load(model, LoadOptions(n_ctx=model.n_ctx, n_threads=self.settings.n_threads, chat_format=fmt))
+        self.engine.load(model, LoadOptions(n_ctx=model.n_ctx, n_threads=self.settings.n_threads, chat_format=fmt,
+                                            state_dir=paths.cache_dir() / "states"))
 
     def _set_model_state(self, state: str, text: str) -> None:
         self.model.state, self.model.text = state, text
