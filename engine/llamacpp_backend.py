@@ -24,6 +24,7 @@ from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
 from engine.literal_tokens import LiteralTokenizer
+from engine.llamacpp_lookup import lookup_tokens
 from engine.llamacpp_state import LlamaStateIO, build
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.resume import Resumer
@@ -256,7 +257,7 @@ class LlamaCppEngine:
             self._set_abort(False)  # generation checks `cancel` between tokens instead
             if first is not None:
                 yield first
-                yield from tokens
+                yield from lookup_tokens(llm, first) if params.prompt_lookup else tokens
         finally:
             tokens.close()
             self._set_abort(False)

@@ -29,6 +29,7 @@ from engine.answer_stream import refused, stream_answer
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.literal_tokens import LiteralTokenizer
+from engine.mlx_lookup import lookup_steps
 from engine.mlx_state import MlxStateIO, build
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.resume import Resumer
@@ -301,7 +302,10 @@ class MlxEngine:
             if cancel.is_set():
                 raise _Cancelled
 
-        steps = generate_step(
+        steps = lookup_steps(
+            self._model, prompt, reused, self._cache, max_tokens=max_new, sampler=self._sampler(params),
+            logits_processors=self._logits_processors(params.repeat_penalty, []), prefill_step=PREFILL_STEP,
+            on_prompt_progress=on_prompt_progress) if params.prompt_lookup else generate_step(
             mx.array(prompt[reused:]), self._model, max_tokens=max_new, sampler=self._sampler(params),
             logits_processors=self._logits_processors(params.repeat_penalty, prompt[:reused]),
             prompt_cache=self._cache, prefill_step_size=PREFILL_STEP, prompt_progress_callback=on_prompt_progress)

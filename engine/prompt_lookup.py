@@ -1,0 +1,55 @@
+"""Prompt-lookup drafts: the tokens that followed the latest earlier occurrence of the conversation's last
+few tokens. A model verifies a draft in one batch (`llamacpp_lookup`, `mlx_lookup`): it samples every
+position of the batch as it would have one token at a time, and keeps the draft up to the first token it
+samples differently. Answers that quote the conversation (code being edited, a text being corrected, a
+name repeated) then take one forward pass for several tokens.
+
+A batch costs more than one token on a CPU, so the draft length adapts: it grows while drafts are taken
+whole and shrinks to what was taken when they are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+MAX_NGRAM = 3  # the longest run of last tokens looked up; shorter ones are tried after it
+MIN_NGRAM = 2  # a single repeated token predicts too little in prose
+MAX_DRAFT = 16
+FIRST_DRAFT = 4
+
+
+class Drafter:
+    """Drafts from a token history and learns from what the model took."""
+
+    def __init__(self) -> None:
+        self.length = FIRST_DRAFT
+        self.drafted = 0  # totals, for the log
+        self.taken = 0
+
+    def draft(self, history: Sequence[int] | np.ndarray, limit: int = MAX_DRAFT) -> list[int]:
+        """Up to min(current length, `limit`) tokens that followed the latest earlier occurrence of
+        `history`'s last MAX_NGRAM..MIN_NGRAM tokens; empty if none occurred."""
+        k = min(self.length, limit)
+        if k <= 0:
+            return []
+        ids = np.asarray(history, dtype=np.int64)
+        m = len(ids)
+        for n in range(min(MAX_NGRAM, m - 1), MIN_NGRAM - 1, -1):
+            tail = ids[m - n:]
+            starts = np.flatnonzero(ids[: m - n] == tail[0])  # each start leaves a token after the match
+            for j in range(1, n):
+                starts = starts[ids[starts + j] == tail[j]]
+            if starts.size:
+                s = int(starts[-1]) + n
+                return ids[s: s + k].tolist()
+        return []
+
+    def taken_of(self, drafted: int, taken: int) -> None:
+        """Record that the model took `taken` of `drafted` tokens."""
+        if not drafted:
+            return
+        self.drafted += drafted
+        self.taken += taken
+        self.length = min(self.length * 2, MAX_DRAFT) if taken == drafted else max(taken, 1)
