@@ -38,10 +38,10 @@ def lookup_tokens(llm: Any, last: int) -> Generator[int, None, None]:
             llm.n_tokens = n_past + len(batch)
             for i in range(len(batch)):
                 last = llm._sampler.sample(llm._ctx, i)
+                took = drafter.verdict(last, draft, i)
                 yield last
-                if i == len(draft) or last != draft[i]:
+                if not took:
                     break
-            drafter.taken_of(len(draft), i)
             if n_past + i + 1 < llm.n_tokens:  # the rest of the draft was not taken
                 llm._ctx.kv_cache_seq_rm(-1, n_past + i + 1, -1)
                 llm.n_tokens = n_past + i + 1

@@ -53,7 +53,7 @@ def lookup_steps(model: Any, prompt: list[int], reused: int, cache: list[Any], *
                 token = _sample(logits[i: i + 1], fed, sampler, logits_processors)
                 count += 1
                 fed.append(token)
-                if i < len(draft) and token == draft[i]:
+                if drafter.verdict(token, draft, i):
                     extra -= 1  # the draft's token was this one: its cell is the answer's
                     yield token, None
                     continue
@@ -61,7 +61,6 @@ def lookup_steps(model: Any, prompt: list[int], reused: int, cache: list[Any], *
                 extra = 0
                 yield token, None
                 break
-            drafter.taken_of(len(draft), i)
     finally:
         trim_prompt_cache(cache, extra)
         if drafter.drafted:

@@ -43,13 +43,17 @@ class Drafter:
                 starts = starts[ids[starts + j] == tail[j]]
             if starts.size:
                 s = int(starts[-1]) + n
-                return ids[s: s + k].tolist()
+                found = ids[s: s + k].tolist()
+                self.drafted += len(found)
+                return found
         return []
 
-    def taken_of(self, drafted: int, taken: int) -> None:
-        """Record that the model took `taken` of `drafted` tokens."""
-        if not drafted:
-            return
-        self.drafted += drafted
-        self.taken += taken
-        self.length = min(self.length * 2, MAX_DRAFT) if taken == drafted else max(taken, 1)
+    def verdict(self, token: int, draft: Sequence[int], i: int) -> bool:
+        """Whether the model's `token` at position `i` of a step took `draft[i]` (the step goes on);
+        at the step's last position, the draft length adapts to how much of `draft` was taken."""
+        if i < len(draft) and token == draft[i]:
+            self.taken += 1
+            return True
+        if draft:
+            self.length = min(self.length * 2, MAX_DRAFT) if i == len(draft) else max(i, 1)
+        return False

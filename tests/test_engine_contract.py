@@ -5,6 +5,7 @@ what does not depend on the model's vocab (missing or damaged files, cancelling 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 
@@ -463,3 +464,67 @@ def test_the_state_folder_stays_within_its_cap(base_case, tmp_path):
     finally:
         engine.unload()
     assert len(state_files(tmp_path / "capped")) == 2  # the cap holds two: eviction went no further
+
+
+# ------------------------------------------------------------------ prompt lookup
+def drafts_taken(caplog) -> list[tuple[int, int]]:
+    """(taken, drafted) of each answer that drafted, from the engine's debug log."""
+    found = [re.search(r"(\d+) of (\d+) drafted tokens taken", r.getMessage()) for r in caplog.records]
+    return [(int(m[1]), int(m[2])) for m in found if m]
+
+
+def test_prompt_lookup_gives_token_for_token_the_answer_plain_decoding_gives_at_temperature_zero(randomized, caplog):
+    repetitive = [Message("user", "hello world the code " * 3)]  # the random model falls into loops here
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        for penalty in (1.0, 1.1):
+            answers = [run(randomized, repetitive, GenerationParams(
+                temperature=0.0, max_tokens=80, repeat_penalty=penalty, prompt_lookup=look))[1]
+                for look in (False, True)]
+            assert answers[0].stats.token_ids == answers[1].stats.token_ids
+    assert any(taken for taken, _ in drafts_taken(caplog))  # drafts were made, and taken
+
+
+def test_prompt_lookup_samples_exactly_as_plain_decoding_with_the_same_seed(scripted, caplog):
+    _, first = run(scripted, HELLO)
+    convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids), Message("user", "Again?")]
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        for temperature in (3.0, 4.0):  # hot enough that the scripted model strays from its script at times
+            for seed in range(5):
+                answers = [run(scripted, convo, GenerationParams(
+                    temperature=temperature, seed=seed, max_tokens=40, min_p=0.0, top_p=1.0, top_k=0,
+                    prompt_lookup=look))[1] for look in (False, True)]
+                assert answers[0].stats.token_ids == answers[1].stats.token_ids
+    verdicts = drafts_taken(caplog)
+    assert any(0 < taken < drafted for taken, drafted in verdicts)  # drafts were both taken and refused
+
+
+def test_an_answer_quoting_the_conversation_is_drafted_from_it_and_unchanged(scripted, caplog):
+    _, first = run(scripted, HELLO)
+    convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids), Message("user", "Again?")]
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        chunks, _ = run(scripted, convo)
+    assert text_of(chunks) == SCRIPT_TEXT
+    ((taken, _),) = drafts_taken(caplog)
+    assert taken >= len(first.stats.token_ids) - 2  # all but the first answer token or so came from drafts
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        chunks, _ = run(scripted, convo, GenerationParams(temperature=0.0, prompt_lookup=False))
+    assert text_of(chunks) == SCRIPT_TEXT
+    assert drafts_taken(caplog) == []  # the setting turns it off
+
+
+def test_after_an_answer_cut_short_inside_a_draft_the_next_turn_reuses_the_cache_and_answers_as_cold(case):
+    engine = loaded(case, case.scripted_model)
+    try:
+        _, first = run(engine, HELLO)
+        convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids),
+                 Message("user", "Again?")]
+        chunks, cut = run(engine, convo, GenerationParams(temperature=0.0, max_tokens=5))
+        assert cut.finish_reason == "length"
+        convo += [Message("assistant", text_of(chunks), token_ids=cut.stats.token_ids), Message("user", "Once more")]
+        _, warm = run(engine, convo)
+    finally:
+        engine.unload()
+    held = cut.stats.prompt_tokens + cut.stats.completion_tokens - 1
+    assert warm.stats.reused_tokens >= held
+    assert warm.stats.token_ids == first.stats.token_ids
