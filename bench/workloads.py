@@ -5,9 +5,10 @@ from __future__ import annotations
 from engine.types import Message
 
 
-def history(n_exchanges: int) -> list[Message]:
-    """A system prompt and `n_exchanges` question/answer pairs of ordinary prose."""
-    msgs = [Message("system", "You are a helpful assistant.")]
+def history(n_exchanges: int, topic: str = "") -> list[Message]:
+    """A system prompt and `n_exchanges` question/answer pairs of ordinary prose; a `topic` opens the
+    system prompt, so conversations on different topics differ from their first words."""
+    msgs = [Message("system", f"{topic} You are a helpful assistant.".lstrip())]
     for i in range(n_exchanges):
         msgs.append(Message("user", f"Question number {i}: " + "tell me about the history of code and python " * 4))
         msgs.append(Message("assistant", "Here is the answer: " + "it is a story of time and help " * 5))
