@@ -167,6 +167,8 @@ class LlamaCppEngine:
             self._llm.close()
         self._llm = None
         self._fmt = None
+        if self._resume is not None:
+            self._resume.close()  # the states saved so far reach the disk
         self._resume = None
 
     @property

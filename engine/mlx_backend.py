@@ -159,6 +159,8 @@ class MlxEngine:
         loaded = self._model is not None
         self._model = self._tokenizer = self._fmt = None
         self._cache, self._cached_ids = [], []
+        if self._resume is not None:
+            self._resume.close()  # the states saved so far reach the disk
         self._resume = None
         if loaded:
             import mlx.core as mx

@@ -17,7 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.state_cache import StateCache, StateCancelled, StateKey, agreeing, model_identity
+from engine.state_cache import StateCache, StateKey, agreeing, model_identity
+from engine.state_file import StateCancelled
 from engine.types import Chunk, LoadOptions
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ class Resumer:
             yield chunk
             if chunk.finish_reason not in (None, "error"):
                 self.after()
+
+    def close(self) -> None:
+        """Finish writing the states saved so far (at unload)."""
+        self.cache.close()
 
     def after(self) -> None:
         """Save the live cache's state."""

@@ -6,11 +6,9 @@ the model file, the engine build, the chat format and the context size. A state 
 with prompts under the same key; the KV of a prompt's first k tokens depends on those k tokens alone,
 so the part of a state whose ids agree with a prompt is exactly what evaluating them would give.
 
-A file on disk is `MAGIC | u32 header length | header (JSON) | ids (int32 LE) | payload`. The header
-holds the key, the lengths and a SHA-256 of the ids and of the payload; a file whose magic, key,
-lengths or checksums do not match is logged, deleted and never handed to an engine. Files are written
-to a temporary name and renamed, so a crash leaves a whole file or none. Least recently used files go
-first once the folder exceeds its cap (a file's mtime is its last use).
+On disk each state is one file (`state_file`); a file that fails its checks is logged, deleted and never
+handed to an engine. Least recently used files go first once the folder exceeds its cap (a file's mtime
+is its last use).
 """
 
 from __future__ import annotations
@@ -19,24 +17,22 @@ import hashlib
 import json
 import logging
 import os
-import struct
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from engine import state_file
+from engine.state_file import SUFFIX, ids_array
 from engine.types import DEFAULT_STATE_DISK_CAP, DEFAULT_STATE_MEMORY
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"TCSTATE1"
-SUFFIX = ".kvstate"
-_MAX_HEADER = 64 * 1024
-_READ_CHUNK = 8 * 2**20  # cancel is checked between chunks of a file being read
 _STALE_TMP_S = 600  # a temporary file this old belongs to a write that died
 
 
@@ -59,16 +55,6 @@ class SavedState:
 
     ids: np.ndarray  # int32, read-only
     payload: bytes
-
-
-class StateCancelled(Exception):
-    """Reading a state was abandoned because the request was cancelled."""
-
-
-def _ids_array(ids: Sequence[int] | np.ndarray) -> np.ndarray:
-    arr = np.array(ids, dtype="<i4")
-    arr.flags.writeable = False
-    return arr
 
 
 def agreeing(ids: np.ndarray, prompt: np.ndarray) -> int:
@@ -99,8 +85,8 @@ def model_identity(path: Path) -> str:
 
 class StateCache:
     """States in memory (LRU within `memory_budget` bytes) and in `folder` (LRU within `disk_cap`
-    bytes; no folder: memory only). Meant for the engine thread; `size` and `clear` may be called
-    from any thread."""
+    bytes; no folder: memory only), written by a thread of its own so an answer never waits for the
+    disk. Meant for the engine thread; `size` may be called from any thread."""
 
     def __init__(self, folder: Path | None, memory_budget: int = DEFAULT_STATE_MEMORY,
                  disk_cap: int = DEFAULT_STATE_DISK_CAP) -> None:
@@ -110,6 +96,8 @@ class StateCache:
         self._memory: OrderedDict[tuple[StateKey, bytes], SavedState] = OrderedDict()
         self._index: dict[str, np.ndarray] = {}  # file name -> its ids, for the files whose header was read
         self._lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
 
     # ------------------------------------------------------------------ queries
     @property
@@ -123,6 +111,7 @@ class StateCache:
 
     def clear(self) -> None:
         """Forget every state, in memory and on disk."""
+        self.flush()
         with self._lock:
             self._memory.clear()
             self._index.clear()
@@ -134,7 +123,7 @@ class StateCache:
         """The state under `key` that agrees with `prompt` over the most tokens, if more than
         `beyond`, with that count. Memory first; a file is read only if it would win, and checked.
         Raises StateCancelled if `cancel` is set while a file is read."""
-        want = _ids_array(prompt)
+        want = ids_array(prompt)
         with self._lock:
             held = [(agreeing(s.ids, want), s) for (k, _), s in self._memory.items() if k == key]
         found: list[tuple[int, SavedState | Path]] = [
@@ -153,15 +142,42 @@ class StateCache:
 
     # ------------------------------------------------------------------ saving
     def put(self, key: StateKey, ids: Sequence[int] | np.ndarray, payload: bytes) -> None:
-        """Keep a state in memory and on disk, replacing the states it extends."""
-        state = SavedState(_ids_array(ids), payload)
-        self._drop_prefixes(key, state.ids)
+        """Keep a state in memory at once and on disk in the background (`flush` waits for it),
+        replacing the states it extends."""
+        state = SavedState(ids_array(ids), payload)
+        with self._lock:
+            for entry in [e for e, s in self._memory.items() if e[0] == key and _extends(state.ids, s.ids)]:
+                del self._memory[entry]
         self._remember(key, state)
         if self.folder is not None:
-            try:
-                self._write(key, state)
-            except OSError as e:  # a full or read-only disk costs the saved state, never the answer
-                log.warning("could not save a conversation state in %s: %r", self.folder, e)
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="state-writer")
+            self._pending.append(self._writer.submit(self._store, key, state))
+
+    def flush(self) -> None:
+        """Wait until every state handed to `put` is on disk (or its write failed, logged)."""
+        pending, self._pending = self._pending, []
+        for write in pending:
+            write.result()
+
+    def close(self) -> None:
+        """Finish the writes and stop the writer thread."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
+
+    def _store(self, key: StateKey, state: SavedState) -> None:
+        """On the writer thread: drop the files the state extends and write it."""
+        try:
+            for path, old in self._disk_entries(key):
+                if _extends(state.ids, old):
+                    self._forget_file(path)
+            self._write(key, state)
+        except OSError as e:  # a full or read-only disk costs the saved state, never the answer
+            log.warning("could not save a conversation state in %s: %r", self.folder, e)
+        except Exception:
+            log.exception("could not save a conversation state in %s", self.folder)
 
     def _remember(self, key: StateKey, state: SavedState) -> None:
         with self._lock:
@@ -172,16 +188,6 @@ class StateCache:
             self._memory[entry] = state
             while self.memory_bytes > self.memory_budget:
                 self._memory.popitem(last=False)
-
-    def _drop_prefixes(self, key: StateKey, ids: np.ndarray) -> None:
-        """A state that ids extend is worth nothing next to the new one: drop it."""
-        with self._lock:
-            for entry in [e for e, s in self._memory.items()
-                          if e[0] == key and len(s.ids) <= len(ids) and agreeing(s.ids, ids) == len(s.ids)]:
-                del self._memory[entry]
-        for path, old in self._disk_entries(key):
-            if len(old) <= len(ids) and agreeing(old, ids) == len(old):
-                self._forget_file(path)
 
     # ------------------------------------------------------------------ disk
     def _files(self, pattern: str) -> list[tuple[Path, int, int]]:
@@ -221,69 +227,34 @@ class StateCache:
 
     def _read_header(self, key: StateKey, path: Path) -> np.ndarray | None:
         try:
-            with path.open("rb") as f:
-                header, ids = _parse_head(f, path.stat().st_size)
+            return state_file.read_ids(path, asdict(key))
         except (OSError, ValueError) as e:
             self._damaged(path, str(e))
             return None
-        if header["key"] != asdict(key):
-            self._damaged(path, "its key does not match its name")
-            return None
-        return ids
 
     def _read(self, key: StateKey, path: Path, cancel: threading.Event | None) -> SavedState | None:
-        """The state in `path`, checked against its header; None (logged, file deleted) if damaged."""
+        """The state in `path`, checked; None (logged, file deleted) if damaged."""
         try:
-            with path.open("rb") as f:
-                header, ids = _parse_head(f, path.stat().st_size)
-                if header["key"] != asdict(key):
-                    raise ValueError("its key does not match its name")
-                digest = hashlib.sha256()
-                parts = []
-                left = header["payload_bytes"]
-                while left:
-                    if cancel is not None and cancel.is_set():
-                        raise StateCancelled
-                    part = f.read(min(left, _READ_CHUNK))
-                    if not part:
-                        raise ValueError("it is shorter than its header says")
-                    digest.update(part)
-                    parts.append(part)
-                    left -= len(part)
+            ids, payload = state_file.read(path, asdict(key), cancel)
         except FileNotFoundError:  # evicted or cleared meanwhile
             self._forget_file(path, unlink=False)
             return None
         except (OSError, ValueError) as e:
             self._damaged(path, str(e))
             return None
-        if digest.hexdigest() != header["payload_sha256"]:
-            self._damaged(path, "its checksum does not match")
-            return None
         os.utime(path)  # the file's mtime is its last use, for LRU eviction
-        return SavedState(ids, b"".join(parts))
+        return SavedState(ids, payload)
 
     def _write(self, key: StateKey, state: SavedState) -> None:
         assert self.folder is not None
-        self.folder.mkdir(parents=True, exist_ok=True)
-        ids_bytes = state.ids.tobytes()
-        header = json.dumps({
-            "key": asdict(key), "n_ids": len(state.ids), "payload_bytes": len(state.payload),
-            "ids_sha256": hashlib.sha256(ids_bytes).hexdigest(),
-            "payload_sha256": hashlib.sha256(state.payload).hexdigest(),
-        }).encode()
-        total = len(MAGIC) + 4 + len(header) + len(ids_bytes) + len(state.payload)
+        head = state_file.encode_head(asdict(key), state.ids, state.payload)
+        total = len(head) + len(state.payload)
         if total > self.disk_cap:
             return
+        self.folder.mkdir(parents=True, exist_ok=True)
         self._evict(self.disk_cap - total)
-        name = f"{key.digest()}-{hashlib.sha256(ids_bytes).hexdigest()[:20]}{SUFFIX}"
-        tmp = self.folder / f".{name}.{os.getpid()}.tmp"
-        try:
-            with tmp.open("wb") as f:
-                f.write(MAGIC + struct.pack("<I", len(header)) + header + ids_bytes)
-                f.write(state.payload)
-            os.replace(tmp, self.folder / name)
-        finally:
-            tmp.unlink(missing_ok=True)
+        name = f"{key.digest()}-{hashlib.sha256(state.ids.tobytes()).hexdigest()[:20]}{SUFFIX}"
+        state_file.write(self.folder / name, head, state.payload)
         with self._lock:
             self._index[name] = state.ids
 
@@ -316,25 +287,6 @@ class StateCache:
         self._forget_file(path)
 
 
-def _parse_head(f, file_size: int) -> tuple[dict, np.ndarray]:
-    """Header and ids of an open state file positioned at its start; ValueError if they are damaged."""
-    start = f.read(len(MAGIC) + 4)
-    if len(start) < len(MAGIC) + 4 or start[: len(MAGIC)] != MAGIC:
-        raise ValueError("it is not a TinyChat state file")
-    (header_len,) = struct.unpack("<I", start[len(MAGIC):])
-    if header_len > _MAX_HEADER:
-        raise ValueError("its header is too long")
-    try:
-        header = json.loads(f.read(header_len))
-        n_ids, payload_bytes = int(header["n_ids"]), int(header["payload_bytes"])
-        ids_sha, key = header["ids_sha256"], header["key"]
-        header["payload_sha256"] = str(header["payload_sha256"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"its header is unreadable ({e!r})") from e
-    if not isinstance(key, dict) or n_ids < 0 or payload_bytes < 0 or \
-            file_size != len(start) + header_len + 4 * n_ids + payload_bytes:
-        raise ValueError("its length does not match its header")
-    raw = f.read(4 * n_ids)
-    if hashlib.sha256(raw).hexdigest() != ids_sha:
-        raise ValueError("its token ids do not match their checksum")
-    return header, _ids_array(np.frombuffer(raw, dtype="<i4"))
+def _extends(ids: np.ndarray, old: np.ndarray) -> bool:
+    """Whether `ids` start with all of `old`: the older state is then worth nothing next to it."""
+    return len(old) <= len(ids) and agreeing(old, ids) == len(old)
