@@ -15,8 +15,6 @@ import logging
 from collections.abc import Generator
 from typing import Any
 
-import numpy as np
-
 from engine.prompt_lookup import Drafter
 
 log = logging.getLogger(__name__)
@@ -29,8 +27,8 @@ def lookup_tokens(llm: Any, last: int) -> Generator[int, None, None]:
     try:
         while True:
             n_past = llm.n_tokens
-            history = np.append(llm.input_ids[:n_past], last)
-            draft = drafter.draft(history, limit=llm.n_ctx() - n_past - 1)
+            llm.input_ids[n_past] = last  # where the batch puts it anyway: the history is then a view
+            draft = drafter.draft(llm.input_ids[: n_past + 1], limit=llm.n_ctx() - n_past - 1)
             batch = [last, *draft]
             llm._batch.set_batch(batch, n_past, logits_all=True)
             llm._ctx.decode(llm._batch)

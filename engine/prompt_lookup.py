@@ -14,8 +14,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MAX_NGRAM = 3  # the longest run of last tokens looked up; shorter ones are tried after it
-MIN_NGRAM = 2  # a single repeated token predicts too little in prose
 MAX_DRAFT = 16
 FIRST_DRAFT = 4
 
@@ -30,23 +28,22 @@ class Drafter:
 
     def draft(self, history: Sequence[int] | np.ndarray, limit: int = MAX_DRAFT) -> list[int]:
         """Up to min(current length, `limit`) tokens that followed the latest earlier occurrence of
-        `history`'s last MAX_NGRAM..MIN_NGRAM tokens; empty if none occurred."""
+        `history`'s last 3 tokens, else of its last 2 (one token alone predicts too little in prose);
+        empty if neither occurred. Runs once per answer token: one pass over the history."""
         k = min(self.length, limit)
-        if k <= 0:
-            return []
-        ids = np.asarray(history, dtype=np.int64)
+        ids = np.asarray(history)
         m = len(ids)
-        for n in range(min(MAX_NGRAM, m - 1), MIN_NGRAM - 1, -1):
-            tail = ids[m - n:]
-            starts = np.flatnonzero(ids[: m - n] == tail[0])  # each start leaves a token after the match
-            for j in range(1, n):
-                starts = starts[ids[starts + j] == tail[j]]
-            if starts.size:
-                s = int(starts[-1]) + n
-                found = ids[s: s + k].tolist()
-                self.drafted += len(found)
-                return found
-        return []
+        if k <= 0 or m < 3:
+            return []
+        pairs = np.flatnonzero(ids[: m - 2] == ids[m - 2])  # each leaves a token after the pair
+        pairs = pairs[ids[pairs + 1] == ids[m - 1]]
+        if not pairs.size:
+            return []
+        triples = pairs[(pairs >= 1) & (ids[pairs - 1] == ids[m - 3])]
+        s = int((triples if triples.size else pairs)[-1]) + 2
+        found = ids[s: s + k].tolist()
+        self.drafted += len(found)
+        return found
 
     def verdict(self, token: int, draft: Sequence[int], i: int) -> bool:
         """Whether the model's `token` at position `i` of a step took `draft[i]` (the step goes on);
