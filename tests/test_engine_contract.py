@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from engine.state_cache import StateCache
 from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, Message, ModelFileError
 from tests.engine_backends import BACKENDS, PUBLISHED_BACKENDS, BackendCase
 from tests.fixtures.vocab import SCRIPT_TEXT
@@ -419,6 +420,24 @@ def test_a_damaged_state_file_is_ignored_reported_in_the_log_and_removed(base_ca
     assert saved not in state_files(tmp_path)
 
 
+def test_a_checked_state_the_engine_cannot_take_is_logged_and_the_answer_is_still_right(
+        base_case, tmp_path, caplog):
+    convo = conversation("time")
+    engine = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    try:
+        # Whole and checksummed, under the right key, but not bytes the backend can read.
+        forged = StateCache(tmp_path)
+        forged.put(engine._resume._key(), engine.prompt_ids(convo)[:-1], b"\x00" * 4096)
+        forged.close()
+        with caplog.at_level(logging.WARNING, logger="engine.resume"):
+            _, last = run(engine, convo)
+    finally:
+        engine.unload()
+    assert "could not restore" in caplog.text
+    assert last.stats.reused_tokens == 0
+    assert last.stats.token_ids == cold_answer(base_case, convo).stats.token_ids
+
+
 class CancelAfter(threading.Event):
     """A cancel event that sets itself at its `n`-th check: cancel lands at a chosen point of a request."""
 
@@ -474,6 +493,22 @@ def test_the_state_folder_stays_within_its_cap(base_case, tmp_path):
     finally:
         engine.unload()
     assert len(state_files(tmp_path / "capped")) == 2  # the cap holds two: eviction went no further
+
+
+def test_states_in_memory_stay_within_their_budget(base_case, tmp_path):
+    short = GenerationParams(temperature=0.0, max_tokens=4)
+    sizing = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    run(sizing, conversation("one"), short)
+    one_state = sizing._resume.cache.memory_bytes
+    sizing.unload()
+    budget = int(2.5 * one_state)
+    engine = loaded(base_case, base_case.random_model, state_memory=budget)
+    try:
+        for topic in ("one", "two", "six", "ten"):
+            run(engine, conversation(topic), short)
+            assert 0 < engine._resume.cache.memory_bytes <= budget
+    finally:
+        engine.unload()
 
 
 # ------------------------------------------------------------------ prompt lookup
