@@ -86,7 +86,7 @@ def model_identity(path: Path) -> str:
 class StateCache:
     """States in memory (LRU within `memory_budget` bytes) and in `folder` (LRU within `disk_cap`
     bytes; no folder: memory only), written by a thread of its own so an answer never waits for the
-    disk. Meant for the engine thread; `size` may be called from any thread."""
+    disk. Meant for the engine thread; `size` and `clear` may be called from any thread."""
 
     def __init__(self, folder: Path | None, memory_budget: int = DEFAULT_STATE_MEMORY,
                  disk_cap: int = DEFAULT_STATE_DISK_CAP) -> None:
@@ -95,7 +95,7 @@ class StateCache:
         self.disk_cap = disk_cap
         self._memory: OrderedDict[tuple[StateKey, bytes], SavedState] = OrderedDict()
         self._index: dict[str, np.ndarray] = {}  # file name -> its ids, for the files whose header was read
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
 
@@ -103,7 +103,8 @@ class StateCache:
     @property
     def memory_bytes(self) -> int:
         """Bytes of the states held in memory."""
-        return sum(s.payload.__len__() for s in self._memory.values())
+        with self._lock:
+            return sum(len(s.payload) for s in self._memory.values())
 
     def size(self) -> int:
         """Bytes the folder holds (states and unfinished writes)."""
@@ -146,6 +147,9 @@ class StateCache:
         replacing the states it extends."""
         state = SavedState(ids_array(ids), payload)
         with self._lock:
+            if (key, state.ids.tobytes()) in self._memory:  # kept already (an answer cancelled at once)
+                self._memory.move_to_end((key, state.ids.tobytes()))
+                return
             for entry in [e for e, s in self._memory.items() if e[0] == key and _extends(state.ids, s.ids)]:
                 del self._memory[entry]
         self._remember(key, state)
