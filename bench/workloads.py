@@ -20,9 +20,10 @@ def speed_arguments(doc: str | None) -> argparse.Namespace:
     return ap.parse_args()
 
 
-def history(n_exchanges: int) -> list[Message]:
-    """A system prompt and `n_exchanges` question/answer pairs of ordinary prose."""
-    msgs = [Message("system", "You are a helpful assistant.")]
+def history(n_exchanges: int, topic: str = "") -> list[Message]:
+    """A system prompt and `n_exchanges` question/answer pairs of ordinary prose; a `topic` opens the
+    system prompt, so conversations on different topics differ from their first words."""
+    msgs = [Message("system", f"{topic} You are a helpful assistant.".lstrip())]
     for i in range(n_exchanges):
         msgs.append(Message("user", f"Question number {i}: " + "tell me about the history of code and python " * 4))
         msgs.append(Message("assistant", "Here is the answer: " + "it is a story of time and help " * 5))
@@ -43,3 +44,10 @@ def chat_turn(i: int) -> tuple[str, str]:
     question = f"question {i}: how can you help with {a} and {b}? please answer with {c}."
     answer = f"yes: {a} is in {b}, and {c} is what I can help you with. thanks, and hello to the world!"
     return question, answer
+
+
+# What the scripted benchmark model answers: 54 distinct tokens of the test vocab (a scripted model maps
+# each token to the next, so none may repeat). Asked in a conversation that already holds this answer,
+# every token can be drafted from it: the quoting workload of prompt lookup.
+QUOTE_SCRIPT = (" user! assistant? system. Hello, hello: world; the( a) and= you+ I* is& it% to# of@ in~ that what "
+                "how can help with code python answer question yes no thanks please END story once upon time INST SYS")

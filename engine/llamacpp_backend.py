@@ -24,7 +24,10 @@ from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
 from engine.literal_tokens import LiteralTokenizer
+from engine.llamacpp_lookup import lookup_tokens
+from engine.llamacpp_state import LlamaStateIO, build
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
+from engine.resume import Resumer
 from engine.stats import PromptStats
 from engine.types import (
     Chunk,
@@ -94,6 +97,7 @@ class LlamaCppEngine:
         self._cancel: threading.Event | None = None
         self._abort_cb = None
         self._n_ctx = 0
+        self._resume: Resumer | None = None
 
     # ----------------------------------------------------------------- loading
     def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
@@ -144,6 +148,7 @@ class LlamaCppEngine:
         self._llm, self._model, self._n_ctx = llm, model, options.n_ctx
         self._literal = LiteralTokenizer(self._tokenize_plain, _token_texts(llm))
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        self._resume = Resumer(LlamaStateIO(llm), path, build(), options.n_ctx, options, lambda: self.chat_format)
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
         except EngineError:
@@ -162,6 +167,9 @@ class LlamaCppEngine:
             self._llm.close()
         self._llm = None
         self._fmt = None
+        if self._resume is not None:
+            self._resume.close()  # the states saved so far reach the disk
+        self._resume = None
 
     @property
     def loaded(self) -> bool:
@@ -225,14 +233,16 @@ class LlamaCppEngine:
             yield refused(t0, e)
             return
         prompt = self.prompt_ids([messages[i] for i in fit.kept])
+        assert self._resume is not None
+        self._resume.before(prompt, cancel)
         cached = llm._input_ids[: llm.n_tokens].tolist()
         reused = common_prefix(cached, prompt)
         reused = min(reused, len(prompt) - 1)  # llama-cpp-python always re-evaluates the last one
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        yield from stream_answer(
+        yield from self._resume.saving(stream_answer(
             self._sample(prompt, params, cancel), lambda token: utf8.decode(llm.detokenize([token])),
             stop_ids=self._stop_ids, stop_strings=(*self._stop_strings, *params.stop), max_new=max_new,
-            cancel=cancel, prompt=PromptStats(t0, len(prompt), reused, fit.forgotten))
+            cancel=cancel, prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))
 
     def _sample(self, prompt: list[int], params: GenerationParams,
                 cancel: threading.Event) -> Generator[int, None, None]:
@@ -249,7 +259,7 @@ class LlamaCppEngine:
             self._set_abort(False)  # generation checks `cancel` between tokens instead
             if first is not None:
                 yield first
-                yield from tokens
+                yield from lookup_tokens(llm, first) if params.prompt_lookup else tokens
         finally:
             tokens.close()
             self._set_abort(False)

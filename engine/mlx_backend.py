@@ -29,7 +29,10 @@ from engine.answer_stream import refused, stream_answer
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
 from engine.literal_tokens import LiteralTokenizer
+from engine.mlx_lookup import lookup_steps
+from engine.mlx_state import MlxStateIO, build
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
+from engine.resume import Resumer
 from engine.stats import PromptStats
 from engine.types import (
     Chunk,
@@ -96,6 +99,7 @@ class MlxEngine:
         self._n_ctx = 0
         self._cache: list[Any] = []  # the prompt cache: one KV cache per layer
         self._cached_ids: list[int] = []  # the exact tokens the cache holds
+        self._resume: Resumer | None = None
 
     # ----------------------------------------------------------------- loading
     def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
@@ -134,6 +138,8 @@ class MlxEngine:
         self._n_ctx = options.n_ctx
         self._literal = LiteralTokenizer(self._tokenize_plain, self._tokenizer._tokenizer.get_added_vocab())
         self._reset_cache()
+        self._resume = Resumer(MlxStateIO(lambda: (self._cache, self._cached_ids), self._use_cache), path, build(),
+                               options.n_ctx, options, lambda: self.chat_format)
         try:
             warnings = self.set_chat_format(options.chat_format or model.chat_format)
         except EngineError:
@@ -153,6 +159,9 @@ class MlxEngine:
         loaded = self._model is not None
         self._model = self._tokenizer = self._fmt = None
         self._cache, self._cached_ids = [], []
+        if self._resume is not None:
+            self._resume.close()  # the states saved so far reach the disk
+        self._resume = None
         if loaded:
             import mlx.core as mx
 
@@ -204,6 +213,9 @@ class MlxEngine:
         from mlx_lm.models.cache import make_prompt_cache
 
         self._cache, self._cached_ids = make_prompt_cache(self._model), []
+
+    def _use_cache(self, cache: list[Any], ids: list[int]) -> None:
+        self._cache, self._cached_ids = cache, ids
 
     def _reuse_prefix(self, prompt: list[int]) -> int:
         """Trim the cache to its longest common prefix with `prompt` (leaving at least one prompt
@@ -266,6 +278,8 @@ class MlxEngine:
         except (ContextOverflowError, EngineError) as e:
             yield refused(t0, e)
             return
+        assert self._resume is not None
+        self._resume.before(prompt, cancel)
         reused = self._reuse_prefix(prompt)
         detokenizer = tokenizer.detokenizer  # mlx-lm's streaming one: holds a character's bytes until whole
 
@@ -273,10 +287,10 @@ class MlxEngine:
             detokenizer.add_token(token)
             return detokenizer.last_segment
 
-        yield from stream_answer(
+        yield from self._resume.saving(stream_answer(
             self._sample(prompt, reused, max_new, params, cancel), decode, stop_ids=self._stop_ids,
             stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
-            prompt=PromptStats(t0, len(prompt), reused, fit.forgotten))
+            prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))
 
     def _sample(self, prompt: list[int], reused: int, max_new: int, params: GenerationParams,
                 cancel: threading.Event) -> Generator[int, None, None]:
@@ -290,7 +304,10 @@ class MlxEngine:
             if cancel.is_set():
                 raise _Cancelled
 
-        steps = generate_step(
+        steps = lookup_steps(
+            self._model, prompt, reused, self._cache, max_tokens=max_new, sampler=self._sampler(params),
+            logits_processors=self._logits_processors(params.repeat_penalty, []), prefill_step=PREFILL_STEP,
+            on_prompt_progress=on_prompt_progress) if params.prompt_lookup else generate_step(
             mx.array(prompt[reused:]), self._model, max_tokens=max_new, sampler=self._sampler(params),
             logits_processors=self._logits_processors(params.repeat_penalty, prompt[:reused]),
             prompt_cache=self._cache, prefill_step_size=PREFILL_STEP, prompt_progress_callback=on_prompt_progress)

@@ -12,6 +12,8 @@ EngineName = Literal["llama.cpp", "mlx", "remote"]
 
 DEFAULT_CONTEXT = 2048  # TinyLlama's training length; llama.cpp would default to 512
 DEFAULT_MAX_TOKENS = 512
+DEFAULT_STATE_MEMORY = 192 * 2**20  # saved states kept in memory: four full 2048-token TinyLlama states
+DEFAULT_STATE_DISK_CAP = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()  # extra stop strings on top of the chat format's own
     forget_oldest: bool = True  # history too long: leave out the oldest turns (False: refuse with a message)
+    prompt_lookup: bool = True  # draft tokens from the conversation and verify them in one batch
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,11 @@ class LoadOptions:
     # 1226 MiB resident with mmap, 781 MiB without, for ~5 % of generation speed and +0.2 s of load.
     use_mmap: bool = False
     chat_format: str | None = None
+    # Saved conversation states (engine/state_cache.py): the folder for them (None: memory only),
+    # the bytes kept in memory and the cap of the folder.
+    state_dir: Path | None = None
+    state_memory: int = DEFAULT_STATE_MEMORY
+    state_disk_cap: int = DEFAULT_STATE_DISK_CAP
 
 
 @dataclass(frozen=True)

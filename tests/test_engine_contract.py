@@ -6,11 +6,15 @@ that promise it."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import threading
 import time
 
 import pytest
 
+from engine.state_cache import StateCache
 from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, Message, ModelFileError
 from tests.engine_backends import BACKENDS, PUBLISHED_BACKENDS, REMOTE_BACKENDS, BackendCase
 from tests.fixtures.vocab import SCRIPT_TEXT
@@ -326,3 +330,272 @@ def test_an_answer_in_which_the_model_opens_a_new_turn_ends_there_and_never_show
         engine.unload()
     assert text_of(chunks) == "Hello world!"
     assert last.finish_reason == "stop"
+
+
+# ------------------------------------------------------------------ saved conversation states
+def conversation(topic: str) -> list[Message]:
+    """A conversation long enough for its state to be worth saving, differing from others from its start."""
+    return [Message("system", f"On {topic}: you help with python code and answer with care. " * 6),
+            Message("user", f"Tell me about {topic}, please.")]
+
+
+def answered(convo: list[Message], chunks: list[Chunk], question: str) -> list[Message]:
+    """`convo`, its answer as the engine produced it, and a next question."""
+    answer = Message("assistant", text_of(chunks), token_ids=chunks[-1].stats.token_ids)
+    return [*convo, answer, Message("user", question)]
+
+
+def loaded(case: BackendCase, model, **options) -> object:
+    engine = case.make_engine()
+    engine.load(model(), LoadOptions(**options))
+    return engine
+
+
+def cold_answer(case: BackendCase, convo: list[Message], params=GREEDY) -> Chunk:
+    engine = loaded(case, case.random_model)
+    try:
+        return run(engine, convo, params)[1]
+    finally:
+        engine.unload()
+
+
+def state_files(folder) -> list:
+    return sorted(folder.glob("*.kvstate"))
+
+
+def test_a_conversation_reopened_after_a_restart_resumes_from_its_saved_state_with_the_same_answer(
+        case, tmp_path):
+    engine = loaded(case, case.random_model, state_dir=tmp_path)
+    chunks, first = run(engine, conversation("time"))
+    engine.unload()
+    assert len(state_files(tmp_path)) == 1
+    convo = answered(conversation("time"), chunks, "and what comes next?")
+    restarted = loaded(case, case.random_model, state_dir=tmp_path)
+    try:
+        _, warm = run(restarted, convo)
+    finally:
+        restarted.unload()
+    cold = cold_answer(case, convo)
+    assert warm.stats.reused_tokens >= first.stats.prompt_tokens + first.stats.completion_tokens - 1
+    assert cold.stats.reused_tokens == 0
+    assert warm.stats.token_ids == cold.stats.token_ids
+
+
+def test_alternating_conversations_each_resume_from_memory_with_the_same_answers(case):
+    engine = loaded(case, case.random_model)  # no folder: states are kept in memory only
+    try:
+        convos = {topic: conversation(topic) for topic in ("time", "python code")}
+        held = {}  # tokens each conversation's state holds after its answer
+        for turn in range(2):
+            for topic, convo in convos.items():
+                chunks, last = run(engine, convo)
+                if turn:  # the other conversation ran in between: only a saved state explains the reuse
+                    assert last.stats.reused_tokens >= held[topic]
+                    assert last.stats.token_ids == cold_answer(case, convo).stats.token_ids
+                held[topic] = last.stats.prompt_tokens + last.stats.completion_tokens - 1  # at least
+                convos[topic] = answered(convo, chunks, f"more on {topic}?")
+    finally:
+        engine.unload()
+
+
+def test_a_state_saved_by_another_model_is_never_used(case, tmp_path, caplog):
+    scripted = loaded(case, case.scripted_model, state_dir=tmp_path)
+    chunks, _ = run(scripted, conversation("time"))
+    scripted.unload()
+    convo = answered(conversation("time"), chunks, "and what comes next?")
+    other = loaded(case, case.random_model, state_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="engine.resume"):
+        _, last = run(other, convo)
+    other.unload()
+    assert last.stats.reused_tokens == 0
+    assert "restored" not in caplog.text
+    assert last.stats.token_ids == cold_answer(case, convo).stats.token_ids
+
+
+def damage_payload(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def damage_length(path) -> None:
+    path.write_bytes(path.read_bytes()[:-1000])
+
+
+def damage_header(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[14:20] = b"\x00garb"
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [damage_payload, damage_length, damage_header])
+def test_a_damaged_state_file_is_ignored_reported_in_the_log_and_removed(base_case, tmp_path, caplog, damage):
+    engine = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    chunks, _ = run(engine, conversation("time"))
+    engine.unload()
+    (saved,) = state_files(tmp_path)
+    damage(saved)
+    convo = answered(conversation("time"), chunks, "and what comes next?")
+    restarted = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="engine.state_cache"):
+        _, last = run(restarted, convo)
+    restarted.unload()
+    assert "damaged conversation state" in caplog.text
+    assert last.stats.reused_tokens == 0
+    assert last.stats.token_ids == cold_answer(base_case, convo).stats.token_ids
+    assert saved not in state_files(tmp_path)
+
+
+def test_a_checked_state_the_engine_cannot_take_is_logged_and_the_answer_is_still_right(
+        base_case, tmp_path, caplog):
+    convo = conversation("time")
+    engine = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    try:
+        # Whole and checksummed, under the right key, but not bytes the backend can read.
+        forged = StateCache(tmp_path)
+        forged.put(engine._resume._key(), engine.prompt_ids(convo)[:-1], b"\x00" * 4096)
+        forged.close()
+        with caplog.at_level(logging.WARNING, logger="engine.resume"):
+            _, last = run(engine, convo)
+    finally:
+        engine.unload()
+    assert "could not restore" in caplog.text
+    assert last.stats.reused_tokens == 0
+    assert last.stats.token_ids == cold_answer(base_case, convo).stats.token_ids
+
+
+class CancelAfter(threading.Event):
+    """A cancel event that sets itself at its `n`-th check: cancel lands at a chosen point of a request."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.checks = n
+
+    def is_set(self) -> bool:
+        self.checks -= 1
+        if self.checks <= 0:
+            self.set()
+        return super().is_set()
+
+
+@pytest.mark.parametrize("checks", [1, 2, 3, 4, 6])
+def test_cancel_while_a_saved_state_is_restored_ends_cancelled_and_the_engine_stays_usable(
+        base_case, tmp_path, checks):
+    engine = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    chunks, _ = run(engine, conversation("time"))
+    engine.unload()
+    convo = answered(conversation("time"), chunks, "and what comes next?")
+    restarted = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    try:
+        _, cancelled = run(restarted, convo, cancel=CancelAfter(checks))
+        _, after = run(restarted, convo)
+    finally:
+        restarted.unload()
+    assert cancelled.finish_reason == "cancelled"
+    assert after.finish_reason in ("stop", "length")
+    assert after.stats.token_ids == cold_answer(base_case, convo).stats.token_ids
+
+
+def folder_bytes(folder) -> int:
+    """Bytes of the files in `folder` (none yet: 0), skipping a file evicted while it is counted."""
+    total = 0
+    for path in folder.glob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            total += path.stat().st_size
+    return total
+
+
+def test_the_state_folder_stays_within_its_cap(base_case, tmp_path):
+    short = GenerationParams(temperature=0.0, max_tokens=4)  # states of nearly the same size
+    sizing = loaded(base_case, base_case.random_model, state_dir=tmp_path / "one")
+    run(sizing, conversation("one"), short)
+    sizing.unload()
+    cap = int(2.5 * sum(p.stat().st_size for p in state_files(tmp_path / "one")))  # room for two states
+    engine = loaded(base_case, base_case.random_model, state_dir=tmp_path / "capped", state_disk_cap=cap)
+    try:
+        for topic in ("one", "two", "six", "ten"):
+            run(engine, conversation(topic), short)
+            assert folder_bytes(tmp_path / "capped") <= cap  # while writes may be under way
+    finally:
+        engine.unload()
+    assert len(state_files(tmp_path / "capped")) == 2  # the cap holds two: eviction went no further
+
+
+def test_states_in_memory_stay_within_their_budget(base_case, tmp_path):
+    short = GenerationParams(temperature=0.0, max_tokens=4)
+    sizing = loaded(base_case, base_case.random_model, state_dir=tmp_path)
+    run(sizing, conversation("one"), short)
+    one_state = sizing._resume.cache.memory_bytes
+    sizing.unload()
+    budget = int(2.5 * one_state)
+    engine = loaded(base_case, base_case.random_model, state_memory=budget)
+    try:
+        for topic in ("one", "two", "six", "ten"):
+            run(engine, conversation(topic), short)
+            assert 0 < engine._resume.cache.memory_bytes <= budget
+    finally:
+        engine.unload()
+
+
+# ------------------------------------------------------------------ prompt lookup
+def drafts_taken(caplog) -> list[tuple[int, int]]:
+    """(taken, drafted) of each answer that drafted, from the engine's debug log."""
+    found = [re.search(r"(\d+) of (\d+) drafted tokens taken", r.getMessage()) for r in caplog.records]
+    return [(int(m[1]), int(m[2])) for m in found if m]
+
+
+def test_prompt_lookup_gives_token_for_token_the_answer_plain_decoding_gives_at_temperature_zero(randomized, caplog):
+    repetitive = [Message("user", "hello world the code " * 3)]  # the random model falls into loops here
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        for penalty in (1.0, 1.1):
+            answers = [run(randomized, repetitive, GenerationParams(
+                temperature=0.0, max_tokens=80, repeat_penalty=penalty, prompt_lookup=look))[1]
+                for look in (False, True)]
+            assert answers[0].stats.token_ids == answers[1].stats.token_ids
+    assert any(taken for taken, _ in drafts_taken(caplog))  # drafts were made, and taken
+
+
+def test_prompt_lookup_samples_exactly_as_plain_decoding_with_the_same_seed(scripted, caplog):
+    _, first = run(scripted, HELLO)
+    convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids), Message("user", "Again?")]
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        for temperature in (3.0, 4.0):  # hot enough that the scripted model strays from its script at times
+            for seed in range(5):
+                answers = [run(scripted, convo, GenerationParams(
+                    temperature=temperature, seed=seed, max_tokens=40, min_p=0.0, top_p=1.0, top_k=0,
+                    prompt_lookup=look))[1] for look in (False, True)]
+                assert answers[0].stats.token_ids == answers[1].stats.token_ids
+    verdicts = drafts_taken(caplog)
+    assert any(0 < taken < drafted for taken, drafted in verdicts)  # drafts were both taken and refused
+
+
+def test_an_answer_quoting_the_conversation_is_drafted_from_it_and_unchanged(scripted, caplog):
+    _, first = run(scripted, HELLO)
+    convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids), Message("user", "Again?")]
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        chunks, _ = run(scripted, convo)
+    assert text_of(chunks) == SCRIPT_TEXT
+    ((taken, _),) = drafts_taken(caplog)
+    assert taken >= len(first.stats.token_ids) - 2  # all but the first answer token or so came from drafts
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        chunks, _ = run(scripted, convo, GenerationParams(temperature=0.0, prompt_lookup=False))
+    assert text_of(chunks) == SCRIPT_TEXT
+    assert drafts_taken(caplog) == []  # the setting turns it off
+
+
+def test_after_an_answer_cut_short_inside_a_draft_the_next_turn_reuses_the_cache_and_answers_as_cold(case):
+    engine = loaded(case, case.scripted_model)
+    try:
+        _, first = run(engine, HELLO)
+        convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids),
+                 Message("user", "Again?")]
+        chunks, cut = run(engine, convo, GenerationParams(temperature=0.0, max_tokens=5))
+        assert cut.finish_reason == "length"
+        convo += [Message("assistant", text_of(chunks), token_ids=cut.stats.token_ids), Message("user", "Once more")]
+        _, warm = run(engine, convo)
+    finally:
+        engine.unload()
+    held = cut.stats.prompt_tokens + cut.stats.completion_tokens - 1
+    assert warm.stats.reused_tokens >= held
+    assert warm.stats.token_ids == first.stats.token_ids

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.background.engine_worker import EngineThread, LoadedModel
 from app.chat.settings_service import SettingsService
+from app.core import paths
 from app.core.settings import Settings
 from engine.types import LoadOptions, ModelInfo
 
@@ -67,7 +68,8 @@ class ModelState(QObject):
             return
         self._set(ModelStatus("loading", f"Loading {model.label or model.path.name}…", n_ctx=self.n_ctx))
         s = self.settings.current
-        self.engine.load(model, LoadOptions(n_ctx=model.n_ctx, n_threads=s.n_threads, chat_format=s.chat_format))
+        self.engine.load(model, LoadOptions(n_ctx=model.n_ctx, n_threads=s.n_threads, chat_format=s.chat_format,
+                                                        state_dir=paths.cache_dir() / "states"))
 
     @property
     def n_ctx(self) -> int:
