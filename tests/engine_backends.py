@@ -10,7 +10,9 @@ have it (`@pytest.mark.needs(...)`):
   own_format         the engine renders the chat format itself: the format can be chosen and checked,
                      and text typed by a person is tokenized by its rules
   exact_usage        every answer, streamed too, reports exact token counts
-  ends_at_turn_start an answer ends where the model opens a new turn by itself"""
+  ends_at_turn_start an answer ends where the model opens a new turn by itself
+  own_cache          the engine holds its KV cache itself: it saves and restores conversation states and
+                     verifies prompt-lookup drafts against it"""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ class BackendCase:
     capabilities: frozenset[str] = frozenset()
 
 
-IN_PROCESS = frozenset({"token_ids", "kv_reuse", "own_format", "exact_usage", "ends_at_turn_start"})
+IN_PROCESS = frozenset({"token_ids", "kv_reuse", "own_format", "exact_usage", "ends_at_turn_start", "own_cache"})
 
 
 def _llamacpp_engine() -> Engine:

@@ -363,6 +363,7 @@ def state_files(folder) -> list:
     return sorted(folder.glob("*.kvstate"))
 
 
+@pytest.mark.needs("own_cache")
 def test_a_conversation_reopened_after_a_restart_resumes_from_its_saved_state_with_the_same_answer(
         case, tmp_path):
     engine = loaded(case, case.random_model, state_dir=tmp_path)
@@ -381,6 +382,7 @@ def test_a_conversation_reopened_after_a_restart_resumes_from_its_saved_state_wi
     assert warm.stats.token_ids == cold.stats.token_ids
 
 
+@pytest.mark.needs("own_cache")
 def test_alternating_conversations_each_resume_from_memory_with_the_same_answers(case):
     engine = loaded(case, case.random_model)  # no folder: states are kept in memory only
     try:
@@ -398,6 +400,7 @@ def test_alternating_conversations_each_resume_from_memory_with_the_same_answers
         engine.unload()
 
 
+@pytest.mark.needs("own_cache")
 def test_a_state_saved_by_another_model_is_never_used(case, tmp_path, caplog):
     scripted = loaded(case, case.scripted_model, state_dir=tmp_path)
     chunks, _ = run(scripted, conversation("time"))
@@ -544,6 +547,7 @@ def drafts_taken(caplog) -> list[tuple[int, int]]:
     return [(int(m[1]), int(m[2])) for m in found if m]
 
 
+@pytest.mark.needs("own_cache")
 def test_prompt_lookup_gives_token_for_token_the_answer_plain_decoding_gives_at_temperature_zero(randomized, caplog):
     repetitive = [Message("user", "hello world the code " * 3)]  # the random model falls into loops here
     with caplog.at_level(logging.DEBUG, logger="engine"):
@@ -555,6 +559,7 @@ def test_prompt_lookup_gives_token_for_token_the_answer_plain_decoding_gives_at_
     assert any(taken for taken, _ in drafts_taken(caplog))  # drafts were made, and taken
 
 
+@pytest.mark.needs("own_cache")
 def test_prompt_lookup_samples_exactly_as_plain_decoding_with_the_same_seed(scripted, caplog):
     _, first = run(scripted, HELLO)
     convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids), Message("user", "Again?")]
@@ -569,6 +574,7 @@ def test_prompt_lookup_samples_exactly_as_plain_decoding_with_the_same_seed(scri
     assert any(0 < taken < drafted for taken, drafted in verdicts)  # drafts were both taken and refused
 
 
+@pytest.mark.needs("own_cache")
 def test_an_answer_quoting_the_conversation_is_drafted_from_it_and_unchanged(scripted, caplog):
     _, first = run(scripted, HELLO)
     convo = [*HELLO, Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids), Message("user", "Again?")]
@@ -584,6 +590,7 @@ def test_an_answer_quoting_the_conversation_is_drafted_from_it_and_unchanged(scr
     assert drafts_taken(caplog) == []  # the setting turns it off
 
 
+@pytest.mark.needs("own_cache")
 def test_after_an_answer_cut_short_inside_a_draft_the_next_turn_reuses_the_cache_and_answers_as_cold(case):
     engine = loaded(case, case.scripted_model)
     try:
