@@ -19,10 +19,13 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import os
 import statistics
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
 
 import engine.context
 from bench.workloads import chat_turn
@@ -46,8 +49,10 @@ class TurnStats:
         return self.prompt - self.reused
 
 
-def converse(eng: LlamaCppEngine, turns: int, max_tokens: int) -> list[TurnStats]:
-    """Ask `turns` questions in one conversation; the stats of each turn."""
+def converse(eng: LlamaCppEngine, turns: int, max_tokens: int,
+             on_turn: Callable[[TurnStats], None] = lambda _: None) -> list[TurnStats]:
+    """Ask `turns` questions in one conversation; the stats of each turn, each also given to `on_turn`
+    as it ends."""
     convo = [Message("system", "You are a helpful assistant.")]
     rows = []
     for i in range(turns):
@@ -64,6 +69,7 @@ def converse(eng: LlamaCppEngine, turns: int, max_tokens: int) -> list[TurnStats
         convo.append(Message("assistant", "".join(c.text for c in chunks), token_ids=s.token_ids))
         rows.append(TurnStats(i + 1, s.prompt_tokens, s.reused_tokens, len(s.forgotten), s.ttft_s, cpu or 0.0,
                               s.completion_tokens))
+        on_turn(rows[-1])
     return rows
 
 
@@ -122,24 +128,36 @@ def main() -> None:
     ap.add_argument("--quant", default="Q4_K_M")
     ap.add_argument("--block-fraction", type=float, default=engine.context.BLOCK_FRACTION)
     ap.add_argument("--csv", help="write every turn's figures to this file")
+    ap.add_argument("--report", metavar="CSV", help="only print the report of a run's --csv file (even a partial one)")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report, newline="") as f:
+            rows = [TurnStats(int(r["turn"]), int(r["prompt"]), int(r["reused"]), int(r["forgotten"]),
+                              float(r["ttft_s"]), float(r["cpu_s"]), int(r["answer"])) for r in csv.DictReader(f)]
+        args.turns = rows[-1].turn
+        print(report(rows, args, 0.0))
+        return
 
     engine.context.BLOCK_FRACTION = args.block_fraction
     eng = LlamaCppEngine()
     eng.load(ModelInfo(path=build_cached(args.shape, args.quant)), LoadOptions(n_ctx=args.n_ctx,
                                                                                n_threads=args.threads))
     t0 = time.perf_counter()
-    try:
-        rows = converse(eng, args.turns, args.max_tokens)
-    finally:
-        eng.unload()
+    # Every turn is written (and flushed) as it ends, so a long run that is stopped still leaves its figures.
+    with open(args.csv or os.devnull, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow([field.name for field in fields(TurnStats)])
+
+        def on_turn(r: TurnStats) -> None:
+            out.writerow(astuple(r))
+            f.flush()
+            print(f"turn {r.turn}: {r.evaluated} evaluated, {r.reused} reused, {r.ttft_s:.2f} s", file=sys.stderr)
+
+        try:
+            rows = converse(eng, args.turns, args.max_tokens, on_turn)
+        finally:
+            eng.unload()
     elapsed = time.perf_counter() - t0
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["turn", "prompt", "evaluated", "reused", "forgotten", "ttft_s", "cpu_s", "answer"])
-            w.writerows([r.turn, r.prompt, r.evaluated, r.reused, r.forgotten, f"{r.ttft_s:.4f}", f"{r.cpu_s:.4f}",
-                         r.answer] for r in rows)
     print(report(rows, args, elapsed))
 
 
