@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -136,29 +137,27 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--mlx", action="store_true", help="also prompt lookup on the MLX engine")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
     path = build_cached("tinyllama", "Q4_K_M")
     scripted_path = build_cached("tinyllama", "Q4_K_M", scripted=True, script=QUOTE_SCRIPT)
+    print("## Resuming conversations and prompt lookup\n")
+    print(f"llama.cpp, TinyLlama shape, Q4_K_M, {physical_cores()} threads; "
+          f"`python -m bench.resume --rounds {args.rounds}{' --mlx' if args.mlx else ''}`, one run.\n")
     with tempfile.TemporaryDirectory() as tmp:
-        reopened = reopen(path, Path(tmp))
-    alternated = alternate(path)
-    lookup = lookup_ratios(path, scripted_path, args.rounds)
-
-    print("## Resuming conversations and prompt lookup (llama.cpp, TinyLlama shape, Q4_K_M)\n")
-    print(f"{physical_cores()} threads; `python -m bench.resume --rounds {args.rounds}`, one run.\n")
-    r = reopened
+        r = reopen(path, Path(tmp))
     print(f"Reopen a {r['tokens']}-token conversation after restarting the engine: time to first token "
           f"**{r['warm']:.3f} s** from its saved state ({r['reused']} tokens restored from the state folder) vs "
           f"{r['cold']:.2f} s re-reading it — **{r['cold'] / r['warm']:.1f}× faster** (targets ≤ 1.0 s, ≥ 10×). "
           f"The state of {r['state_tokens']} tokens takes {r['state_bytes'] / 1e6:.1f} MB on disk "
           f"({r['state_bytes'] / r['state_tokens'] / 1e3:.1f} kB a token).\n")
-    a = alternated
+    a = alternate(path)
     ttfts = a["ttfts"]
     print(f"Alternate between two ~{a['tokens']}-token conversations five times ({len(ttfts)} turns, each "
           f"resuming at least {a['reused']} tokens from memory): time to first token median "
           f"**{statistics.median(ttfts):.3f} s**, max **{max(ttfts):.3f} s** (target ≤ 0.5 s each): "
           f"{', '.join(f'{t:.2f}' for t in ttfts)} s. States in memory at the end: {a['memory'] / 1e6:.0f} MB "
           f"(budget {DEFAULT_STATE_MEMORY / 1e6:.0f} MB).\n")
-    print_lookup("llama.cpp, TinyLlama shape, Q4_K_M", lookup)
+    print_lookup("llama.cpp, TinyLlama shape, Q4_K_M", lookup_ratios(path, scripted_path, args.rounds))
     if args.mlx:
         from tests.fixtures.hf_model import build_mlx_cached
 
@@ -169,13 +168,15 @@ def main() -> None:
 
 
 def print_lookup(title: str, lookup: dict[str, list[tuple[float, float]]]) -> None:
-    print(f"| prompt lookup ({title}) | tok/s without | tok/s with | ratio (median of rounds) | target |")
-    print("|---|---|---|---|---|")
+    print(f"| prompt lookup ({title}) | tok/s without | tok/s with | ratio (median of rounds) | per round | target |")
+    print("|---|---|---|---|---|---|")
     for name, pairs in lookup.items():
         target = "≥ 0.97×" if name == "nothing to quote" else "≥ 1.5×"
-        ratio = statistics.median(on / off for off, on in pairs)
+        ratios = [on / off for off, on in pairs]
         print(f"| {name} | {statistics.median(p[0] for p in pairs):.1f} | "
-              f"{statistics.median(p[1] for p in pairs):.1f} | {ratio:.2f}× | {target} |")
+              f"{statistics.median(p[1] for p in pairs):.1f} | {statistics.median(ratios):.2f}× | "
+              f"{' '.join(f'{x:.2f}' for x in ratios)} | {target} |")
+
 
 if __name__ == "__main__":
     main()
