@@ -9,6 +9,7 @@ the Hub's metadata at download time and verifies the file against those (never a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -162,16 +163,16 @@ class Catalog:
                 return e
         raise CatalogError(f"TinyChat has no default level of {model} for {engine}.")
 
-    def match_gguf(self, metadata: dict[str, Any]) -> CatalogEntry | None:
-        """The llama.cpp entry a GGUF file is, from its header's metadata as `gguf_inspect.read_header`
-        reads it (the token list included): the model by its architecture, shapes and vocab, the
+    def match_gguf(self, metadata: dict[str, Any], tokens: Sequence[bytes | str] | None) -> CatalogEntry | None:
+        """The llama.cpp entry a GGUF file is, from its header as `gguf_inspect.read_header` reads it
+        (`metadata`, and the token list `tokens`): the model by its architecture, shapes and vocab, the
         level by `general.file_type`. None for another model, or a level the catalog does not offer."""
-        tokens = metadata.get("tokenizer.ggml.tokens")
         level = file_type_name(metadata.get("general.file_type"))
-        if not isinstance(tokens, list) or level is None:
+        if tokens is None or level is None:
             return None
         for model, (keys, tail, n_vocab) in _GGUF_SIGNATURES.items():
-            if (len(tokens) == n_vocab and tuple(tokens[-len(tail):]) == tail
+            ends = [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in tokens[-len(tail):]]
+            if (len(tokens) == n_vocab and tuple(ends) == tail
                     and all(metadata.get(k) == v for k, v in keys.items())):
                 return next((e for e in self.levels(model, "llama.cpp") if e.level == level), None)
         return None
