@@ -114,9 +114,14 @@ class ModelInventory:
         return tuple(found)
 
     def find(self, model: str, level: str) -> InstalledModel | None:
-        """The installed copy of a catalog level, if any."""
+        """The installed copy of a catalog level, if any: the downloaded one, else an imported file
+        recognised as that level."""
         entry = self.catalog.get(model, level)
-        return self.read_manifest(self.folder(entry.engine, entry.id), entry.engine)
+        found = self.read_manifest(self.folder(entry.engine, entry.id), entry.engine)
+        if found is not None:
+            return found
+        return next((m for m in self.installed() if m.kind == "imported" and m.engine == entry.engine
+                     and m.model == entry.model and m.level.lower() == entry.level.lower()), None)
 
     def disk_usage(self) -> tuple[DiskUsage, ...]:
         """Space each folder under `models/` takes, partial downloads included."""

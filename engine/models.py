@@ -36,6 +36,7 @@ class ModelManager(ModelInventory):
         return self.installer.ensure_available(model, level, progress, cancel)
 
     def import_gguf(self, source: Path, progress: ProgressFn | None = None,
-                    cancel: threading.Event | None = None) -> InstalledModel:
-        """Validate and copy a user-picked `.gguf` into the models folder (see ModelInstaller)."""
-        return self.installer.import_gguf(source, progress, cancel)
+                    cancel: threading.Event | None = None, *, in_place: bool = False) -> InstalledModel:
+        """Validate a user-picked `.gguf` and add it: copied into the models folder, or recorded where
+        it is with `in_place` (see ModelInstaller)."""
+        return self.installer.import_gguf(source, progress, cancel, in_place=in_place)
