@@ -25,11 +25,10 @@ from pathlib import Path
 from engine.hardware import cpu_name, physical_cores
 from engine.level_logits import MeasurementCancelled, check_cancel, open_logits
 from engine.level_quality import (
-    CHUNK_LEN,
-    CHUNKS,
-    FIRST_SCORED,
+    DEFAULT_WINDOWS,
     Quality,
     Reference,
+    Windows,
     build_reference,
     compare,
     self_quality,
@@ -85,6 +84,7 @@ class LevelFigures:
     """Everything measured for one level, and the conditions it was measured under."""
 
     label: str
+    level: str
     engine: EngineName
     path: str
     engine_build: str
@@ -207,22 +207,20 @@ def measure_speed(model: ModelInfo, n_threads: int, *, cancel: threading.Event |
 
 def prepare_reference(model: ModelInfo, text: str, *, identity: str, n_threads: int | None = None,
                       cache: Path | None = None, cancel: threading.Event | None = None,
-                      step: Callable[[float], None] | None = None, chunks: int = CHUNKS,
-                      chunk_len: int = CHUNK_LEN, first: int = FIRST_SCORED) -> Reference:
+                      step: Callable[[float], None] | None = None, windows: Windows = DEFAULT_WINDOWS) -> Reference:
     """The reference level's distributions: read from `cache` when they were measured on this file and
     text, with these windows, before; else measured now (and saved to `cache`)."""
     if cache is not None and cache.is_file():
         try:
             saved = Reference.load(cache)
-            if (saved.identity, saved.text_sha256, saved.chunks.shape, saved.first) == \
-                    (identity, text_sha256(text), (chunks, chunk_len), first):
+            if (saved.identity, saved.text_sha256, saved.windows) == (identity, text_sha256(text), windows):
                 return saved
         except EngineError as e:  # a damaged cache file is measured again, never an error
             log.warning("ignoring saved reference %s: %s", cache, e.detail)
-    source = open_logits(model.path, model.engine, chunk_len, n_threads or physical_cores())
+    source = open_logits(model.path, model.engine, windows.length, n_threads or physical_cores())
     try:
         ref = build_reference(source, text, label=model.label or Path(model.path).name, identity=identity,
-                              cancel=cancel, step=step, chunks=chunks, chunk_len=chunk_len, first=first)
+                              windows=windows, cancel=cancel, step=step)
     finally:
         source.close()
     if cache is not None:
@@ -254,15 +252,15 @@ def measure_level(model: ModelInfo, *, identity: str, text: str, reference: Refe
     if reference is not None and reference.identity == identity:
         quality = self_quality(reference)
     elif reference is not None:
-        source = open_logits(model.path, model.engine, reference.chunks.shape[1], threads)
+        source = open_logits(model.path, model.engine, reference.windows.length, threads)
         try:
             quality = compare(source, reference, text, cancel=cancel, step=report("quality", 0.3, 1.0))
         finally:
             source.close()
     report("done", 1.0, 1.0)(1.0)
-    return LevelFigures(label=label, engine=model.engine, path=str(model.path), engine_build=engine_build(model.engine),
-                        cpu=cpu_name(), threads=threads, speed=speed, quality=quality,
-                        took_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
+    return LevelFigures(label=label, level=model.quant, engine=model.engine, path=str(model.path),
+                        engine_build=engine_build(model.engine), cpu=cpu_name(), threads=threads, speed=speed,
+                        quality=quality, took_s=time.perf_counter() - t0, cpu_s=time.process_time() - c0,
                         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 

@@ -10,8 +10,8 @@ Uncertainties are llama.cpp's: the standard error of the mean over positions, an
 the agreement. Per-chunk figures show the spread.
 
 Choices, each with its reason:
-- The text is cut into `chunks` windows spread evenly over it (so every kind of text is sampled
-  whatever the count), each evaluated from an empty cache as `<s>` + `chunk_len − 1` tokens.
+- The text is cut into `Windows.chunks` windows spread evenly over it (so every kind of text is
+  sampled whatever the count), each evaluated from an empty cache as `<s>` + `length − 1` tokens.
   Positions before `first` are context only: llama.cpp scores the second half of each window; a
   quarter of context keeps each position conditioned on ~100 tokens (a chat turn's worth) for a
   third less evaluation, which is what keeps a level under a minute on two cores.
@@ -38,13 +38,28 @@ import numpy as np
 from engine.level_logits import LogitSource
 from engine.types import EngineError
 
-CHUNK_LEN = 512
-FIRST_SCORED = 128
-CHUNKS = 3
 TOP_K = 1024
 _BLOCK = 64  # rows converted to float64 at a time: bounds the temporary memory to a few MB
 
 StepFn = Callable[[float], None]  # fraction of this pass done
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Which tokens are evaluated: `chunks` windows of `length` tokens (`<s>` first), each scored from
+    position `first` on. The defaults are the app's; tests use shorter ones."""
+
+    chunks: int = 3
+    length: int = 512
+    first: int = 128
+
+    @property
+    def scored(self) -> int:
+        """Positions scored in all."""
+        return self.chunks * (self.length - 1 - self.first)
+
+
+DEFAULT_WINDOWS = Windows()
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,11 @@ class Reference:
     @property
     def positions_per_chunk(self) -> int:
         return self.chunks.shape[1] - 1 - self.first
+
+    @property
+    def windows(self) -> Windows:
+        """The windows this reference was measured with."""
+        return Windows(self.chunks.shape[0], self.chunks.shape[1], self.first)
 
     def save(self, path: Path) -> None:
         """Write to `path` (a .npz file) atomically."""
@@ -114,7 +134,7 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def eval_chunks(tokens: list[int], bos: int, chunks: int = CHUNKS, chunk_len: int = CHUNK_LEN) -> np.ndarray:
+def eval_chunks(tokens: list[int], bos: int, chunks: int, chunk_len: int) -> np.ndarray:
     """`chunks` windows of `<s>` + `chunk_len − 1` text tokens, spread evenly over `tokens`."""
     body = chunk_len - 1
     if len(tokens) < body:
@@ -146,14 +166,15 @@ def _scored(logits: np.ndarray, chunk: np.ndarray, first: int) -> tuple[np.ndarr
     return logits[first:len(chunk) - 1], chunk[first + 1:]
 
 
-def build_reference(source: LogitSource, text: str, *, label: str, identity: str, chunks: int = CHUNKS,
-                    chunk_len: int = CHUNK_LEN, first: int = FIRST_SCORED, top_k: int = TOP_K,
+def build_reference(source: LogitSource, text: str, *, label: str, identity: str,
+                    windows: Windows = DEFAULT_WINDOWS, top_k: int = TOP_K,
                     cancel: threading.Event | None = None, step: StepFn | None = None) -> Reference:
     """Run the reference model over the text and keep its distributions."""
-    windows = eval_chunks(source.tokenize(text), source.bos, chunks, chunk_len)
+    first = windows.first
+    chunks = eval_chunks(source.tokenize(text), source.bos, windows.chunks, windows.length)
     k = min(top_k, source.n_vocab)
     ids_l, logp_l, tail_l, top1_l, nll_l = [], [], [], [], []
-    for c, chunk in enumerate(windows):
+    for c, chunk in enumerate(chunks):
         rows, targets = _scored(source.logits(chunk.tolist(), cancel), chunk, first)
         for b in range(0, len(rows), _BLOCK):
             logp = _log_softmax(rows[b:b + _BLOCK])
@@ -164,8 +185,8 @@ def build_reference(source: LogitSource, text: str, *, label: str, identity: str
             top1_l.append(ids[:, 0])
             nll_l.append(-np.take_along_axis(logp, targets[b:b + _BLOCK, None], axis=1)[:, 0].astype(np.float32))
         if step is not None:
-            step((c + 1) / len(windows))
-    return Reference(label=label, identity=identity, text_sha256=text_sha256(text), chunks=windows, first=first,
+            step((c + 1) / len(chunks))
+    return Reference(label=label, identity=identity, text_sha256=text_sha256(text), chunks=chunks, first=first,
                      top_ids=np.concatenate(ids_l), top_logp=np.concatenate(logp_l), tail_logp=np.concatenate(tail_l),
                      top1=np.concatenate(top1_l), nll=np.concatenate(nll_l), n_vocab=source.n_vocab)
 

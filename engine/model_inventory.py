@@ -79,7 +79,8 @@ class DiskUsage:
     state: Literal["installed", "source", "partial"]
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write `data` as JSON so that a crash leaves the old file or the new one, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, ensure_ascii=False)
@@ -189,7 +190,7 @@ class ModelInventory:
         data = {"schema": 1, "id": folder.name, **fields, "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "files": [{"name": f.name, "size": f.size, "digest": f.digest, "digest_kind": f.digest_kind}
                           for f in files]}
-        _write_json_atomic(folder / MANIFEST, data)
+        write_json_atomic(folder / MANIFEST, data)
 
     def read_manifest(self, folder: Path, engine: EngineName) -> InstalledModel | None:
         """The folder's model if its manifest is readable and every file has its recorded size."""

@@ -10,13 +10,13 @@ import pytest
 
 from engine.level_bench import read_eval_text
 from engine.level_logits import MeasurementCancelled, open_logits
-from engine.level_quality import Quality, Reference, build_reference, compare
+from engine.level_quality import Quality, Reference, Windows, build_reference, compare
 from engine.types import EngineError
 from tests.fixtures.gguf_model import build_cached
 
 # Two short windows keep each run to a few hundred tokens on the small shape; the gaps between the
 # levels' figures are far wider than this sample's uncertainty.
-WINDOWS = {"chunks": 2, "chunk_len": 128, "first": 32}
+WINDOWS = Windows(chunks=2, length=128, first=32)
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +25,15 @@ def text() -> str:
 
 
 def reference_of(path, text: str, engine: str = "llama.cpp") -> Reference:
-    source = open_logits(path, engine, WINDOWS["chunk_len"], 2)
+    source = open_logits(path, engine, WINDOWS.length, 2)
     try:
-        return build_reference(source, text, label=path.name, identity=str(path), **WINDOWS)
+        return build_reference(source, text, label=path.name, identity=str(path), windows=WINDOWS)
     finally:
         source.close()
 
 
 def measured(path, reference: Reference, text: str, engine: str = "llama.cpp") -> Quality:
-    source = open_logits(path, engine, WINDOWS["chunk_len"], 2)
+    source = open_logits(path, engine, WINDOWS.length, 2)
     try:
         return compare(source, reference, text)
     finally:
@@ -50,7 +50,7 @@ def test_a_file_measured_against_itself_gives_zero_divergence_and_full_agreement
     assert q.kl_mean == 0.0 and q.kl_max == 0.0
     assert q.top1 == 1.0
     assert q.ppl == pytest.approx(q.reference_ppl, rel=1e-6)
-    assert q.tokens == 2 * (128 - 1 - 32)
+    assert q.tokens == WINDOWS.scored == 2 * (128 - 1 - 32)
 
 
 def test_more_bits_from_the_same_weights_measure_closer_to_the_reference(f16_reference, text):
