@@ -34,7 +34,7 @@ from engine.level_quality import (
     self_quality,
     text_sha256,
 )
-from engine.types import EngineError, EngineName, GenerationParams, LoadOptions, Message, ModelInfo
+from engine.types import EngineError, EngineName, GenerationParams, LoadOptions, Message, ModelFileError, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,8 @@ def measure_level(model: ModelInfo, *, identity: str, text: str, reference: Refe
 def file_identity(path: Path) -> str:
     """Names a model file or folder by size and modification time, cheaply (no hashing)."""
     path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"The model {path.name} was not found. Check the path and try again.", str(path))
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     return "file:" + ";".join(f"{n}:{s}:{m}" for n, s, m in stats)
