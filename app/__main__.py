@@ -1,7 +1,8 @@
 """Entry point: `python -m app` / `tinychat`.
 
 `tinychat` opens the window; `tinychat export|import …` are the conversation backup commands;
-`--self-test` checks an installed build; `--version` prints the version.
+`tinychat models …` manages model levels; `--self-test` checks an installed build; `--version` prints
+the version.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.core.data_cli import main as data_main
 
         return data_main(argv)
+    if argv and argv[0] == "models":
+        from app.core.models_cli import main as models_main
+
+        return models_main(argv)
     parser = argparse.ArgumentParser(prog="tinychat", description="Offline chat with TinyLlama.")
     parser.add_argument("--version", action="version", version=f"TinyChat {app_version()}")
     parser.add_argument("--self-test", action="store_true", help="check this installation and exit")

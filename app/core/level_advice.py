@@ -54,6 +54,10 @@ def agreement_text(figures: LevelFigures) -> str:
     return f"{100 * q.top1:.1f} % same next word as {q.reference}"
 
 
+def _rate(tps: float) -> str:
+    return f"{tps:.1f}" if tps < 10 else f"{tps:.0f}"
+
+
 def recommend(measured: Sequence[LevelFigures], free_bytes: int | None,
               threshold: float = AGREEMENT_THRESHOLD) -> Advice:
     """The fastest measured level within `threshold` top-1 agreement of its reference that fits in
@@ -73,7 +77,7 @@ def recommend(measured: Sequence[LevelFigures], free_bytes: int | None,
     if good:
         best = max(good, key=lambda f: f.speed.gen_tps)
         return Advice(best.level, f"Use {best.level}: it is the fastest level measured here "
-                                  f"({best.speed.gen_tps:.0f} tokens/s) that picks the same next word as "
+                                  f"({_rate(best.speed.gen_tps)} tokens/s) that picks the same next word as "
                                   f"{reference} at least {100 * threshold:.0f} % of the time "
                                   f"({100 * best.quality.top1:.1f} %){room}.")  # type: ignore[union-attr]
     best = max(fits, key=lambda f: f.quality.top1)  # type: ignore[union-attr]
