@@ -29,9 +29,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return data_main(argv)
     if argv and argv[0] == "models":
-        from app.core.models_cli import main as models_main
+        from app.core import models_cli
 
-        return models_main(argv)
+        parser = argparse.ArgumentParser(prog="tinychat")
+        models_cli.add_parsers(parser.add_subparsers(dest="command", required=True))
+        args = parser.parse_args(argv)
+        return args.run(args)
     parser = argparse.ArgumentParser(prog="tinychat", description="Offline chat with TinyLlama.")
     parser.add_argument("--version", action="version", version=f"TinyChat {app_version()}")
     parser.add_argument("--self-test", action="store_true", help="check this installation and exit")

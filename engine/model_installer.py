@@ -139,7 +139,8 @@ class ModelInstaller:
                         "context": e.context}
             except CatalogError:  # recognised by another catalog version: fall through to its own entry
                 pass
-        name = summary.name or source.stem
+        # The name comes from the file: only printable characters reach a label (and a terminal).
+        name = "".join(ch for ch in (summary.name or source.stem) if ch.isprintable()) or source.stem
         return {"model": folder.name, "level": summary.quantization, "label": f"{name} · {summary.quantization}",
                 "chat_format": "gguf-jinja" if summary.chat_template else "chatml",
                 "context": summary.context_length}

@@ -51,10 +51,11 @@ class CliError(Exception):
     """A sentence for the user; the command exits 1."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tinychat models", description="List, get, import, use, verify, remove "
-                                "and measure model levels.")
-    sub = p.add_subparsers(dest="command", required=True)
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Add the `models` command (with its actions) to the app's command line; it runs `run`."""
+    models = commands.add_parser("models", help="list, get, import, use, verify, remove and measure model levels",
+                                 description="List, get, import, use, verify, remove and measure model levels.")
+    sub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("list", help="levels, installed files, measured figures")
     sub.add_parser("get", help="download a level (resumable)").add_argument("level")
     imp = sub.add_parser("import", help="add a GGUF model file")
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure levels on this computer")
     bench.add_argument("level", nargs="?", help="default: the level in use")
     bench.add_argument("--all", action="store_true", help="every installed level of the model")
-    return p
+    models.set_defaults(run=run)
 
 
 class _Context:
@@ -97,19 +98,18 @@ class _Context:
         return resolve_model(self.manager, self.settings)
 
 
-def main(argv: list[str]) -> int:
-    """Run `models …` (argv[0] is "models"); returns the exit code."""
-    args = _parser().parse_args(argv[1:])
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed `models …` command; returns the exit code."""
     setup_logging(logging.WARNING)
     settings, warnings = load_settings(paths.settings_path())
     for w in warnings:
         print(f"tinychat: {w}", file=sys.stderr)
     ctx = _Context(ModelManager(paths.models_dir()), settings)
     try:
-        return _COMMANDS[args.command](ctx, args)
+        return _COMMANDS[args.action](ctx, args)
     except (CliError, EngineError, SettingsError) as e:
         message = e.message if isinstance(e, EngineError | SettingsError) else str(e)
-        log.debug("%s failed: %s", args.command, getattr(e, "detail", ""))
+        log.debug("%s failed: %s", args.action, getattr(e, "detail", ""))
         print(f"tinychat: {message}", file=sys.stderr)
         return EXIT_FAILED
 
