@@ -4,6 +4,7 @@ from the same weights: the figure is measured, not assumed."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +110,13 @@ def test_mlx_levels_measure_in_the_order_of_their_bits(text):
     q4 = measured(build_mlx_cached("tiny", 4), ref, text, "mlx")
     assert 0 < q8.kl_mean < q4.kl_mean
     assert q8.kl_mean + 3 * q8.kl_se < q4.kl_mean - 3 * q4.kl_se
+
+
+def test_the_evaluation_text_ships_in_assets_with_every_kind_of_text(text, monkeypatch, tmp_path):
+    from engine.level_bench import eval_text_path
+
+    assert eval_text_path() == Path(__file__).resolve().parents[1] / "assets" / "level_eval.txt"
+    assert text.count("<|im_start|>assistant\n") >= 5 and text.count("```") >= 10  # chat turns, code
+    assert sum(c.isdigit() for c in text) > 200 and any(ord(c) > 0x3000 for c in text)  # numbers, CJK
+    monkeypatch.setattr("sys._MEIPASS", str(tmp_path), raising=False)  # a frozen build's data folder
+    assert eval_text_path() == tmp_path / "assets" / "level_eval.txt"
