@@ -1,8 +1,8 @@
 """Entry point: `python -m app` / `tinychat`.
 
 `tinychat` opens the window; `--self-test` checks an installed build; `--version` prints the version.
-Subcommands (`tinychat export|import …`, `tinychat models …`, and `tinychat serve`, the OpenAI-compatible API without the
-window) live in the modules named in COMMAND_MODULES, each adding its parsers with
+Subcommands (`tinychat export|import …`, `tinychat models …`, and `tinychat serve`, the OpenAI-compatible
+API without the window) live in the modules named in COMMAND_MODULES, each adding its parsers with
 `add_parsers(subparsers)` and a `run` default. `build_parser()` is the whole command line: main() parses
 with it and the man page is generated from it, so a module listed there appears in both.
 """
