@@ -1,8 +1,8 @@
 """Entry point: `python -m app` / `tinychat`.
 
 `tinychat` opens the window; `--self-test` checks an installed build; `--version` prints the version.
-Subcommands (`tinychat export|import …`, and `tinychat serve`, the OpenAI-compatible API without the
-window) live in the modules named in COMMAND_MODULES, each adding its parsers with
+Subcommands (`tinychat export|import …`, `tinychat models …`, and `tinychat serve`, the OpenAI-compatible
+API without the window) live in the modules named in COMMAND_MODULES, each adding its parsers with
 `add_parsers(subparsers)` and a `run` default. `build_parser()` is the whole command line: main() parses
 with it and the man page is generated from it, so a module listed there appears in both.
 """
@@ -16,7 +16,7 @@ import sys
 
 from app.core.version import app_version
 
-COMMAND_MODULES = ("app.core.data_cli", "app.server.serve_cli")
+COMMAND_MODULES = ("app.core.data_cli", "app.core.models_cli", "app.server.serve_cli")
 
 
 def _add_window_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

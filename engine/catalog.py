@@ -9,12 +9,13 @@ the Hub's metadata at download time and verifies the file against those (never a
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.gguf_inspect import GgufHeader, file_type_name
+from engine.gguf_inspect import file_type_name
 from engine.types import EngineError, EngineName
 
 CATALOG_FILE = "catalog.json"
@@ -23,12 +24,12 @@ SUPPORTED_SCHEMA = 1
 # How a GGUF file's header shows which catalog model it is (docs/models.md, "The published files'
 # shape"): metadata values, and the tokens the vocab ends with (TinyLlama's 32000 plus the three added
 # for chat fine-tuning). Not general.name: the converter wrote the name of the folder it ran in.
-_GGUF_SIGNATURES: dict[str, tuple[dict[str, Any], tuple[bytes, ...], int]] = {
+_GGUF_SIGNATURES: dict[str, tuple[dict[str, Any], tuple[str, ...], int]] = {
     "tinyllama-1.1b-chat-v0.4": (
         {"general.architecture": "llama", "llama.block_count": 22, "llama.embedding_length": 2048,
          "llama.feed_forward_length": 5632, "llama.attention.head_count": 32,
          "llama.attention.head_count_kv": 4},
-        (b"[PAD]", b"<|im_start|>", b"<|im_end|>"), 32003,
+        ("[PAD]", "<|im_start|>", "<|im_end|>"), 32003,
     ),
 }
 
@@ -162,16 +163,16 @@ class Catalog:
                 return e
         raise CatalogError(f"TinyChat has no default level of {model} for {engine}.")
 
-    def match_gguf(self, header: GgufHeader) -> CatalogEntry | None:
-        """The llama.cpp entry a GGUF file is, from its header as `gguf_inspect.read_header` reads it:
-        the model by its architecture, shapes and vocab, the level by `general.file_type`. None for
-        another model, or a level the catalog does not offer."""
-        tokens, metadata = header.tokens, header.metadata
+    def match_gguf(self, metadata: dict[str, Any], tokens: Sequence[bytes | str] | None) -> CatalogEntry | None:
+        """The llama.cpp entry a GGUF file is, from its header as `gguf_inspect.read_header` reads it
+        (`metadata`, and the token list `tokens`): the model by its architecture, shapes and vocab, the
+        level by `general.file_type`. None for another model, or a level the catalog does not offer."""
         level = file_type_name(metadata.get("general.file_type"))
         if tokens is None or level is None:
             return None
         for model, (keys, tail, n_vocab) in _GGUF_SIGNATURES.items():
-            if (len(tokens) == n_vocab and tuple(tokens[-len(tail):]) == tail
+            ends = [t.decode("utf-8", "replace") if isinstance(t, bytes) else t for t in tokens[-len(tail):]]
+            if (len(tokens) == n_vocab and tuple(ends) == tail
                     and all(metadata.get(k) == v for k, v in keys.items())):
                 return next((e for e in self.levels(model, "llama.cpp") if e.level == level), None)
         return None

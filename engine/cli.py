@@ -3,6 +3,8 @@
   render --format NAME            stdin {"messages": [...]} → the exact prompt text, nothing else
   chat --model PATH [options]     stdin {"messages": [...]} → the streamed answer (--json: a summary)
   validate PATH                   check a GGUF file; JSON summary or one line saying why not
+  bench --model PATH [--reference PATH] [--json]
+                                  speed and memory of a level, and its answer quality against a reference
 
 Bad input exits non-zero with one line on stderr.
 """
@@ -82,6 +84,54 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_model(path: Path, engine: str) -> ModelInfo:
+    """A ModelInfo for `path` labelled with its level (GGUF file type, or MLX bits) when it has one."""
+    from engine.gguf_inspect import GgufProblem, file_type_name, read_header
+
+    name = "mlx" if engine == "mlx" or (engine == "auto" and path.is_dir()) else "llama.cpp"
+    level = ""
+    try:
+        if name == "llama.cpp":
+            level = file_type_name(read_header(path).metadata.get("general.file_type")) or ""
+        else:
+            quant = json.loads((path / "config.json").read_text(encoding="utf-8")).get("quantization") or {}
+            level = f"{quant.get('bits', 16)}bit"
+    except (OSError, ValueError, GgufProblem):
+        pass  # the load that follows says what is wrong with the file
+    label = f"{path.name} · {level}" if level else path.name
+    return ModelInfo(path=path, engine=name, quant=level, label=label)  # type: ignore[arg-type]
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from engine.level_bench import file_identity, measure_level, prepare_reference, read_eval_text
+    from engine.level_report import describe
+
+    model = _bench_model(Path(args.model), args.engine)
+    text = read_eval_text(Path(args.text) if args.text else None)
+
+    def progress(stage: str, fraction: float) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\r{stage:<10} {100 * fraction:3.0f} %", end="", file=sys.stderr, flush=True)
+
+    reference = None
+    if args.reference:
+        ref = _bench_model(Path(args.reference), model.engine)
+        reference = prepare_reference(ref, text, identity=file_identity(ref.path), n_threads=args.threads,
+                                      step=lambda f: progress("reference", f))
+    figures = measure_level(model, identity=file_identity(model.path), text=text, reference=reference,
+                            n_threads=args.threads, progress=progress)
+    if not args.json and sys.stderr.isatty():
+        print("\r" + " " * 20 + "\r", end="", file=sys.stderr)
+    if args.json:
+        json.dump(asdict(figures), sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(describe(figures))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="tinychat-engine", description="TinyChat's inference engine.")
@@ -101,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON summary instead of the text")
     v = sub.add_parser("validate", help="check a GGUF model file")
     v.add_argument("path")
+    b = sub.add_parser("bench", help="measure a level's speed, memory and answer quality")
+    b.add_argument("--model", required=True, help="GGUF file (llama.cpp) or MLX model folder to measure")
+    b.add_argument("--reference", help="the level to compare answers with (the same model, more bits)")
+    b.add_argument("--engine", default="auto", choices=("auto", "llama.cpp", "mlx"),
+                   help="default: mlx for a folder, llama.cpp for a file")
+    b.add_argument("--threads", type=int, help="default: one per physical core")
+    b.add_argument("--text", help="evaluation text (default: the one TinyChat ships)")
+    b.add_argument("--json", action="store_true", help="print every figure as one JSON document")
     return p
 
 
@@ -118,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return _render(args)
         if args.command == "chat":
             return _chat(args)
+        if args.command == "bench":
+            return _bench(args)
         from engine.validate import cli_main
 
         return cli_main([args.path])

@@ -265,15 +265,16 @@ def _range_start(headers: Mapping[str, str]) -> int | None:
 
 
 def _check_against_catalog(remote: RemoteFile, spec: FileSpec | None) -> None:
-    """A catalog that pins a size or hash must agree with the Hub, or the file is not the one we vouch for."""
+    """A catalog that pins a size or hash must agree with the Hub's metadata, or the file is not the one
+    this version vouches for: refused before a byte is fetched, never accepted quietly."""
     if spec is None:
         return
-    if (spec.size is not None and spec.size != remote.size) or (
-        spec.sha256 is not None and remote.sha256 is not None and spec.sha256.lower() != remote.sha256
-    ):
+    size_differs = spec.size is not None and spec.size != remote.size
+    hash_differs = spec.sha256 is not None and (remote.sha256 or "") != spec.sha256.lower()
+    if size_differs or hash_differs:
         raise DownloadError(
-            f"The Hub's copy of {remote.name} is not the file this version of TinyChat expects. "
-            "Update TinyChat, or import the model file yourself.",
+            f"The file changed upstream: the Hub's {remote.name} is not the file this version of TinyChat "
+            "expects, so it was not downloaded. Update TinyChat, or import the model file yourself.",
             f"catalog {spec} vs hub size={remote.size} sha256={remote.sha256}",
         )
 

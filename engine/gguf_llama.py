@@ -259,10 +259,19 @@ def _quantization(h: GgufHeader) -> str:
 
 def inspect(path: Path) -> dict[str, Any]:
     """Check that `path` is a llama GGUF model llama.cpp runs; return its summary or raise GgufProblem."""
+    return check_header(read_file_header(path))
+
+
+def read_file_header(path: Path) -> GgufHeader:
+    """The header of `path` (read within fixed bounds); raises GgufProblem."""
     path = Path(path)
     if not path.is_file():
         raise GgufProblem(f"{path} is not a file.")
-    h = read_header(path)
+    return read_header(path)
+
+
+def check_header(h: GgufHeader) -> dict[str, Any]:
+    """Check a header read by `read_file_header` against the llama rules; return the file's summary."""
     arch = h.metadata.get("general.architecture")
     if not isinstance(arch, str):
         raise GgufProblem("The model does not say which architecture it is (general.architecture is missing).")

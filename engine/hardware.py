@@ -7,6 +7,19 @@ import platform
 from pathlib import Path
 
 
+def _sysctl(name: str) -> str | None:
+    """A macOS `sysctl` value, or None (elsewhere, or when it cannot be read)."""
+    if platform.system() != "Darwin":
+        return None
+    import subprocess
+
+    try:
+        out = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=2)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def physical_cores() -> int:
     """Physical CPU cores: llama.cpp runs best with one thread per core, not per hyper-thread."""
     try:
@@ -24,16 +37,9 @@ def physical_cores() -> int:
             return len(cores)
     except OSError:
         pass
-    if platform.system() == "Darwin":
-        try:
-            import subprocess
-
-            out = subprocess.run(["sysctl", "-n", "hw.perflevel0.physicalcpu"], capture_output=True, text=True,
-                                 timeout=2)
-            if out.returncode == 0 and out.stdout.strip().isdigit():
-                return int(out.stdout.strip())  # performance cores only: efficiency cores slow llama.cpp
-        except (OSError, subprocess.SubprocessError):
-            pass
+    perf_cores = _sysctl("hw.perflevel0.physicalcpu")  # macOS: performance cores only (efficiency cores slow llama.cpp)
+    if perf_cores is not None and perf_cores.isdigit():
+        return int(perf_cores)
     # Unknown topology: assume hyper-threading on larger machines, where it is the norm.
     logical = os.cpu_count() or 1
     return max(logical // 2, 1) if logical > 4 else logical
@@ -70,3 +76,29 @@ def cpuinfo_flags() -> set[str] | None:
     except OSError:
         pass
     return None
+
+
+def cpu_name() -> str:
+    """The processor's model name ("AMD EPYC 7B13", "Apple M2"), for labelling measurements."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return _sysctl("machdep.cpu.brand_string") or platform.processor() or platform.machine() or "unknown processor"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new program could use now without swapping (Linux MemAvailable), or None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # macOS and other Unixes: free pages only (a lower bound: caches could be dropped too)
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

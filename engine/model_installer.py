@@ -17,15 +17,18 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from engine import network_log
-from engine.catalog import CatalogEntry, FileSpec
+from engine.catalog import CatalogEntry, CatalogError, FileSpec
 from engine.download import PART_SUFFIX, TransferSettings, download_snapshot, free_bytes
 from engine.file_hash import stream_file
-from engine.model_inventory import MANIFEST, InstalledFile, InstalledModel, Kind, ModelInventory, slug
+from engine.model_inventory import MANIFEST, InstalledFile, InstalledModel, Kind, ModelInventory
 from engine.progress import ProgressFn, human, report
 from engine.types import DownloadCancelled, DownloadError, ModelFileError
+
+if TYPE_CHECKING:
+    from engine.validate import GgufSummary
 
 log = logging.getLogger(__name__)
 
@@ -93,63 +96,81 @@ class ModelInstaller:
         *,
         in_place: bool = False,
     ) -> InstalledModel:
-        """Copy a user-picked `.gguf` into `models/llama.cpp/imported-…/` after a child process has
-        validated it, or with `in_place` record it where it is (its folder then holds only the manifest,
-        and a moved or deleted file is no longer installed). Raises `ModelFileError` with a sentence
-        when the file is unusable."""
+        """Add a user-picked `.gguf` after a child process has validated it: copied into
+        `models/llama.cpp/imported-…/`, or with `in_place` recorded where it is (hashed, not copied; the
+        file must then stay there). A file the catalog recognises (engine/catalog.py `match_gguf`) is
+        recorded as that model at its level; any other gets an entry of its own. Raises
+        `ModelFileError` with a sentence when the file is unusable."""
         from engine.validate import validate_gguf
 
-        source = Path(source)
+        source = Path(source).resolve() if in_place else Path(source)
         cancel = cancel or threading.Event()
         report(progress, "verifying", source.name, 0)
         summary = validate_gguf(source)
         size = source.stat().st_size
-        needed = (0 if in_place else size) + self.settings.margin_bytes
         folder = self.inventory.new_import_folder(source.stem)
+        needed = (0 if in_place else size) + self.settings.margin_bytes
         if self.free_space(folder.parent) < needed:
             raise DownloadError(
                 f"Not enough disk space to import {source.name}: it needs {human(needed)} free "
                 f"(including a safety margin). Free some space and try again.")
         folder.mkdir(parents=True)
-        # In place, the manifest names the file by its absolute path (folder / absolute path is that path).
-        dest = source.resolve() if in_place else folder / source.name
-        name = str(dest) if in_place else dest.name
-        part = folder / (source.name + PART_SUFFIX)
-        copied = 0
+        try:
+            dest, digest = self._take_file(source, folder, size, in_place, progress, cancel)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self.inventory.write_manifest(folder, {
+            **self._identity(summary, source, folder), "engine": "llama.cpp", "kind": "imported",
+            "repo": None, "commit": None, "main": str(dest) if in_place else dest.name,
+            "imported_from": str(source),
+        }, (InstalledFile(str(dest) if in_place else dest.name, size, digest, "sha256"),))
+        report(progress, "done", source.name, size, size)
+        model = self.inventory.read_manifest(folder, "llama.cpp")
+        assert model is not None
+        return model
+
+    def _identity(self, summary: GgufSummary, source: Path, folder: Path) -> dict[str, object]:
+        """Who an imported file is: the catalog level it is recognised as, else a model of its own
+        (named by its folder, so two unrelated files never share an entry) at the level it declares."""
+        if summary.catalog_id is not None:
+            try:
+                e = self.inventory.catalog.by_id(summary.catalog_id)
+                return {"model": e.model, "level": e.level, "label": e.label, "chat_format": e.chat_format,
+                        "context": e.context}
+            except CatalogError:  # recognised by another catalog version: fall through to its own entry
+                pass
+        # The name comes from the file: only printable characters reach a label (and a terminal).
+        name = "".join(ch for ch in (summary.name or source.stem) if ch.isprintable()) or source.stem
+        return {"model": folder.name, "level": summary.quantization, "label": f"{name} · {summary.quantization}",
+                "chat_format": "gguf-jinja" if summary.chat_template else "chatml",
+                "context": summary.context_length}
+
+    @staticmethod
+    def _take_file(source: Path, folder: Path, size: int, in_place: bool, progress: ProgressFn | None,
+                   cancel: threading.Event) -> tuple[Path, str]:
+        """Copy `source` into `folder` (or only hash it, `in_place`); returns where it is and its sha256."""
+        done = 0
 
         def check_cancel() -> None:
             if cancel.is_set():
                 raise DownloadCancelled("Import cancelled. Nothing was added.")
 
         def on_block(n: int) -> None:
-            nonlocal copied
-            copied += n
-            report(progress, "verifying" if in_place else "copying", source.name, copied, size)
+            nonlocal done
+            done += n
+            report(progress, "verifying" if in_place else "copying", source.name, done, size)
 
-        try:
-            if in_place:
-                digest = stream_file(source, hashlib.sha256(), check_cancel=check_cancel, on_block=on_block)
-            else:
-                with part.open("wb") as dst:
-                    digest = stream_file(source, hashlib.sha256(), check_cancel=check_cancel, on_block=on_block,
-                                         copy_to=dst)
-                    dst.flush()
-                    os.fsync(dst.fileno())
-                os.replace(part, dest)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        label = summary.name or source.stem
-        self.inventory.write_manifest(folder, {
-            "model": slug(label), "level": summary.quantization, "engine": "llama.cpp", "label": label,
-            "kind": "imported", "repo": None, "commit": None,
-            "chat_format": "gguf-jinja" if summary.chat_template else "chatml",
-            "context": summary.context_length, "main": name, "imported_from": str(source),
-        }, (InstalledFile(name, size, digest, "sha256"),))
-        report(progress, "done", source.name, size, size)
-        model = self.inventory.read_manifest(folder, "llama.cpp")
-        assert model is not None
-        return model
+        if in_place:
+            return source, stream_file(source, hashlib.sha256(), check_cancel=check_cancel, on_block=on_block)
+        dest = folder / source.name
+        part = folder / (source.name + PART_SUFFIX)
+        with part.open("wb") as dst:
+            digest = stream_file(source, hashlib.sha256(), check_cancel=check_cancel, on_block=on_block, copy_to=dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(part, dest)
+        return dest, digest
 
     @contextlib.contextmanager
     def exclusive(self, item_id: str) -> Iterator[None]:

@@ -79,7 +79,8 @@ class DiskUsage:
     state: Literal["installed", "source", "partial"]
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write `data` as JSON so that a crash leaves the old file or the new one, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, ensure_ascii=False)
@@ -114,9 +115,14 @@ class ModelInventory:
         return tuple(found)
 
     def find(self, model: str, level: str) -> InstalledModel | None:
-        """The installed copy of a catalog level, if any."""
+        """The installed copy of a catalog level, if any: the downloaded one, else an imported file
+        recognised as that level."""
         entry = self.catalog.get(model, level)
-        return self.read_manifest(self.folder(entry.engine, entry.id), entry.engine)
+        found = self.read_manifest(self.folder(entry.engine, entry.id), entry.engine)
+        if found is not None:
+            return found
+        return next((m for m in self.installed() if m.kind == "imported" and m.engine == entry.engine
+                     and m.model == entry.model and m.level.lower() == entry.level.lower()), None)
 
     def disk_usage(self) -> tuple[DiskUsage, ...]:
         """Space each folder under `models/` takes, partial downloads included."""
@@ -184,7 +190,7 @@ class ModelInventory:
         data = {"schema": 1, "id": folder.name, **fields, "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "files": [{"name": f.name, "size": f.size, "digest": f.digest, "digest_kind": f.digest_kind}
                           for f in files]}
-        _write_json_atomic(folder / MANIFEST, data)
+        write_json_atomic(folder / MANIFEST, data)
 
     def read_manifest(self, folder: Path, engine: EngineName) -> InstalledModel | None:
         """The folder's model if its manifest is readable and every file has its recorded size."""

@@ -37,6 +37,6 @@ class ModelManager(ModelInventory):
 
     def import_gguf(self, source: Path, progress: ProgressFn | None = None,
                     cancel: threading.Event | None = None, *, in_place: bool = False) -> InstalledModel:
-        """Validate a user-picked `.gguf` and copy it into the models folder, or with `in_place` record it
-        where it is (see ModelInstaller)."""
+        """Validate a user-picked `.gguf` and add it: copied into the models folder, or recorded where
+        it is with `in_place` (see ModelInstaller)."""
         return self.installer.import_gguf(source, progress, cancel, in_place=in_place)

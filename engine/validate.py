@@ -20,8 +20,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.types import ModelFileError
+
+if TYPE_CHECKING:
+    from engine.gguf_inspect import GgufHeader
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ class GgufSummary:
     n_vocab: int
     n_layer: int
     gguf_version: int
+    catalog_id: str | None = None  # the catalog level this file is (engine/catalog.py `match_gguf`), if any
 
 
 def _child_command(path: Path) -> list[str]:
@@ -131,14 +136,28 @@ def _limit_resources() -> None:
             pass
 
 
+def _catalog_id(header: GgufHeader) -> str | None:
+    """The catalog level a valid file is, recognised from its metadata (never from its name)."""
+    from engine.catalog import Catalog, CatalogError
+
+    try:
+        entry = Catalog.load().match_gguf(header.metadata, header.tokens)
+    except CatalogError:  # a broken catalog costs the recognition, not the file
+        return None
+    return entry.id if entry is not None else None
+
+
 def _child_main(path: str) -> int:
     """In the child: inspect, print one JSON line, exit 0 (usable) or 1 (with the reason)."""
     _limit_resources()
     from engine.gguf_inspect import GgufProblem
-    from engine.gguf_llama import inspect
+    from engine.gguf_llama import check_header, read_file_header
 
     try:
-        print(json.dumps({"summary": inspect(Path(path))}))
+        header = read_file_header(Path(path))
+        summary = check_header(header)
+        summary["catalog_id"] = _catalog_id(header)
+        print(json.dumps({"summary": summary}))
         return EXIT_OK
     except GgufProblem as exc:
         print(json.dumps({"error": str(exc)}))

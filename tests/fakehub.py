@@ -101,9 +101,10 @@ class FakeHub:
         self._server: ThreadingHTTPServer | None = None
 
     # --- content -------------------------------------------------------------------------------
-    def add_repo(self, repo_id: str, files: dict[str, bytes | Path]) -> str:
-        """Publish `files` (name → bytes or a path to read) as `repo_id`; returns the commit sha."""
-        commit = hashlib.sha1(f"{repo_id}:{sorted(files)}".encode()).hexdigest()
+    def add_repo(self, repo_id: str, files: dict[str, bytes | Path], commit: str | None = None) -> str:
+        """Publish `files` (name → bytes or a path to read) as `repo_id` at `commit` (default: one
+        derived from the names); returns the commit sha."""
+        commit = commit or hashlib.sha1(f"{repo_id}:{sorted(files)}".encode()).hexdigest()
         repo = HubRepo(repo_id, commit)
         for name, content in files.items():
             data = Path(content).read_bytes() if isinstance(content, Path) else content

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 
 import pytest
 
 from engine.catalog import Catalog, CatalogError
-from engine.gguf_inspect import GgufHeader
 from tests.fakehub import gguf_entry, write_catalog
 
 MODEL = "tinyllama-1.1b-chat-v0.4"
@@ -32,7 +30,7 @@ def test_every_gguf_level_comes_from_the_afrideva_repo_with_its_file_name(catalo
 
 def test_gguf_sizes_grow_with_the_quantization_level(catalog):
     sizes = [e.size_mb for e in catalog.levels(MODEL, "llama.cpp")]
-    assert sizes == sorted(sizes) and sizes[0] == 482 and sizes[-1] == 2200
+    assert sizes == sorted(sizes) and sizes[0] == 482 and sizes[-1] == 2201
     assert all(e.memory_mb > e.size_mb for e in catalog.entries)
 
 
@@ -68,6 +66,19 @@ def test_no_hash_is_ever_invented(catalog):
             else:
                 assert re.fullmatch(r"[0-9a-f]{64}", f.sha256) and e.verified
         assert e.provenance
+
+
+def test_every_gguf_level_is_pinned_to_one_commit_and_six_are_verified_byte_for_byte(catalog):
+    levels = catalog.levels(MODEL, "llama.cpp")
+    assert {e.revision for e in levels} == {"152c6e7406bda27ccfc42137380dac5f78a53cf8"}
+    verified = [e.level for e in levels if e.verified]
+    assert verified == ["Q2_K", "Q3_K_M", "Q4_K_M", "Q6_K", "Q8_0", "F16"]
+    for e in levels:
+        f = e.files[0]
+        if e.verified:
+            assert f.size is not None and e.size_mb == round(f.size / 1e6)
+        else:  # Q5_K_M: checked against the Hub's LFS sha256 when it is downloaded
+            assert f.size is None and f.sha256 is None
 
 
 def test_revisions_are_commit_shas_or_main(catalog):
@@ -110,34 +121,35 @@ def test_duplicate_ids_are_refused(tmp_path):
 # --- recognising a GGUF file as a catalog level ------------------------------------------------------
 
 
-def published_header(tmp_path, level: str, shape: str = "tinyllama", **kind) -> GgufHeader:
+def published_header(tmp_path, level: str, shape: str = "tinyllama", **kind) -> tuple[dict, list[bytes] | None]:
     """The header of a file shaped like the published v0.4 GGUF at `level` (no tensors: only the
-    header is read), as gguf_inspect reads it."""
+    header is read), as gguf_inspect reads it: its metadata and its token list."""
     from engine.gguf_inspect import read_header
     from tests.fixtures.gguf_model import SHAPES, write_gguf
 
     path = write_gguf(tmp_path / f"{level}.gguf", SHAPES[shape], dtype=level, header_only=True, **kind)
-    return read_header(path)
+    header = read_header(path)
+    return header.metadata, header.tokens
 
 
 @pytest.mark.parametrize("level", ["Q2_K", "Q4_K_M", "Q6_K", "Q8_0", "F16"])
 def test_a_published_file_is_recognised_as_tinyllama_at_its_level(catalog, tmp_path, level):
-    entry = catalog.match_gguf(published_header(tmp_path, level, published=True))
+    entry = catalog.match_gguf(*published_header(tmp_path, level, published=True))
     assert entry is not None and entry.model == MODEL and entry.level == level
     assert entry.label == f"TinyLlama 1.1B Chat v0.4 · {level}"
 
 
 def test_recognition_does_not_depend_on_how_the_file_types_its_added_tokens(catalog, tmp_path):
-    assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M")).level == "Q4_K_M"
+    assert catalog.match_gguf(*published_header(tmp_path, "Q4_K_M")).level == "Q4_K_M"
 
 
 def test_other_models_and_levels_the_catalog_lacks_are_not_recognised(catalog, tmp_path):
-    assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M", shape="tiny", published=True)) is None
-    assert catalog.match_gguf(published_header(tmp_path, "Q4_K_M", chatml=False)) is None  # a 32001 vocab
-    assert catalog.match_gguf(published_header(tmp_path, "F32", published=True)) is None  # not offered
-    header = published_header(tmp_path, "Q4_K_M", published=True)
-    assert catalog.match_gguf(replace(header, metadata={**header.metadata, "llama.block_count": 24})) is None
-    assert catalog.match_gguf(replace(header, tokens=None)) is None
+    assert catalog.match_gguf(*published_header(tmp_path, "Q4_K_M", shape="tiny", published=True)) is None
+    assert catalog.match_gguf(*published_header(tmp_path, "Q4_K_M", chatml=False)) is None  # a 32001 vocab
+    assert catalog.match_gguf(*published_header(tmp_path, "F32", published=True)) is None  # not offered
+    meta, tokens = published_header(tmp_path, "Q4_K_M", published=True)
+    assert catalog.match_gguf({**meta, "llama.block_count": 24}, tokens) is None
+    assert catalog.match_gguf(meta, None) is None
 
 
 @pytest.mark.parametrize("level", ["Q4_K_M", "Q8_0"])

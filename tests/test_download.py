@@ -261,9 +261,37 @@ def test_free_space_check_counts_only_the_bytes_still_missing(tmp_path, hub, mod
 
 def test_a_catalog_pinned_hash_that_the_hub_contradicts_is_refused(tmp_path, hub):
     entry = gguf_entry(REPO, hub.commit, FILE, sha256="0" * 64)
-    with pytest.raises(DownloadError, match="not the file this version of TinyChat expects"):
+    with pytest.raises(DownloadError, match="changed upstream"):
         manager(tmp_path, hub, entry=entry).ensure_available("tiny", "Q4_K_M")
     assert hub.served(FILE) == 0
+
+
+def test_a_file_replaced_upstream_is_refused_before_a_byte_is_fetched(tmp_path, model_bytes):
+    """The catalog pins the bytes it vouches for; the Hub now serves another file under the same name
+    (here: another level), with metadata that says so. That is a refusal, never a quiet accept."""
+    pinned = gguf_entry(REPO, "main", FILE, sha256=hashlib.sha256(model_bytes).hexdigest(), size=len(model_bytes))
+    with FakeHub() as changed:
+        changed.add_repo(REPO, {FILE: build_cached("small", "Q8_0", scripted=True).read_bytes()})
+        with pytest.raises(DownloadError, match="The file changed upstream") as err:
+            manager(tmp_path, changed, entry=pinned).ensure_available("tiny", "Q4_K_M")
+        assert changed.served(FILE) == 0
+    assert "Update TinyChat, or import the model file yourself" in err.value.message
+    assert not (tmp_path / "models" / "llama.cpp" / "tiny-q4_k_m").exists()
+
+
+def test_a_pinned_size_alone_that_the_hub_contradicts_is_refused(tmp_path, hub, model_bytes):
+    entry = gguf_entry(REPO, hub.commit, FILE, size=len(model_bytes) + 1)
+    with pytest.raises(DownloadError, match="changed upstream"):
+        manager(tmp_path, hub, entry=entry).ensure_available("tiny", "Q4_K_M")
+    assert hub.served(FILE) == 0
+
+
+def test_a_pinned_hash_for_a_file_the_hub_no_longer_stores_in_lfs_is_refused(tmp_path, model_bytes):
+    with FakeHub() as plain:
+        plain.add_repo(REPO, {"tiny.q4_k_m.dat": model_bytes})  # not an LFS suffix: only a git blob id
+        entry = gguf_entry(REPO, "main", "tiny.q4_k_m.dat", sha256=hashlib.sha256(model_bytes).hexdigest())
+        with pytest.raises(DownloadError, match="changed upstream"):
+            manager(tmp_path, plain, entry=entry).ensure_available("tiny", "Q4_K_M")
 
 
 def test_a_catalog_pinned_hash_that_matches_is_accepted(tmp_path, hub, model_bytes):

@@ -122,3 +122,22 @@ def test_both_entry_points_can_act_as_the_validation_child_as_frozen_builds_need
     bad = subprocess.run([sys.executable, "-m", entry, "--tinychat-validate-child", "/etc/hostname"],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "GGUF" in json.loads(bad.stdout)["error"]
+
+
+def test_bench_measures_a_level_against_its_reference_as_one_json_document():
+    r = subprocess.run([sys.executable, "-m", "engine", "bench", "--model", str(build_cached("small", "Q4_K_M")),
+                        "--reference", str(build_cached("small", "F16")), "--threads", "2", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["level"] == "Q4_K_M" and out["threads"] == 2 and out["engine"] == "llama.cpp"
+    assert out["speed"]["gen_tps"] > 0 and out["speed"]["peak_rss_bytes"] > 0
+    q = out["quality"]
+    assert q["reference"] == "small-random-f16.gguf · F16" and 0 < q["top1"] < 1 and q["kl_mean"] > 0
+    assert q["tokens"] == 3 * (512 - 1 - 128) and len(q["chunk_kl"]) == 3
+
+
+def test_bench_of_a_missing_file_is_one_line_saying_so():
+    r = cli("bench", "--model", "/nonexistent/model.gguf")
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().count("\n") == 0 and "was not found" in r.stderr

@@ -157,6 +157,7 @@ def test_import_copies_a_valid_gguf_and_registers_it(mm, files):
     source = files["tiny.q8_0.gguf"]
     model = mm.import_gguf(source)
     assert model.kind == "imported" and model.engine == "llama.cpp" and model.level == "Q8_0"
+    assert model.label == "tinychat-test-small-scripted · Q8_0"
     assert model.path.read_bytes() == source.read_bytes() and model.path != source
     assert model.context == 2048 and model.chat_format == "chatml"
     assert model in mm.installed()
@@ -183,6 +184,46 @@ def test_importing_the_same_file_twice_gives_two_separate_entries(mm, files):
     a = mm.import_gguf(files["tiny.q4_k_m.gguf"])
     b = mm.import_gguf(files["tiny.q4_k_m.gguf"])
     assert a.id != b.id and len(mm.installed()) == 2
+    assert a.model != b.model  # a file the catalog does not know is a model of its own
+
+
+def test_a_gguf_the_catalog_does_not_know_is_listed_under_its_own_name_at_its_real_level(mm):
+    model = mm.import_gguf(build_cached("small", "Q6_K"))
+    assert model.model == model.id and model.level == "Q6_K"
+    assert model.label == "tinychat-test-small · Q6_K"
+
+
+def test_a_file_of_tinyllama_is_recognised_as_that_catalog_level_whatever_its_name(tmp_path):
+    """The TinyLlama-shaped test model is TinyLlama-1.1B-Chat-v0.4 to the catalog by its metadata (shapes,
+    vocab, file type); its general.name and file name say otherwise."""
+    mm = ModelManager(tmp_path / "models")  # the packaged catalog
+    source = build_cached("tinyllama", "Q4_K_M")
+    model = mm.import_gguf(source, in_place=True)  # hashing, not copying, 668 MB
+    assert model.label == "TinyLlama 1.1B Chat v0.4 · Q4_K_M"
+    assert (model.model, model.level, model.kind) == ("tinyllama-1.1b-chat-v0.4", "Q4_K_M", "imported")
+    assert mm.find("tinyllama-1.1b-chat-v0.4", "Q4_K_M") == model
+    assert mm.find("tinyllama-1.1b-chat-v0.4", "Q8_0") is None
+
+
+def test_an_in_place_import_records_the_file_where_it_is_and_removing_it_keeps_the_file(mm, tmp_path, files):
+    source = tmp_path / "mine.gguf"
+    source.write_bytes(files["tiny.q8_0.gguf"].read_bytes())
+    model = mm.import_gguf(source, in_place=True)
+    assert model.path == source.resolve() and model.size_bytes == source.stat().st_size
+    assert not any(p.suffix == ".gguf" for p in model.folder.iterdir())
+    assert mm.verify(model.id) is True
+    mm.delete(model.id)
+    assert source.is_file() and mm.installed() == ()
+
+
+def test_an_in_place_import_notices_when_the_file_is_changed_afterwards(mm, tmp_path, files):
+    source = tmp_path / "mine.gguf"
+    source.write_bytes(files["tiny.q8_0.gguf"].read_bytes())
+    model = mm.import_gguf(source, in_place=True)
+    data = bytearray(source.read_bytes())
+    data[-1] ^= 0xFF
+    source.write_bytes(bytes(data))
+    assert mm.verify(model.id) is False
 
 
 def test_a_model_with_a_template_imports_with_the_gguf_jinja_format(mm):
