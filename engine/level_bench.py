@@ -42,7 +42,7 @@ __all__ = ["LevelFigures", "MeasurementCancelled", "Speed", "measure_level", "pr
 
 EVAL_TEXT = "level_eval.txt"
 TURNS = 2
-GEN_TOKENS = 64
+GEN_TOKENS = 48
 SYSTEM = "You are a helpful assistant."
 QUESTIONS = (
     "I am planning a small vegetable garden behind my house. The plot is about four metres by three, it "

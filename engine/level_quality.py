@@ -14,10 +14,11 @@ Choices, each with its reason:
   sampled whatever the count), each evaluated from an empty cache as `<s>` + `length − 1` tokens.
   Positions before `first` are context only: llama.cpp scores the second half of each window; a
   quarter of context keeps each position conditioned on ~100 tokens (a chat turn's worth) for a
-  third less evaluation, which is what keeps a level under a minute on two cores.
+  third less evaluation. Three windows of 384 (861 positions) separate neighbouring levels by many
+  standard errors and keep a level's whole measurement near a minute on two cores (docs/benchmarks.md).
 - The reference keeps, per position, its `top_k` most likely tokens' log-probabilities and the
-  log of the remaining mass, not the whole vocabulary: 1,149 positions × 32,003 tokens would be
-  74 MB even in llama.cpp's 16-bit form, against 9 MB here. KL is computed over those tokens plus
+  log of the remaining mass, not the whole vocabulary: 861 positions × 32,003 tokens would be
+  55 MB even in llama.cpp's 16-bit form, against 7 MB here. KL is computed over those tokens plus
   the remainder as one outcome, which is exact when the remainder is negligible (a real model's
   distributions) and otherwise a lower bound (random-weight test models). Probabilities are
   kept as float32 computed in float64 exactly as the level's are, so a file compared with itself
@@ -50,8 +51,8 @@ class Windows:
     position `first` on. The defaults are the app's; tests use shorter ones."""
 
     chunks: int = 3
-    length: int = 512
-    first: int = 128
+    length: int = 384
+    first: int = 96
 
     @property
     def scored(self) -> int:

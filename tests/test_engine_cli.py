@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.level_quality import DEFAULT_WINDOWS
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.hf_model import build_mlx_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
@@ -134,7 +135,7 @@ def test_bench_measures_a_level_against_its_reference_as_one_json_document():
     assert out["speed"]["gen_tps"] > 0 and out["speed"]["peak_rss_bytes"] > 0
     q = out["quality"]
     assert q["reference"] == "small-random-f16.gguf · F16" and 0 < q["top1"] < 1 and q["kl_mean"] > 0
-    assert q["tokens"] == 3 * (512 - 1 - 128) and len(q["chunk_kl"]) == 3
+    assert q["tokens"] == DEFAULT_WINDOWS.scored and len(q["chunk_kl"]) == DEFAULT_WINDOWS.chunks == 3
 
 
 def test_bench_of_a_missing_file_is_one_line_saying_so():
