@@ -197,6 +197,12 @@ def measure_speed(model: ModelInfo, n_threads: int, *, cancel: threading.Event |
         peak, added = memory.peak()
     finally:
         engine.unload()
+    if added is not None:
+        # The weights are read into memory (no mmap), so a level needs at least its files; the
+        # high-water mark alone can say less when the process reuses memory it freed earlier.
+        path = Path(model.path)
+        files = [f for f in path.rglob("*") if f.is_file()] if path.is_dir() else [path]
+        added = max(added, sum(f.stat().st_size for f in files))
     p, p_range = _spread(prompt)
     g, g_range = _spread(gen or [0.0])
     t, t_range = _spread(ttft)
