@@ -30,7 +30,7 @@ from dataclasses import astuple, dataclass, fields
 import engine.context
 from bench.workloads import chat_turn
 from engine.llamacpp_backend import LlamaCppEngine
-from engine.types import GenerationParams, LoadOptions, Message, ModelInfo
+from engine.types import GenerationParams, GenerationStats, LoadOptions, Message, ModelInfo
 from tests.fixtures.gguf_model import build_cached
 
 
@@ -49,28 +49,70 @@ class TurnStats:
         return self.prompt - self.reused
 
 
+def ask(eng: LlamaCppEngine, request: list[Message], params: GenerationParams) -> tuple[str, GenerationStats, float]:
+    """One answer: its text, its stats, and the process's CPU time from the request to the first chunk."""
+    cpu0, cpu = time.process_time(), None
+    chunks = []
+    for chunk in eng.generate(request, params, threading.Event()):
+        cpu = cpu if cpu is not None else time.process_time() - cpu0
+        chunks.append(chunk)
+    if chunks[-1].finish_reason not in ("stop", "length"):
+        raise RuntimeError(f"the answer ended with {chunks[-1].finish_reason}: {chunks[-1].error}")
+    return "".join(c.text for c in chunks), chunks[-1].stats, cpu or 0.0
+
+
 def converse(eng: LlamaCppEngine, turns: int, max_tokens: int,
-             on_turn: Callable[[TurnStats], None] = lambda _: None) -> list[TurnStats]:
-    """Ask `turns` questions in one conversation; the stats of each turn, each also given to `on_turn`
-    as it ends."""
+             on_turn: Callable[[TurnStats], None] = lambda _: None) -> tuple[list[TurnStats], list[list[Message]]]:
+    """Ask `turns` questions in one conversation; the stats of each turn (each also given to `on_turn` as
+    it ends) and each turn's request."""
     convo = [Message("system", "You are a helpful assistant.")]
-    rows = []
+    rows, requests = [], []
     for i in range(turns):
         question, _ = chat_turn(i)
         convo.append(Message("user", question))
-        cpu0, cpu = time.process_time(), None
-        chunks = []
-        for chunk in eng.generate(convo, GenerationParams(max_tokens=max_tokens, seed=i), threading.Event()):
-            cpu = cpu if cpu is not None else time.process_time() - cpu0
-            chunks.append(chunk)
-        s = chunks[-1].stats
-        if chunks[-1].finish_reason not in ("stop", "length"):
-            raise RuntimeError(f"turn {i + 1} ended with {chunks[-1].finish_reason}: {chunks[-1].error}")
-        convo.append(Message("assistant", "".join(c.text for c in chunks), token_ids=s.token_ids))
-        rows.append(TurnStats(i + 1, s.prompt_tokens, s.reused_tokens, len(s.forgotten), s.ttft_s, cpu or 0.0,
+        requests.append(list(convo))
+        text, s, cpu = ask(eng, convo, GenerationParams(max_tokens=max_tokens, seed=i))
+        convo.append(Message("assistant", text, token_ids=s.token_ids))
+        rows.append(TurnStats(i + 1, s.prompt_tokens, s.reused_tokens, len(s.forgotten), s.ttft_s, cpu,
                               s.completion_tokens))
         on_turn(rows[-1])
-    return rows
+    return rows, requests
+
+
+def replay(eng: LlamaCppEngine, turns: dict[int, tuple[list[Message], int]],
+           rounds: int) -> dict[int, list[tuple[float, float]]]:
+    """Time to first token and CPU time of some turns again (turn: its request and the tokens it reused),
+    each from a saved copy of the cache as it was before that turn, interleaved round by round so the
+    noise of a busy machine falls on every turn alike."""
+    llm = eng._llm
+    states = {}
+    for t, (request, reused) in turns.items():  # the conversation's last turn first: the cache holds it
+        ask(eng, request, GenerationParams(max_tokens=1))
+        llm.n_tokens = reused  # back to what the cache held when the turn was asked
+        states[t] = llm.save_state()
+    times: dict[int, list[tuple[float, float]]] = {t: [] for t in turns}
+    for _ in range(rounds):
+        for t, (request, reused) in turns.items():
+            llm.load_state(states[t])
+            _, s, cpu = ask(eng, request, GenerationParams(max_tokens=1))
+            assert s.reused_tokens == reused, (t, s.reused_tokens, reused)
+            times[t].append((s.ttft_s, cpu))
+    return times
+
+
+def replay_report(times: dict[int, list[tuple[float, float]]], rows: list[TurnStats], rounds: int) -> str:
+    by_turn = {r.turn: r for r in rows}
+    wall = {t: statistics.median(w for w, _ in v) for t, v in times.items()}
+    cpu = {t: statistics.median(c for _, c in v) for t, v in times.items()}
+    out = ["\n" f"The same turns again, each from a copy of the cache as it was before it, interleaved over "
+               f"{rounds} rounds (medians; the ratio to turn 5 is the figure a busy machine disturbs least):", "",
+           "| turn | context | evaluated | time to first token | ÷ turn 5 | CPU to it | ÷ turn 5 |",
+           "|---|---|---|---|---|---|---|"]
+    for t in sorted(times):
+        r = by_turn[t]
+        out.append(f"| {t} | {r.prompt} | {r.evaluated} | {wall[t]:.3f} s | {wall[t] / wall[5]:.2f}x | "
+                   f"{cpu[t]:.3f} s | {cpu[t] / cpu[5]:.2f}x |")
+    return "\n".join(out)
 
 
 def report(rows: list[TurnStats], args: argparse.Namespace, elapsed: float) -> str:
@@ -128,6 +170,8 @@ def main() -> None:
     ap.add_argument("--quant", default="Q4_K_M")
     ap.add_argument("--block-fraction", type=float, default=engine.context.BLOCK_FRACTION)
     ap.add_argument("--csv", help="write every turn's figures to this file")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the interleaved replay of turn 5, the last "
+                    "turn that left a block out, and the last turn")
     ap.add_argument("--report", metavar="CSV", help="only print the report of a run's --csv file (even a partial one)")
     args = ap.parse_args()
     if args.report:
@@ -154,11 +198,14 @@ def main() -> None:
             print(f"turn {r.turn}: {r.evaluated} evaluated, {r.reused} reused, {r.ttft_s:.2f} s", file=sys.stderr)
 
         try:
-            rows = converse(eng, args.turns, args.max_tokens, on_turn)
+            rows, requests = converse(eng, args.turns, args.max_tokens, on_turn)
+            elapsed = time.perf_counter() - t0
+            drops = [r.turn for prev, r in itertools.pairwise(rows) if r.forgotten != prev.forgotten]
+            chosen = [args.turns, *drops[-1:], 5] if args.rounds and args.turns >= 5 else []
+            times = replay(eng, {t: (requests[t - 1], rows[t - 1].reused) for t in chosen}, args.rounds)
         finally:
             eng.unload()
-    elapsed = time.perf_counter() - t0
-    print(report(rows, args, elapsed))
+    print(report(rows, args, elapsed) + (replay_report(times, rows, args.rounds) if times else ""))
 
 
 if __name__ == "__main__":
