@@ -9,7 +9,7 @@ answer token). Target (docs/benchmarks.md, "Long conversations"): turn 200 withi
 `--block-fraction` sets engine.context.BLOCK_FRACTION for the run: 0 makes every exchange a block of
 its own, which is the one-exchange-at-a-time dropping TinyChat had before blocks.
 
-    python -m bench.long_chat [--turns 200] [--max-tokens 24] [--n-ctx 2048] [--csv turns.csv]
+    python -m bench.long_chat [--turns 200] [--max-tokens 24] [--n-ctx 2048] [--journal turns.jsonl]
 
 Prints a Markdown section for docs/benchmarks.md.
 """
@@ -17,18 +17,18 @@ Prints a Markdown section for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
-import os
+import json
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import engine.context
 from bench.workloads import chat_turn
+from engine.context import fit_prompt
 from engine.llamacpp_backend import LlamaCppEngine
 from engine.types import GenerationParams, GenerationStats, LoadOptions, Message, ModelInfo
 from tests.fixtures.gguf_model import build_cached
@@ -61,21 +61,51 @@ def ask(eng: LlamaCppEngine, request: list[Message], params: GenerationParams) -
     return "".join(c.text for c in chunks), chunks[-1].stats, cpu or 0.0
 
 
+@dataclass(frozen=True)
+class Journal:
+    """A run's turns so far, one JSON line each (stats, answer text and ids), written as each turn ends;
+    a run given an existing journal goes on from its last turn."""
+
+    path: Path | None
+
+    def read(self) -> list[tuple[TurnStats, str, tuple[int, ...]]]:
+        if self.path is None or not self.path.exists():
+            return []
+        lines = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [(TurnStats(**{f.name: d[f.name] for f in fields(TurnStats)}), d["text"], tuple(d["ids"]))
+                for d in lines]
+
+    def add(self, row: TurnStats, text: str, ids: tuple[int, ...]) -> None:
+        if self.path is not None:
+            with self.path.open("a") as f:
+                f.write(json.dumps({**asdict(row), "text": text, "ids": list(ids)}) + "\n")
+
+
 def converse(eng: LlamaCppEngine, turns: int, max_tokens: int,
-             on_turn: Callable[[TurnStats], None] = lambda _: None) -> tuple[list[TurnStats], list[list[Message]]]:
-    """Ask `turns` questions in one conversation; the stats of each turn (each also given to `on_turn` as
-    it ends) and each turn's request."""
+             journal: Journal) -> tuple[list[TurnStats], list[list[Message]]]:
+    """Ask `turns` questions in one conversation, going on from the journal's last turn; the stats of
+    each turn and each turn's request."""
     convo = [Message("system", "You are a helpful assistant.")]
     rows, requests = [], []
-    for i in range(turns):
-        question, _ = chat_turn(i)
-        convo.append(Message("user", question))
+    for i, (row, text, ids) in enumerate(journal.read()):
+        convo.append(Message("user", chat_turn(i)[0]))
+        requests.append(list(convo))
+        convo.append(Message("assistant", text, token_ids=ids))
+        rows.append(row)
+    if rows:  # the cache as the last turn left it: its prompt and answer, the last answer token not yet read
+        fit, _ = fit_prompt(requests[-1], eng.count_tokens, eng._n_ctx, max_tokens)
+        eng._llm.reset()
+        eng._llm.eval([*eng.prompt_ids([requests[-1][i] for i in fit.kept]), *convo[-1].token_ids][:-1])
+    for i in range(len(rows), turns):
+        convo.append(Message("user", chat_turn(i)[0]))
         requests.append(list(convo))
         text, s, cpu = ask(eng, convo, GenerationParams(max_tokens=max_tokens, seed=i))
         convo.append(Message("assistant", text, token_ids=s.token_ids))
         rows.append(TurnStats(i + 1, s.prompt_tokens, s.reused_tokens, len(s.forgotten), s.ttft_s, cpu,
                               s.completion_tokens))
-        on_turn(rows[-1])
+        journal.add(rows[-1], text, s.token_ids)
+        print(f"turn {i + 1}: {rows[-1].evaluated} evaluated, {s.reused_tokens} reused, {s.ttft_s:.2f} s",
+              file=sys.stderr)
     return rows, requests
 
 
@@ -169,15 +199,15 @@ def main() -> None:
     ap.add_argument("--shape", default="tinyllama")
     ap.add_argument("--quant", default="Q4_K_M")
     ap.add_argument("--block-fraction", type=float, default=engine.context.BLOCK_FRACTION)
-    ap.add_argument("--csv", help="write every turn's figures to this file")
+    ap.add_argument("--journal", type=Path, help="JSON lines file of the turns, written as they end; an existing "
+                    "one is continued from its last turn (a stopped run loses nothing)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of the interleaved replay of turn 5, the last "
                     "turn that left a block out, and the last turn")
-    ap.add_argument("--report", metavar="CSV", help="only print the report of a run's --csv file (even a partial one)")
+    ap.add_argument("--report", action="store_true", help="only print the report of the journal's turns")
     args = ap.parse_args()
+    journal = Journal(args.journal)
     if args.report:
-        with open(args.report, newline="") as f:
-            rows = [TurnStats(int(r["turn"]), int(r["prompt"]), int(r["reused"]), int(r["forgotten"]),
-                              float(r["ttft_s"]), float(r["cpu_s"]), int(r["answer"])) for r in csv.DictReader(f)]
+        rows = [row for row, _, _ in journal.read()]
         args.turns = rows[-1].turn
         print(report(rows, args, 0.0))
         return
@@ -187,24 +217,14 @@ def main() -> None:
     eng.load(ModelInfo(path=build_cached(args.shape, args.quant)), LoadOptions(n_ctx=args.n_ctx,
                                                                                n_threads=args.threads))
     t0 = time.perf_counter()
-    # Every turn is written (and flushed) as it ends, so a long run that is stopped still leaves its figures.
-    with open(args.csv or os.devnull, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow([field.name for field in fields(TurnStats)])
-
-        def on_turn(r: TurnStats) -> None:
-            out.writerow(astuple(r))
-            f.flush()
-            print(f"turn {r.turn}: {r.evaluated} evaluated, {r.reused} reused, {r.ttft_s:.2f} s", file=sys.stderr)
-
-        try:
-            rows, requests = converse(eng, args.turns, args.max_tokens, on_turn)
-            elapsed = time.perf_counter() - t0
-            drops = [r.turn for prev, r in itertools.pairwise(rows) if r.forgotten != prev.forgotten]
-            chosen = [args.turns, *drops[-1:], 5] if args.rounds and args.turns >= 5 else []
-            times = replay(eng, {t: (requests[t - 1], rows[t - 1].reused) for t in chosen}, args.rounds)
-        finally:
-            eng.unload()
+    try:
+        rows, requests = converse(eng, args.turns, args.max_tokens, journal)
+        elapsed = time.perf_counter() - t0
+        drops = [r.turn for prev, r in itertools.pairwise(rows) if r.forgotten != prev.forgotten]
+        chosen = [args.turns, *drops[-1:], 5] if args.rounds and args.turns >= 5 else []
+        times = replay(eng, {t: (requests[t - 1], rows[t - 1].reused) for t in chosen}, args.rounds)
+    finally:
+        eng.unload()
     print(report(rows, args, elapsed) + (replay_report(times, rows, args.rounds) if times else ""))
 
 
