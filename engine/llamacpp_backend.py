@@ -20,8 +20,9 @@ from pathlib import Path
 
 from engine import llama_log
 from engine.answer_stream import refused, stream_answer
-from engine.chat_format import ChatFormat, bind_to_vocab, get_format
+from engine.chat_format import ChatFormat, get_format
 from engine.context import fit_prompt
+from engine.format_vocab import bind_to_vocab
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
 from engine.literal_tokens import LiteralTokenizer
 from engine.llamacpp_lookup import lookup_tokens

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.answer_stream import refused, stream_answer
-from engine.chat_format import ChatFormat, bind_to_vocab, get_format
+from engine.chat_format import ChatFormat, get_format
 from engine.context import fit_prompt
+from engine.format_vocab import bind_to_vocab
 from engine.literal_tokens import LiteralTokenizer
 from engine.mlx_lookup import lookup_steps
 from engine.mlx_state import MlxStateIO, build
