@@ -23,15 +23,12 @@ Behaviour the references leave open, chosen here and tested:
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from engine.chat_template import shared_template, template_context
 from engine.types import EngineError, Message
-
-log = logging.getLogger(__name__)
 
 ROLES = ("system", "user", "assistant")
 GGUF_JINJA = "gguf-jinja"
@@ -56,7 +53,7 @@ class ChatFormat:
     name: str  # registry key
     label: str  # for the UI
     stop_tokens: tuple[str, ...]  # control tokens that end an answer
-    control_tokens: tuple[str, ...]  # must be single tokens in the model's vocab (see `self_test`)
+    control_tokens: tuple[str, ...]  # must be single tokens in the model's vocab (see `format_vocab.self_test`)
     renderer: Renderer = field(repr=False, compare=False)
 
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[Part]:
@@ -286,7 +283,7 @@ def _gguf_jinja_format(name: str, bos: str, eos: str, template: str | None) -> C
                       control_tokens=(*controls, *_nonempty(bos, eos)), renderer=_gguf_jinja(template, bos, eos))
 
 
-# --- lookup, self-test, vocab binding ------------------------------------------------------------
+# --- lookup ------------------------------------------------------------------------------------
 
 
 def format_names() -> tuple[str, ...]:
@@ -307,59 +304,4 @@ def get_format(name: str, *, gguf_template: str | None = None, bos_token: str = 
     return make(name, bos_token, eos_token, gguf_template)
 
 
-def self_test(fmt: ChatFormat, is_single_token: Callable[[str], bool],
-              available: Iterable[str] | None = None) -> list[str]:
-    """Warnings (plain sentences) when `fmt`'s control tokens are not single tokens in the loaded
-    vocab, naming a format from `available` (default: all) whose control tokens all are."""
-    missing = [t for t in fmt.control_tokens if not is_single_token(t)]
-    if not missing:
-        return []
-    names = tuple(available) if available is not None else format_names()
-    fitting = [
-        cand for cand in (get_format(n) for n in names if n not in (fmt.name, GGUF_JINJA) and n in _REGISTRY)
-        if all(is_single_token(t) for t in cand.control_tokens)
-    ]
-    # The format needing the most control tokens that all exist is the most telling fit.
-    fitting.sort(key=lambda cand: -len(cand.control_tokens))
-    warning = (
-        f"The chat format {fmt.label} needs {' and '.join(missing)} as single tokens, but this model "
-        "does not have them, so its answers will likely be nonsense."
-    )
-    if fitting:
-        warning += f" Choose {fitting[0].label} ({fitting[0].name}) in Settings."
-    elif GGUF_JINJA in names and fmt.name != GGUF_JINJA:
-        warning += f" Choose the model's own template ({GGUF_JINJA}) in Settings."
-    else:
-        warning += " Choose another chat format in Settings."
-    return [warning]
-
-
-@dataclass(frozen=True)
-class VocabBinding:
-    """A format resolved against one model's vocab: which ids end an answer, which stops must be
-    caught as text (the vocab lacks them as tokens), and the self-test's warnings."""
-
-    stop_ids: frozenset[int]
-    stop_strings: tuple[str, ...]
-    warnings: tuple[str, ...]
-
-
-def bind_to_vocab(fmt: ChatFormat, tokenize: Callable[[str], list[int]], eos_ids: Iterable[int]) -> VocabBinding:
-    """Resolve `fmt`'s stop tokens with `tokenize` (specials parsed, no BOS); the model's own end
-    token(s) `eos_ids` always stop too. Warnings are logged as well as returned."""
-    stop_ids = set(eos_ids)
-    stop_strings: list[str] = []
-    for tok in fmt.stop_tokens:
-        ids = tokenize(tok)
-        if len(ids) == 1:
-            stop_ids.add(ids[0])
-        else:
-            stop_strings.append(tok)  # the vocab lacks it: catch it as text instead
-    warnings = self_test(fmt, lambda t: len(tokenize(t)) == 1)
-    for w in warnings:
-        log.warning("template self-test: %s", w)
-    return VocabBinding(frozenset(stop_ids), tuple(stop_strings), tuple(warnings))
-
-
-__all__ = ["ChatFormat", "Part", "UnknownFormatError", "VocabBinding", "bind_to_vocab", "format_names", "get_format",
-           "register_chat_format", "self_test"]
+__all__ = ["ChatFormat", "Part", "UnknownFormatError", "format_names", "get_format", "register_chat_format"]

@@ -15,31 +15,19 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 from engine import llama_log
-from engine.answer_stream import refused, stream_answer
-from engine.chat_format import ChatFormat, bind_to_vocab, get_format
-from engine.context import fit_prompt
+from engine.chat_format import get_format
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
 from engine.literal_tokens import LiteralTokenizer
 from engine.llamacpp_lookup import lookup_tokens
 from engine.llamacpp_state import LlamaStateIO, build
-from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
+from engine.local_engine import LocalEngine
+from engine.prompt_tokens import common_prefix
 from engine.resume import Resumer
-from engine.stats import PromptStats
-from engine.types import (
-    Chunk,
-    ContextOverflowError,
-    EngineError,
-    GenerationParams,
-    LoadOptions,
-    LoadReport,
-    Message,
-    ModelFileError,
-    ModelInfo,
-)
+from engine.types import EngineError, GenerationParams, LoadOptions, LoadReport, ModelFileError, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +70,17 @@ def _unsupported(path: Path, arch: str, detail: str) -> ModelFileError:
                           "Llama-family models such as TinyLlama. Choose another model file.", detail=detail)
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(LocalEngine):
     """Engine protocol implementation on llama-cpp-python."""
 
     name = "llama.cpp"
 
     def __init__(self) -> None:
+        super().__init__()
         self._llm = None
-        self._fmt: ChatFormat | None = None
         self._model: ModelInfo | None = None
-        self._stop_ids: frozenset[int] = frozenset()
-        self._stop_strings: tuple[str, ...] = ()
-        self._literal: LiteralTokenizer | None = None
         self._cancel: threading.Event | None = None
         self._abort_cb = None
-        self._n_ctx = 0
-        self._resume: Resumer | None = None
 
     # ----------------------------------------------------------------- loading
     def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
@@ -149,11 +132,7 @@ class LlamaCppEngine:
         self._literal = LiteralTokenizer(self._tokenize_plain, _token_texts(llm))
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         self._resume = Resumer(LlamaStateIO(llm), path, build(), options.n_ctx, options, lambda: self.chat_format)
-        try:
-            warnings = self.set_chat_format(options.chat_format or model.chat_format)
-        except EngineError:
-            self.unload()
-            raise
+        warnings = self._format_at_load(options.chat_format or model.chat_format)
         load_s = time.perf_counter() - t0
         log.info("loaded %s (%s) in %.2f s, %d threads, format %s", path.name, arch, load_s, n_threads,
                  self.chat_format)
@@ -175,18 +154,11 @@ class LlamaCppEngine:
     def loaded(self) -> bool:
         return self._llm is not None
 
-    @property
-    def chat_format(self) -> str:
-        return self._fmt.name if self._fmt else ""
-
     def set_chat_format(self, name: str) -> tuple[str, ...]:
         """Switch format; returns the template self-test's warnings."""
         llm = self._require()
         fmt = get_format(name, gguf_template=llm.metadata.get("tokenizer.chat_template"))
-        binding = bind_to_vocab(fmt, self._tokenize, [llm.token_eos()])
-        stop_ids = binding.stop_ids | control_token_ids(fmt, self._tokenize)
-        self._fmt, self._stop_ids, self._stop_strings = fmt, stop_ids, binding.stop_strings
-        return binding.warnings
+        return self._use_format(fmt, [llm.token_eos()])
 
     # --------------------------------------------------------------- prompting
     def _require(self):
@@ -200,15 +172,6 @@ class LlamaCppEngine:
     def _tokenize_plain(self, text: str) -> list[int]:
         return self._tokenize(text, special=False)
 
-    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
-        assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize, self._literal)
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        """Prompt length in tokens for `messages`, generation prompt included."""
-        return len(self.prompt_ids(messages))
-
     # -------------------------------------------------------------- generating
     def _should_abort(self, _data: object) -> bool:
         return self._cancel is not None and self._cancel.is_set()
@@ -221,30 +184,18 @@ class LlamaCppEngine:
         cb = self._abort_cb if on else llama_cpp.ggml_abort_callback()
         llama_cpp.llama_set_abort_callback(self._require().ctx, cb, None)
 
-    def generate(self, messages: Sequence[Message], params: GenerationParams,
-                 cancel: threading.Event) -> Iterator[Chunk]:
-        """Stream an answer; see Engine.generate. Never raises for runtime problems."""
-        t0 = time.perf_counter()
-        try:
-            llm = self._require()
-            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
-                                      params.forget_oldest)
-        except (ContextOverflowError, EngineError) as e:
-            yield refused(t0, e)
-            return
-        prompt = self.prompt_ids([messages[i] for i in fit.kept])
-        assert self._resume is not None
-        self._resume.before(prompt, cancel)
+    def _reuse_prefix(self, prompt: list[int]) -> int:
+        """How much of `prompt` llama-cpp-python's cache already holds (`generate(reset=True)` keeps that)."""
+        llm = self._require()
         cached = llm._input_ids[: llm.n_tokens].tolist()
-        reused = common_prefix(cached, prompt)
-        reused = min(reused, len(prompt) - 1)  # llama-cpp-python always re-evaluates the last one
-        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        yield from self._resume.saving(stream_answer(
-            self._sample(prompt, params, cancel), lambda token: utf8.decode(llm.detokenize([token])),
-            stop_ids=self._stop_ids, stop_strings=(*self._stop_strings, *params.stop), max_new=max_new,
-            cancel=cancel, prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))
+        return min(common_prefix(cached, prompt), len(prompt) - 1)  # it always re-evaluates the last one
 
-    def _sample(self, prompt: list[int], params: GenerationParams,
+    def _decoder(self) -> Callable[[int], str]:
+        llm = self._require()
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        return lambda token: utf8.decode(llm.detokenize([token]))
+
+    def _sample(self, prompt: list[int], reused: int, max_new: int, params: GenerationParams,
                 cancel: threading.Event) -> Generator[int, None, None]:
         """llama-cpp-python's sampling loop; `cancel` aborts the prompt's evaluation too (it raises
         RuntimeError then)."""

@@ -21,30 +21,18 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
-from engine.answer_stream import refused, stream_answer
-from engine.chat_format import ChatFormat, bind_to_vocab, get_format
-from engine.context import fit_prompt
+from engine.chat_format import get_format
 from engine.literal_tokens import LiteralTokenizer
+from engine.local_engine import LocalEngine
 from engine.mlx_lookup import lookup_steps
 from engine.mlx_state import MlxStateIO, build
-from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
+from engine.prompt_tokens import common_prefix
 from engine.resume import Resumer
-from engine.stats import PromptStats
-from engine.types import (
-    Chunk,
-    ContextOverflowError,
-    EngineError,
-    GenerationParams,
-    LoadOptions,
-    LoadReport,
-    Message,
-    ModelFileError,
-    ModelInfo,
-)
+from engine.types import EngineError, GenerationParams, LoadOptions, LoadReport, ModelFileError, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +72,17 @@ def check_model_dir(path: Path) -> dict[str, Any]:
     return config
 
 
-class MlxEngine:
+class MlxEngine(LocalEngine):
     """Engine protocol implementation on mlx-lm."""
 
     name = "mlx"
 
     def __init__(self) -> None:
+        super().__init__()
         self._model: Any = None
         self._tokenizer: Any = None  # mlx_lm's TokenizerWrapper
-        self._fmt: ChatFormat | None = None
-        self._stop_ids: frozenset[int] = frozenset()
-        self._stop_strings: tuple[str, ...] = ()
-        self._literal: LiteralTokenizer | None = None
-        self._n_ctx = 0
         self._cache: list[Any] = []  # the prompt cache: one KV cache per layer
         self._cached_ids: list[int] = []  # the exact tokens the cache holds
-        self._resume: Resumer | None = None
 
     # ----------------------------------------------------------------- loading
     def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
@@ -140,11 +123,7 @@ class MlxEngine:
         self._reset_cache()
         self._resume = Resumer(MlxStateIO(lambda: (self._cache, self._cached_ids), self._use_cache), path, build(),
                                options.n_ctx, options, lambda: self.chat_format)
-        try:
-            warnings = self.set_chat_format(options.chat_format or model.chat_format)
-        except EngineError:
-            self.unload()
-            raise
+        warnings = self._format_at_load(options.chat_format or model.chat_format)
         load_s = time.perf_counter() - t0
         device = str(mx.default_device())
         log.info("loaded %s (%s) on %s in %.2f s, format %s", path.name, arch, device, load_s, self.chat_format)
@@ -171,19 +150,12 @@ class MlxEngine:
     def loaded(self) -> bool:
         return self._model is not None
 
-    @property
-    def chat_format(self) -> str:
-        return self._fmt.name if self._fmt else ""
-
     def set_chat_format(self, name: str) -> tuple[str, ...]:
         """Switch format; returns the template self-test's warnings."""
         tokenizer = self._require()
         fmt = get_format(name)  # an MLX folder has no GGUF template: gguf-jinja is refused with a message
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        binding = bind_to_vocab(fmt, self._tokenize, eos)
-        stop_ids = binding.stop_ids | control_token_ids(fmt, self._tokenize)
-        self._fmt, self._stop_ids, self._stop_strings = fmt, stop_ids, binding.stop_strings
-        return binding.warnings
+        return self._use_format(fmt, eos)
 
     # --------------------------------------------------------------- prompting
     def _require(self) -> Any:
@@ -198,15 +170,6 @@ class MlxEngine:
         # split_special_tokens: special tokens' text stays text (LiteralTokenizer also cuts it up).
         hf = self._require()._tokenizer
         return list(hf.encode(text, add_special_tokens=False, split_special_tokens=True)) if text else []
-
-    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
-        assert self._fmt is not None
-        return prompt_ids(self._fmt, messages, self._tokenize, self._literal)
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        """Prompt length in tokens for `messages`, generation prompt included."""
-        return len(self.prompt_ids(messages))
 
     # ----------------------------------------------------------------- caching
     def _reset_cache(self) -> None:
@@ -266,31 +229,15 @@ class MlxEngine:
         top_k = params.top_k if 0 < params.top_k < len(self._tokenizer) else 0
         return make_sampler(temp=params.temperature, top_p=params.top_p, min_p=params.min_p, top_k=top_k)
 
-    def generate(self, messages: Sequence[Message], params: GenerationParams,
-                 cancel: threading.Event) -> Iterator[Chunk]:
-        """Stream an answer; see Engine.generate. Never raises for runtime problems."""
-        t0 = time.perf_counter()
-        try:
-            tokenizer = self._require()
-            fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens,
-                                      params.forget_oldest)
-            prompt = self.prompt_ids([messages[i] for i in fit.kept])
-        except (ContextOverflowError, EngineError) as e:
-            yield refused(t0, e)
-            return
-        assert self._resume is not None
-        self._resume.before(prompt, cancel)
-        reused = self._reuse_prefix(prompt)
-        detokenizer = tokenizer.detokenizer  # mlx-lm's streaming one: holds a character's bytes until whole
+    def _decoder(self) -> Callable[[int], str]:
+        # A fresh copy of mlx-lm's streaming detokenizer: it holds a character's bytes until whole.
+        detokenizer = self._require().detokenizer
 
         def decode(token: int) -> str:
             detokenizer.add_token(token)
             return detokenizer.last_segment
 
-        yield from self._resume.saving(stream_answer(
-            self._sample(prompt, reused, max_new, params, cancel), decode, stop_ids=self._stop_ids,
-            stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
-            prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))
+        return decode
 
     def _sample(self, prompt: list[int], reused: int, max_new: int, params: GenerationParams,
                 cancel: threading.Event) -> Generator[int, None, None]:

@@ -9,14 +9,8 @@ import llama_cpp
 import pytest
 
 from engine import chat_template
-from engine.chat_format import (
-    ChatFormat,
-    UnknownFormatError,
-    bind_to_vocab,
-    format_names,
-    get_format,
-    self_test,
-)
+from engine.chat_format import ChatFormat, UnknownFormatError, format_names, get_format
+from engine.format_vocab import bind_to_vocab, self_test
 from engine.types import EngineError
 from tests.fixtures.gguf_model import CHATML_TEMPLATE
 from tests.test_chat_format import HF_LLAMA2_TEMPLATE, HF_ZEPHYR_TEMPLATE, M, llm, single_token

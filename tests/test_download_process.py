@@ -14,16 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.fakehub import FakeHub, gguf_entry, write_catalog
-from tests.fixtures.gguf_model import build_cached
+from tests.test_download import model_bytes
 
 REPO = "test/Tiny-GGUF"
 FILE = "tiny.q4_k_m.gguf"
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def model_bytes() -> bytes:
-    return build_cached("small", "Q4_K_M", scripted=True).read_bytes()
+__all__ = ["model_bytes"]  # the shared module-scoped model fixture
 
 
 @pytest.fixture

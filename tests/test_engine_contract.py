@@ -15,7 +15,7 @@ import time
 import pytest
 
 from engine.state_cache import StateCache
-from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, Message, ModelFileError
+from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, Message, ModelFileError, ModelInfo
 from tests.engine_backends import BACKENDS, PUBLISHED_BACKENDS, REMOTE_BACKENDS, BackendCase
 from tests.fixtures.vocab import SCRIPT_TEXT
 
@@ -38,20 +38,21 @@ def base_case(request) -> BackendCase:
     return request.param
 
 
-@pytest.fixture
-def scripted(case):
+def _loaded(case: BackendCase, model: ModelInfo):
     engine = case.make_engine()
-    engine.load(case.scripted_model(), LoadOptions())
+    engine.load(model, LoadOptions())
     yield engine
     engine.unload()
+
+
+@pytest.fixture
+def scripted(case):
+    yield from _loaded(case, case.scripted_model())
 
 
 @pytest.fixture
 def randomized(case):
-    engine = case.make_engine()
-    engine.load(case.random_model(), LoadOptions())
-    yield engine
-    engine.unload()
+    yield from _loaded(case, case.random_model())
 
 
 def run(engine, messages, params=GREEDY, cancel=None) -> tuple[list[Chunk], Chunk]:

@@ -20,6 +20,7 @@ from app.chat.message_widget import MessageView
 from app.chat.model_state import ModelState
 from app.chat.settings_service import SettingsService
 from app.core.store import Store
+from app.core.store_errors import read_or_tell, write_or_tell
 from app.core.store_types import StoredMessage, StoreError
 from app.core.store_writer import StreamingWriter
 from engine.types import Message
@@ -108,12 +109,8 @@ class ChatController(QObject):
         """A new answer to the same user message, as a sibling of `message_id` (an assistant message)."""
         if not self._can_generate():
             return
-        try:
-            msg = self.store.get_message(message_id)
-        except StoreError as e:
-            self.notice.emit(e.message)
-            return
-        if msg.role != "assistant" or msg.parent_id is None:
+        msg = read_or_tell(lambda: self.store.get_message(message_id), self.notice.emit)
+        if msg is None or msg.role != "assistant" or msg.parent_id is None:
             return
         self._start_answer(msg.conversation_id, msg.parent_id, reload=True)
 
@@ -171,13 +168,9 @@ class ChatController(QObject):
         if self.generating:
             self.notice.emit(BUSY)
             return
-        try:
-            conv = self.store.get_message(message_id).conversation_id
-            self.store.delete_message(message_id)
-        except StoreError as e:
-            self.notice.emit(e.message)
-            return
-        self.branchChanged.emit(conv)
+        msg = read_or_tell(lambda: self.store.get_message(message_id), self.notice.emit)
+        if msg is not None and write_or_tell(lambda: self.store.delete_message(message_id), self.notice.emit):
+            self.branchChanged.emit(msg.conversation_id)
 
     def stop(self) -> None:
         """Stop the answer being generated (the worker sees the Event between tokens)."""

@@ -18,7 +18,9 @@ from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWi
 
 from app.chat.empty_state import INVITATION, EmptyState
 from app.chat.message_widget import MessageView, MessageWidget
+from app.chat.scroll_anchor import ScrollAnchor
 from app.chat.stream_painter import StreamPainter
+from app.ui.wiring import connect_signals
 
 FIRST_WINDOW = 30  # messages built when a conversation opens
 BATCH = 6  # messages built each time the user scrolls near an edge (one scroll step stays < 50 ms)
@@ -66,19 +68,15 @@ class ChatView(QScrollArea):
         self._above: list[MessageView] = []  # older messages not built, oldest first
         self._below: list[MessageView] = []  # newer messages not built (the user scrolled far up)
         self._painter = StreamPainter(self._paint_stream, self)
-        self._stick_to_bottom = True
-        self._anchor: tuple[MessageWidget, int] | None = None  # keep this widget at this viewport y
-        self._applying = False
-        bar = self.verticalScrollBar()
-        bar.valueChanged.connect(self._on_scrolled)
-        bar.rangeChanged.connect(self._on_range_changed)
+        self._anchor = ScrollAnchor(self.verticalScrollBar(), self)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
     # ------------------------------------------------------------ whole chat
     def show_messages(self, views: Sequence[MessageView], reveal: str | None = None) -> None:
         """Replace everything with `views` (a conversation's active branch, oldest first): the newest in
         view, or message `reveal` in view and highlighted."""
         self._painter.drop()
-        self._anchor = None
+        self._anchor.release()
         self.column.setUpdatesEnabled(False)
         for w in self._widgets.values():
             self._layout.removeWidget(w)
@@ -101,7 +99,7 @@ class ChatView(QScrollArea):
         self._empty.setVisible(not views)
         self.column.setUpdatesEnabled(True)
         if self._found is None:
-            self._stick_to_bottom = True
+            self._anchor.stick_to_bottom = True
             self.scroll_to_bottom()
         else:
             self._reveal(self._widgets[self._found])
@@ -110,11 +108,10 @@ class ChatView(QScrollArea):
         """Lay the column out now and put `widget` near the top of the view, highlighted, before anything
         is painted; it stays there while the heights above it settle."""
         widget.set_found(True)
-        self._stick_to_bottom = False
+        self._anchor.stick_to_bottom = False
         for _ in range(3):
             QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
-        self._anchor = (widget, REVEAL_MARGIN)
-        self._apply_anchor()
+        self._anchor.hold(widget, REVEAL_MARGIN)
 
     def set_forgotten(self, message_ids: Collection[str]) -> None:
         """Grey out the messages the model no longer sees, and put the divider after the newest of them."""
@@ -196,10 +193,8 @@ class ChatView(QScrollArea):
 
     def _insert(self, index: int, view: MessageView) -> MessageWidget:
         w = MessageWidget(view, self.column)
-        w.regenerateRequested.connect(self.regenerateRequested)
-        w.editSubmitted.connect(self.editSubmitted)
-        w.deleteRequested.connect(self.deleteRequested)
-        w.branchRequested.connect(self.branchRequested)
+        connect_signals(w, regenerateRequested=self.regenerateRequested, editSubmitted=self.editSubmitted,
+                        deleteRequested=self.deleteRequested, branchRequested=self.branchRequested)
         w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         w.set_bubble_max_width(self._bubble_width())
         # Style sheet fonts apply at polish; done later, they would change the height after the scroll
@@ -242,10 +237,8 @@ class ChatView(QScrollArea):
 
     @Slot(int)
     def _on_scrolled(self, value: int) -> None:
-        if not self._applying:
-            self._anchor = None  # the user moved: stop holding the old position
         bar = self.verticalScrollBar()
-        self._stick_to_bottom = value >= bar.maximum() - 24 and not self._below
+        self._anchor.stick_to_bottom = value >= bar.maximum() - 24 and not self._below
         if (value < EDGE_PX and self._above) or (value > bar.maximum() - EDGE_PX and self._below):
             QTimer.singleShot(0, self, self._fill_edges)
 
@@ -263,7 +256,7 @@ class ChatView(QScrollArea):
         # events), so the reading position is restored before anything is painted.
         for _ in range(3):
             QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
-        self._apply_anchor()
+        self._anchor.apply()
         # Still near the edge once laid out (short messages)? Then one more batch, in a later event.
         QTimer.singleShot(0, self, self._recheck_edges)
 
@@ -275,13 +268,7 @@ class ChatView(QScrollArea):
 
     def _set_anchor(self) -> None:
         """Remember where the first message in view is, so a change above it does not move the text."""
-        top = self.verticalScrollBar().value()
-        for mid in self._order:
-            w = self._widgets[mid]
-            if w.y() + w.height() > top:
-                self._anchor = (w, w.y() - top)
-                QTimer.singleShot(0, self, self._apply_anchor)
-                return
+        self._anchor.hold_first_visible(self._widgets[mid] for mid in self._order)
 
     def _build_older(self) -> None:
         self._set_anchor()
@@ -308,7 +295,7 @@ class ChatView(QScrollArea):
         excess = len(self._order) - MAX_BUILT
         if excess <= 0:
             return
-        if self._anchor is None:
+        if not self._anchor.holding:
             self._set_anchor()
         for mid in self._order[:excess]:
             self._above.append(self._take_down(mid))
@@ -319,8 +306,7 @@ class ChatView(QScrollArea):
         w = self._widgets.pop(message_id)
         if message_id == self._found:
             self._found = None  # scrolled far away from it: built again, it is just a message
-        if self._anchor is not None and self._anchor[0] is w:
-            self._anchor = None
+        self._anchor.release(w)
         self._layout.removeWidget(w)
         w.hide()
         w.deleteLater()
@@ -328,23 +314,6 @@ class ChatView(QScrollArea):
         if w.body.text != view.message.content and view.streaming:
             view = replace(view, message=replace(view.message, content=w.body.text))
         return view
-
-    @Slot(int, int)
-    def _on_range_changed(self, _lo: int, hi: int) -> None:
-        if self._anchor is not None:
-            self._apply_anchor()
-        elif self._stick_to_bottom:
-            self.verticalScrollBar().setValue(hi)
-
-    @Slot()
-    def _apply_anchor(self) -> None:
-        # Applied on every range change until the user scrolls again: heights settle over more than one
-        # layout pass (word wrap, polish), and each pass would otherwise move the text being read.
-        if self._anchor is not None:
-            widget, offset = self._anchor
-            self._applying = True
-            self.verticalScrollBar().setValue(widget.y() - offset)
-            self._applying = False
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

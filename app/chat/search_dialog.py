@@ -19,8 +19,10 @@ from PySide6.QtWidgets import (
 
 from app.core import timestamps
 from app.core.store import Store
-from app.core.store_types import MARK_END, MARK_START, SearchHit, StoreError
-from app.ui import panel_style, theme
+from app.core.store_errors import read_or_tell
+from app.core.store_types import MARK_END, MARK_START, SearchHit
+from app.ui import theme
+from app.ui.windows import set_up_window
 
 DEBOUNCE_MS = 120
 ROLE_HIT = Qt.ItemDataRole.UserRole
@@ -46,10 +48,7 @@ class SearchDialog(QDialog):
 
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Search conversations")
-        self.setObjectName("SearchDialog")
-        self.setStyleSheet(panel_style.style_sheet())
-        self.resize(640, 460)
+        set_up_window(self, "Search conversations", "SearchDialog", (640, 460), panel=True)
         self.store = store
         self.query = QLineEdit(self)
         self.query.setPlaceholderText("Search all conversations…")
@@ -85,10 +84,8 @@ class SearchDialog(QDialog):
         if not text:
             self.summary.setText("Finds words in every message, in all your conversations.")
             return
-        try:
-            hits = self.store.search(text)
-        except StoreError as e:
-            self.summary.setText(e.message)
+        hits = read_or_tell(lambda: self.store.search(text), self.summary.setText)
+        if hits is None:
             return
         highlight = theme.current().user_bubble if theme.current().name == "dark" else "#ffe58a"
         for hit in hits:

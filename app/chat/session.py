@@ -22,7 +22,9 @@ from app.chat.message_widget import MessageView
 from app.chat.model_state import ModelState, ModelStatus
 from app.chat.settings_service import SettingsService
 from app.core.store import Store
+from app.core.store_errors import read_or_tell, write_or_tell
 from app.core.store_types import StoredMessage, StoreError
+from app.ui.wiring import connect_signals
 from engine.types import GenerationStats, ModelInfo
 
 log = logging.getLogger(__name__)
@@ -85,17 +87,12 @@ class Session(QObject):
         self._count_targets: dict[int, tuple[str | None, list[str | None]]] = {}
         self._adopting = False  # a message sent from a new chat creates the conversation it opens
         self._reopen_on_undo: str | None = None
-        c = self.controller
-        c.messageAdded.connect(self._on_message_added)
-        c.streamText.connect(self._on_stream_text)
-        c.generationStarted.connect(self._on_generation_started)
-        c.generationFinished.connect(self._on_generation_finished)
-        c.branchChanged.connect(self._on_branch_changed)
-        c.conversationsChanged.connect(self.refresh_conversations)
-        c.liveSpeed.connect(self._on_live_speed)
-        c.notice.connect(self.notice)
-        self.model.changed.connect(self._on_model)
-        self.model.notice.connect(self.notice)
+        connect_signals(
+            self.controller, messageAdded=self._on_message_added, streamText=self._on_stream_text,
+            generationStarted=self._on_generation_started, generationFinished=self._on_generation_finished,
+            branchChanged=self._on_branch_changed, conversationsChanged=self.refresh_conversations,
+            liveSpeed=self._on_live_speed, notice=self.notice)
+        connect_signals(self.model, changed=self._on_model, notice=self.notice)
         engine.usage.connect(self._on_usage)
 
     def start(self, model: ModelInfo | None, missing_reason: str = "") -> None:
@@ -134,10 +131,8 @@ class Session(QObject):
     @Slot()
     def refresh_conversations(self) -> None:
         """Announce the conversation list (and the open chat's title, which a first message sets)."""
-        try:
-            conversations = self.store.list_conversations()
-        except StoreError as e:
-            self.notice.emit(e.message)
+        conversations = read_or_tell(self.store.list_conversations, self.notice.emit)
+        if conversations is None:
             return
         self.conversationsChanged.emit(conversations, self.open_id)
         self.titleChanged.emit(self._title())
@@ -154,34 +149,25 @@ class Session(QObject):
         if active is not None and active.conversation_id == conversation_id:
             self.notice.emit(GENERATING_REFUSAL)
             return
-        try:
-            title = self.store.get_conversation(conversation_id).title
-            self.store.trash_conversation(conversation_id)
-        except StoreError as e:
-            self.notice.emit(e.message)
+        conv = read_or_tell(lambda: self.store.get_conversation(conversation_id), self.notice.emit)
+        if conv is None or not write_or_tell(lambda: self.store.trash_conversation(conversation_id), self.notice.emit):
             return
         self._reopen_on_undo = conversation_id if conversation_id == self.open_id else None
         if conversation_id == self.open_id:
             self.open(None)
         self.refresh_conversations()
-        self.undoOffered.emit(conversation_id, title)
+        self.undoOffered.emit(conversation_id, conv.title)
 
     def undo_trash(self, conversation_id: str) -> None:
         """Bring a trashed conversation back; it opens again if it was the open one and no other is."""
-        try:
-            self.store.restore_conversation(conversation_id)
-        except StoreError as e:
-            self.notice.emit(e.message)
+        if not write_or_tell(lambda: self.store.restore_conversation(conversation_id), self.notice.emit):
             return
         self.refresh_conversations()
         if self._reopen_on_undo == conversation_id and self.open_id is None:
             self.open(conversation_id)
 
     def _write(self, write: Callable[[], object]) -> None:
-        try:
-            write()
-        except StoreError as e:
-            self.notice.emit(e.message)
+        write_or_tell(write, self.notice.emit)
         self.refresh_conversations()
 
     def _title(self) -> str:

@@ -9,11 +9,15 @@ import logging
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from app.core.store_types import StoreError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TEXT_KEPT = "Your text is still here."
 _WRITE_CODES = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR)
@@ -70,3 +74,22 @@ def os_cause(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "full"
     return "readonly" if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else ""
+
+
+def read_or_tell(read: Callable[[], T], tell: Callable[[str], object]) -> T | None:
+    """`read()`'s result, or None after handing a failing store's sentence to `tell` (a notice)."""
+    try:
+        return read()
+    except StoreError as e:
+        tell(e.message)
+        return None
+
+
+def write_or_tell(write: Callable[[], object], tell: Callable[[str], object]) -> bool:
+    """Run `write()`; False after handing a failing store's sentence to `tell` (a notice)."""
+    try:
+        write()
+    except StoreError as e:
+        tell(e.message)
+        return False
+    return True

@@ -28,7 +28,8 @@ from app.models.import_choice import ask_in_place
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.models.model_table import ModelTable
 from app.models.welcome_view import choose_gguf_file
-from app.ui import panel_style, theme
+from app.ui import theme
+from app.ui.windows import set_up_window
 from engine.catalog import CatalogEntry
 from engine.download import free_bytes, human
 from engine.models import InstalledModel
@@ -42,10 +43,7 @@ class ModelDialog(QDialog):
 
     def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Models")
-        self.setObjectName("ModelDialog")
-        self.setStyleSheet(panel_style.style_sheet())
-        self.resize(900, 520)
+        set_up_window(self, "Models", "ModelDialog", (900, 520), panel=True)
         self.switcher = switcher
         self.downloads = switcher.downloads
         self._progress: dict[str, JobProgress] = {}  # row key → last progress of its running job

@@ -18,6 +18,7 @@ from app.chat.session import Session
 from app.core import network_report, paths
 from app.core.logging_setup import LOG_FILENAME
 from app.core.version import app_version, library_versions
+from app.ui.windows import set_up_window
 from engine.hardware import cpu_flags, physical_cores
 from engine.select import choose_engine
 
@@ -95,9 +96,7 @@ class AboutDialog(QDialog):
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("About TinyChat")
-        self.setObjectName("AboutDialog")
-        self.resize(640, 560)
+        set_up_window(self, "About TinyChat", "AboutDialog", (640, 560))
         self.session = session
         heading = QLabel("<h2>TinyChat</h2>Chat with TinyLlama, privately, on this computer.", self)
         self.privacy = QLabel(PRIVACY, self)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.resources import resource_path
+from app.ui.windows import set_up_window
 
 GUIDE = "docs/user-guide.md"
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
@@ -45,9 +46,7 @@ class GuideWindow(QDialog):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("TinyChat user guide")
-        self.setObjectName("GuideWindow")
-        self.resize(760, 720)
+        set_up_window(self, "TinyChat user guide", "GuideWindow", (760, 720))
         self.browser = QTextBrowser(self)
         self.browser.setAccessibleName("User guide")
         self.browser.setOpenExternalLinks(True)
@@ -123,9 +122,7 @@ class ShortcutsDialog(QDialog):
 
     def __init__(self, rows: list[tuple[str, str]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
-        self.setObjectName("ShortcutsDialog")
-        self.resize(460, 520)
+        set_up_window(self, "Keyboard shortcuts", "ShortcutsDialog", (460, 520))
         self.table = QTableWidget(len(rows), 2, self)
         self.table.setAccessibleName("Keyboard shortcuts")
         self.table.setHorizontalHeaderLabels(["Action", "Keys"])

@@ -46,6 +46,7 @@ from app.core.store import Store
 from app.core.store_types import StoreError
 from app.shell.status_bar import StatusBar
 from app.ui import theme
+from app.ui.wiring import connect_signals
 from engine.backend import Engine
 from engine.select import create_engine
 from engine.types import ModelInfo
@@ -175,33 +176,18 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         s = self.session
-        s.opened.connect(self._on_opened)
-        s.titleChanged.connect(self._on_title)
-        s.conversationsChanged.connect(self.sidebar.set_conversations)
-        s.messageAdded.connect(self.chat_view.append_message)
-        s.streamText.connect(self.chat_view.stream)
-        s.messageFinished.connect(self.chat_view.finish_message)
-        s.usageChanged.connect(self._on_usage)
-        s.modelChanged.connect(self._on_model)
-        s.generatingChanged.connect(self._on_generating)
-        s.speedChanged.connect(self.status.set_speed)
-        s.notice.connect(self.show_notice)
-        s.undoOffered.connect(self.sidebar.offer_undo)
+        connect_signals(
+            s, opened=self._on_opened, titleChanged=self._on_title, conversationsChanged=self.sidebar.set_conversations,
+            messageAdded=self.chat_view.append_message, streamText=self.chat_view.stream,
+            messageFinished=self.chat_view.finish_message, usageChanged=self._on_usage, modelChanged=self._on_model,
+            generatingChanged=self._on_generating, speedChanged=self.status.set_speed, notice=self.show_notice,
+            undoOffered=self.sidebar.offer_undo)
         self.settings.changed.connect(self._on_settings)
-        b = self.sidebar
-        b.selected.connect(s.open)
-        b.newChatRequested.connect(self.new_chat)
-        b.renameRequested.connect(s.rename)
-        b.pinRequested.connect(s.set_pinned)
-        b.deleteRequested.connect(s.trash)
-        b.undoRequested.connect(s.undo_trash)
-        v = self.chat_view
-        v.regenerateRequested.connect(s.regenerate)
-        v.editSubmitted.connect(s.edit)
-        v.deleteRequested.connect(s.delete_message)
-        v.branchRequested.connect(s.switch_branch)
-        self.composer.sendRequested.connect(self.send)
-        self.composer.stopRequested.connect(s.stop)
+        connect_signals(self.sidebar, selected=s.open, newChatRequested=self.new_chat, renameRequested=s.rename,
+                        pinRequested=s.set_pinned, deleteRequested=s.trash, undoRequested=s.undo_trash)
+        connect_signals(self.chat_view, regenerateRequested=s.regenerate, editSubmitted=s.edit,
+                        deleteRequested=s.delete_message, branchRequested=s.switch_branch)
+        connect_signals(self.composer, sendRequested=self.send, stopRequested=s.stop)
 
     # ----------------------------------------------------------------- actions
     @Slot()

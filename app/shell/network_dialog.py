@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core import network_report
+from app.ui.windows import set_up_window
 from engine import network_log
 
 COLUMNS = ("Time", "What", "Host", "Port", "Purpose", "Received", "Result")
@@ -35,9 +36,7 @@ class NetworkDialog(QDialog):
     def __init__(self, set_airplane: Callable[[bool], None], log_file: Path | None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Network")
-        self.setObjectName("NetworkDialog")
-        self.resize(900, 480)
+        set_up_window(self, "Network", "NetworkDialog", (900, 480))
         self.summary = QLabel(self)
         self.summary.setObjectName("NetworkSummary")
         font = self.summary.font()

@@ -35,6 +35,7 @@ from app.shell.sampling_page import SamplingPage
 from app.shell.server_page import ServerPage
 from app.ui import panel_style, theme
 from app.ui.panel_style import hint
+from app.ui.windows import set_up_window
 from engine.chat_format import GGUF_JINJA, format_names, get_format
 from engine.hardware import physical_cores
 from engine.models import InstalledModel
@@ -75,10 +76,7 @@ class SettingsDialog(QDialog):
 
     def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Settings")
-        self.setObjectName("SettingsDialog")
-        self.setStyleSheet(panel_style.style_sheet())
-        self.resize(960, 700)
+        set_up_window(self, "Settings", "SettingsDialog", (960, 700), panel=True)
         self.switcher = switcher
         self._loading = True
         self.error = QLabel(self)

@@ -38,20 +38,19 @@ class Colors:
     syntax_comment: str
 
 
-LIGHT = Colors(
-    name="light", window="#f6f6f7", base="#ffffff", sidebar="#f0f0f2", text="#1d1d1f", muted="#6e6e76",
-    accent="#3b6fd8", accent_text="#ffffff", user_bubble="#e9effb", code_bg="#f5f6f8", code_border="#dcdde2",
-    border="#dcdde2", warning="#9a6700", error="#c0392b", hover="#e4e5ea", quote_bar="#c4c6cf",
-    syntax_keyword="#cf222e", syntax_name="#8250df", syntax_builtin="#953800", syntax_string="#0a3069",
-    syntax_number="#0550ae", syntax_comment="#6e7781",
+# Every colour as (light, dark), so the two palettes are read side by side.
+_SHADES: dict[str, tuple[str, str]] = dict(
+    window=("#f6f6f7", "#1e1f22"), base=("#ffffff", "#232428"), sidebar=("#f0f0f2", "#1b1c1f"),
+    text=("#1d1d1f", "#e6e6e9"), muted=("#6e6e76", "#9a9aa3"), accent=("#3b6fd8", "#5b8def"),
+    accent_text=("#ffffff", "#ffffff"), user_bubble=("#e9effb", "#2f3646"), code_bg=("#f5f6f8", "#18191c"),
+    code_border=("#dcdde2", "#34363c"), border=("#dcdde2", "#34363c"), warning=("#9a6700", "#e3b341"),
+    error=("#c0392b", "#ff6b5e"), hover=("#e4e5ea", "#2e3036"), quote_bar=("#c4c6cf", "#4b4e57"),
+    syntax_keyword=("#cf222e", "#ff7b72"), syntax_name=("#8250df", "#d2a8ff"), syntax_builtin=("#953800", "#ffa657"),
+    syntax_string=("#0a3069", "#a5d6ff"), syntax_number=("#0550ae", "#79c0ff"),
+    syntax_comment=("#6e7781", "#8b949e"),
 )
-DARK = Colors(
-    name="dark", window="#1e1f22", base="#232428", sidebar="#1b1c1f", text="#e6e6e9", muted="#9a9aa3",
-    accent="#5b8def", accent_text="#ffffff", user_bubble="#2f3646", code_bg="#18191c", code_border="#34363c",
-    border="#34363c", warning="#e3b341", error="#ff6b5e", hover="#2e3036", quote_bar="#4b4e57",
-    syntax_keyword="#ff7b72", syntax_name="#d2a8ff", syntax_builtin="#ffa657", syntax_string="#a5d6ff",
-    syntax_number="#79c0ff", syntax_comment="#8b949e",
-)
+LIGHT = Colors(name="light", **{k: light for k, (light, _dark) in _SHADES.items()})
+DARK = Colors(name="dark", **{k: dark for k, (_light, dark) in _SHADES.items()})
 
 
 def system_prefers_dark() -> bool:

@@ -1,0 +1,117 @@
+"""What the two in-process backends (llama.cpp, MLX) share: the chat format in use bound to the loaded
+vocab (stop ids, stop strings), prompt token ids built from it, and `generate`'s steps around the one
+answer loop (`answer_stream.stream_answer`): fit the prompt or refuse, restore a saved state, reuse the
+cached prefix, stream, save the state after.
+
+A backend subclasses `LocalEngine` and supplies the model-specific parts: `_require`, `_tokenize`
+(specials parsed, no BOS), `set_chat_format`, `unload`, and for generating `_reuse_prefix`, `_decoder`
+and `_sample` (the token iterator). It sets `_literal`, `_n_ctx` and `_resume` when a model loads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import Any
+
+from engine.answer_stream import refused, stream_answer
+from engine.chat_format import ChatFormat
+from engine.context import Fit, fit_prompt
+from engine.format_vocab import bind_to_vocab
+from engine.literal_tokens import LiteralTokenizer
+from engine.prompt_tokens import control_token_ids, prompt_ids
+from engine.resume import Resumer
+from engine.stats import PromptStats
+from engine.types import Chunk, EngineError, GenerationParams, Message
+
+
+class LocalEngine:
+    """The chat format bound to one loaded vocab, the prompt ids it gives, and `generate`."""
+
+    def __init__(self) -> None:
+        self._fmt: ChatFormat | None = None
+        self._stop_ids: frozenset[int] = frozenset()
+        self._stop_strings: tuple[str, ...] = ()
+        self._literal: LiteralTokenizer | None = None
+        self._n_ctx = 0
+        self._resume: Resumer | None = None
+
+    def _tokenize(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def set_chat_format(self, name: str) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        raise NotImplementedError
+
+    def _require(self) -> Any:
+        """The loaded model's handle; raises EngineError when none is loaded."""
+        raise NotImplementedError
+
+    @property
+    def chat_format(self) -> str:
+        return self._fmt.name if self._fmt else ""
+
+    def _use_format(self, fmt: ChatFormat, eos_ids: Iterable[int]) -> tuple[str, ...]:
+        """Render with `fmt` from now on: its stops and control tokens end an answer. Returns the
+        template self-test's warnings."""
+        binding = bind_to_vocab(fmt, self._tokenize, eos_ids)
+        stop_ids = binding.stop_ids | control_token_ids(fmt, self._tokenize)
+        self._fmt, self._stop_ids, self._stop_strings = fmt, stop_ids, binding.stop_strings
+        return binding.warnings
+
+    def _format_at_load(self, name: str) -> tuple[str, ...]:
+        """`set_chat_format` as the last step of loading: a format the model cannot use unloads it again."""
+        try:
+            return self.set_chat_format(name)
+        except EngineError:
+            self.unload()
+            raise
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the full prompt, with stored answer ids spliced in where they exist."""
+        assert self._fmt is not None
+        return prompt_ids(self._fmt, messages, self._tokenize, self._literal)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt length in tokens for `messages`, generation prompt included."""
+        return len(self.prompt_ids(messages))
+
+    def _fit(self, messages: Sequence[Message], params: GenerationParams) -> tuple[Fit, int, list[int]]:
+        """The messages that fit the window, the room left for the answer and the prompt's ids; raises
+        EngineError (ContextOverflowError among them) when no model is loaded or nothing fits."""
+        self._require()
+        fit, max_new = fit_prompt(messages, self.count_tokens, self._n_ctx, params.max_tokens, params.forget_oldest)
+        return fit, max_new, self.prompt_ids([messages[i] for i in fit.kept])
+
+    def _reuse_prefix(self, prompt: list[int]) -> int:
+        """Keep what the model's cache holds of `prompt` (at least one token left to evaluate); return how much."""
+        raise NotImplementedError
+
+    def _decoder(self) -> Callable[[int], str]:
+        """A fresh decoder for one answer: a token id in, the whole characters it completes out."""
+        raise NotImplementedError
+
+    def _sample(self, prompt: list[int], reused: int, max_new: int, params: GenerationParams,
+                cancel: threading.Event) -> Generator[int, None, None]:
+        """The backend's sampling loop: token ids of the answer to `prompt`, `reused` of it cached."""
+        raise NotImplementedError
+
+    def generate(self, messages: Sequence[Message], params: GenerationParams,
+                 cancel: threading.Event) -> Iterator[Chunk]:
+        """Stream an answer; see Engine.generate. Never raises for runtime problems."""
+        t0 = time.perf_counter()
+        try:
+            fit, max_new, prompt = self._fit(messages, params)
+        except EngineError as e:
+            yield refused(t0, e)
+            return
+        assert self._resume is not None
+        self._resume.before(prompt, cancel)
+        reused = self._reuse_prefix(prompt)
+        yield from self._resume.saving(stream_answer(
+            self._sample(prompt, reused, max_new, params, cancel), self._decoder(), stop_ids=self._stop_ids,
+            stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
+            prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))
