@@ -40,7 +40,7 @@ def test_database_uses_wal_full_sync_and_foreign_keys(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
     conn.close()
     # synchronous, foreign_keys and busy_timeout are per connection: ask one opened the way Store.open does.
-    conn, _ = open_database(tmp_path / "chats.db")
+    conn = open_database(tmp_path / "chats.db").conn
     pragma = lambda name: conn.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
     assert (pragma("synchronous"), pragma("foreign_keys"), pragma("busy_timeout")) == (2, 1, 5000)
     store = Store(conn, tmp_path / "chats.db")

@@ -22,7 +22,7 @@ CHILD = Path(__file__).with_name("store_disk_child.py")
 @pytest.fixture
 def opened(tmp_path: Path) -> Iterator[tuple[Store, sqlite3.Connection]]:
     """A store over a connection the test holds too, so it can make SQLite itself refuse writes."""
-    conn, _ = open_database(tmp_path / "chats.db")
+    conn = open_database(tmp_path / "chats.db").conn
     store = Store(conn, tmp_path / "chats.db")
     yield store, conn
     store.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from app.core.store_errors import as_store_error
-from app.core.store_file import open_database, open_read_only_database
+from app.core.store_file import mark_closed_cleanly, open_database, open_read_only_database
 from app.core.store_types import StoreError
 
 
@@ -26,6 +26,7 @@ class StoreConnection:
         self._conn = conn
         self.path = path
         self.read_only = read_only  # opened by `open_read_only`: every write raises StoreError
+        self.integrity_checked = False  # the whole file was checked on opening (it was not closed cleanly)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -34,8 +35,10 @@ class StoreConnection:
         """Open (or create) the store. A damaged database is moved aside and a fresh one created;
         the returned notice then tells the user where the old file is. Other failures raise StoreError."""
         path = Path(path)
-        conn, notice = open_database(path)
-        return cls(conn, path), notice
+        opened = open_database(path)
+        store = cls(opened.conn, path)
+        store.integrity_checked = opened.checked
+        return store, opened.notice
 
     @classmethod
     def open_or_read_only(cls, path: Path) -> tuple[Self, str | None]:
@@ -59,9 +62,14 @@ class StoreConnection:
         return cls(open_read_only_database(Path(path)), Path(path), read_only=True)
 
     def close(self) -> None:
-        """Close the database (checkpointing the WAL). Safe to call twice."""
-        with contextlib.suppress(sqlite3.Error):
+        """Close the database (checkpointing the WAL) and record the clean close, so the next opening
+        skips the integrity check. Safe to call twice."""
+        try:
             self._conn.close()
+        except sqlite3.Error:
+            return
+        if not self.read_only:
+            mark_closed_cleanly(self.path)
 
     @contextlib.contextmanager
     def _write(self, action: str, kept: str = "") -> Iterator[sqlite3.Connection]:
