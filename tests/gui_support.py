@@ -84,9 +84,9 @@ def click_chat(qtbot, window: MainWindow, conversation_id: str) -> None:
     from PySide6.QtCore import Qt
 
     lst = window.sidebar.list
-    item = window.sidebar.item(conversation_id)
-    lst.scrollToItem(item)
-    qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=lst.visualItemRect(item).center())
+    index = window.sidebar.index(conversation_id)
+    lst.scrollTo(index)
+    qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton, pos=lst.visualRect(index).center())
 
 
 def streamed_text(window: MainWindow) -> str:

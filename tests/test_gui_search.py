@@ -60,7 +60,7 @@ def test_search_finds_a_message_in_another_conversation_and_opens_it_on_its_bran
 
     qtbot.keyClick(dialog.query, Qt.Key.Key_Return)
     assert window.windowTitle() == "Trip to Lisbon — TinyChat"
-    assert window.sidebar.list.currentItem().text() == "Trip to Lisbon"
+    assert window.sidebar.list.currentIndex().data() == "Trip to Lisbon"
     branch = [m.id for m in window.store.active_branch(trip.id)]
     assert len(branch) == 60 and branch[1] == hit.id  # switched to the tram branch, kept whole
     # The hit is the second message of 60, far from the newest ones a chat opens on: it is built, in view

@@ -149,7 +149,7 @@ def test_ctrl_n_starts_a_new_chat_and_ctrl_l_focuses_the_message_box(qtbot, wind
     assert window.windowTitle() == "Hello there — TinyChat"
     qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ControlModifier)
     assert window.windowTitle() == "TinyChat" and window.chat_view.message_ids() == []
-    assert window.sidebar.list.currentItem() is None
+    assert window.sidebar.current_id() is None
     window.sidebar.filter_box.setFocus()
     qtbot.keyClick(window, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
     assert window.composer.input.hasFocus() or QGuiApplication.focusObject() is window.composer.input
@@ -165,9 +165,8 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot
     assert side.titles() == ["Beta question", "Alpha question"]
     side.pinRequested.emit(alpha, True)  # what the sidebar's "Pin to top" menu item sends
     assert side.titles() == ["Alpha question", "Beta question"]
-    assert side.list.item(0).text() == "Pinned"
-    row = next(side.list.item(i) for i in range(side.list.count()) if side.list.item(i).text() == "Alpha question")
-    row.setText("Renamed chat")  # what the inline editor does when the user types a name and presses Enter
+    assert side.model.index(0).data() == "Pinned"
+    side.model.setData(side.index(alpha), "Renamed chat")  # what the inline editor commits on Enter
     assert window.store.get_conversation(alpha).title == "Renamed chat"
     side.filter_box.setText("beta")
     assert side.titles() == ["Beta question"]
@@ -179,7 +178,7 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot
     assert sorted(side.titles()) == ["Beta question", "Renamed chat"]
     # Through all of it the chat being read stayed on screen, highlighted in the sidebar.
     assert window.windowTitle() == "Beta question — TinyChat" and window.chat_view.message_ids() == shown
-    assert side.list.currentItem().text() == "Beta question"
+    assert side.list.currentIndex().data() == "Beta question"
 
 
 def test_deleting_the_open_chat_shows_a_new_chat_and_undo_reopens_it(qtbot, window):

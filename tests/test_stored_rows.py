@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.chat.conversation_list import UNKNOWN_DATE, date_group
+from app.chat.conversation_model import UNKNOWN_DATE, date_group
 from app.core import transfer
 from app.core.settings import Settings
 from app.core.store import Store
@@ -84,7 +84,8 @@ def test_the_main_window_starts_on_such_rows_and_shows_them(qtbot, hostile: Stor
     try:
         titles = window.sidebar.titles()
         assert sorted(titles) == sorted(["Year ten thousand", "Dated in words", "Infinite", "\ufffdblob title"])
-        items = [window.sidebar.list.item(i).text() for i in range(window.sidebar.list.count())]
+        model = window.sidebar.model
+        items = [model.index(i).data() for i in range(model.rowCount())]
         assert UNKNOWN_DATE in items
         for cid in ("far", "text", "inf", "blob"):
             window.session.open(cid)

@@ -48,7 +48,7 @@ class _Generation:
 class ChatController(QObject):
     """Owns the active generation. Its signals name the conversation; the Session filters them."""
 
-    conversationsChanged = Signal()  # titles, order or the list itself changed
+    conversationChanged = Signal(str)  # this conversation's title or last activity changed
     branchChanged = Signal(str)  # this conversation's branch must be shown again
     messageAdded = Signal(str, object)  # conversation id, MessageView
     streamText = Signal(str, str, str)  # conversation id, message id, full text so far
@@ -101,7 +101,7 @@ class ChatController(QObject):
             except StoreError as e:  # the message is saved; the chat just keeps its "New chat" title
                 log.warning("could not title the conversation: %s", e.detail)
         self.messageAdded.emit(conversation_id, MessageView(user))
-        self.conversationsChanged.emit()
+        self.conversationChanged.emit(conversation_id)
         self._start_answer(conversation_id, user.id)
         return conversation_id
 
@@ -271,7 +271,7 @@ class ChatController(QObject):
             forgotten = frozenset(mid for i in result.stats.forgotten if i < len(gen.message_ids)
                                   for mid in [gen.message_ids[i]] if mid is not None)
         self.generationFinished.emit(gen.conversation_id, final, result.stats, forgotten)
-        self.conversationsChanged.emit()
+        self.conversationChanged.emit(gen.conversation_id)
 
     def branch(self, conversation_id: str) -> list[StoredMessage]:
         """The conversation's active branch, answers not saved yet included ([] and a notice when the

@@ -1,13 +1,25 @@
 """The sidebar: New chat, a filter box, conversations grouped by date (pinned first) with rename, pin
-and delete, a marker on the one that is generating, and an Undo bar after a delete."""
+and delete, a marker on the one that is generating, and an Undo bar after a delete.
+
+The list is a `QListView` over `ConversationModel`: a change to one conversation repaints or moves its
+one row, and every row has the same height so the view lays out 5,000 rows without asking each one.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from datetime import date
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QFont, QMouseEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -15,44 +27,22 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
+    QListView,
     QMenu,
     QPushButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
 
-from app.core import timestamps
+from app.chat.conversation_model import HEADING_ROLE, PINNED, ConversationModel
 from app.core.store_types import Conversation
 
-ID_ROLE = Qt.ItemDataRole.UserRole
-TITLE_ROLE = Qt.ItemDataRole.UserRole + 1
 UNDO_SECONDS = 8
-GENERATING_MARK = "●  "
-UNKNOWN_DATE = "Unknown date"
 
 
-def date_group(ts: float, today: date | None = None) -> str:
-    """The sidebar heading for a conversation last updated at `ts` ("Unknown date" when the stored
-    time cannot be shown)."""
-    when = timestamps.local_datetime(ts)
-    if when is None:
-        return UNKNOWN_DATE
-    today = today or date.today()
-    days = (today - when.date()).days
-    if days <= 0:
-        return "Today"
-    if days == 1:
-        return "Yesterday"
-    if days < 7:
-        return "Previous 7 days"
-    if days < 30:
-        return "Previous 30 days"
-    return "Older"
-
-
-class _ChatList(QListWidget):
+class _ChatList(QListView):
     """The list itself: a right-click opens the row's menu without opening the chat, like a file manager
     (the row under the pointer is what the menu acts on, the open chat stays)."""
 
@@ -61,6 +51,30 @@ class _ChatList(QListWidget):
             event.accept()
             return
         super().mousePressEvent(event)
+
+
+class _RowDelegate(QStyledItemDelegate):
+    """Draws a heading in a small bold font; every row is sized as a conversation row, so the view can
+    take one row's height for all of them."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._sizing = False
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        if index.data(HEADING_ROLE) and not self._sizing:
+            font = QFont(option.font)  # type: ignore[attr-defined]
+            font.setPointSize(max(font.pointSize() - 2, 7))
+            font.setBold(True)
+            option.font = font  # type: ignore[attr-defined]
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        self._sizing = True
+        try:
+            return super().sizeHint(option, index)
+        finally:
+            self._sizing = False
 
 
 class ConversationList(QWidget):
@@ -90,24 +104,27 @@ class ConversationList(QWidget):
         self.filter_box.setPlaceholderText("Filter conversations")
         self.filter_box.setClearButtonEnabled(True)
         self.filter_box.textChanged.connect(self._apply_filter)
+        self.model = ConversationModel(self)
+        self.model.renameRequested.connect(self.renameRequested)
         self.list = _ChatList(self)
         self.list.setObjectName("ConversationList")
         self.list.setAccessibleName("Conversations")
+        self.list.setUniformItemSizes(True)
+        self.list.setItemDelegate(_RowDelegate(self.list))
+        self.list.setModel(self.model)
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2 renames
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
-        self.list.currentItemChanged.connect(self._on_current)
-        self.list.itemClicked.connect(self._on_clicked)  # the highlighted row too: it may not be on show
-        self.list.itemChanged.connect(self._on_item_changed)
+        self.list.selectionModel().currentChanged.connect(self._on_current)
+        self.list.clicked.connect(self._on_clicked)  # the highlighted row too: it may not be on show
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         lay.addWidget(self.new_button)
         lay.addWidget(self.filter_box)
         lay.addWidget(self.list, 1)
         self._build_undo_bar(lay)
-        self._items: dict[str, QListWidgetItem] = {}
-        self._generating: str | None = None
-        self._filling = False
+        self._current: str | None = None  # the chat on show, highlighted whenever it is listed
+        self._quiet = False  # highlighting the chat on show is not a request to open it
 
     def _build_undo_bar(self, lay: QVBoxLayout) -> None:
         self.undo_bar = QFrame(self)
@@ -130,112 +147,90 @@ class ConversationList(QWidget):
     # --------------------------------------------------------------- content
     @Slot(object, object)
     def set_conversations(self, conversations: Sequence[Conversation], current_id: str | None) -> None:
-        """Rebuild the list (pinned first, then by date, newest first) and select `current_id`. Rebuilding
-        selects nothing by itself: the rows come and go without asking to open another chat."""
-        self._filling = True
-        self.list.blockSignals(True)
-        self.list.clear()
-        self._items.clear()
-        heading = None
-        now = time.time()
-        for conv in conversations:
-            group = "Pinned" if conv.pinned else date_group(conv.updated_at or now)
-            if group != heading:
-                self._add_heading(group)
-                heading = group
-            item = QListWidgetItem()
-            item.setData(ID_ROLE, conv.id)
-            item.setData(TITLE_ROLE, conv.title)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-            item.setToolTip(conv.title)
-            self.list.addItem(item)
-            self._items[conv.id] = item
-            self._show_title(item)
-        self.list.blockSignals(False)
-        self._filling = False
+        """Show a whole new list (pinned first, then by date, newest first) and highlight `current_id`,
+        without asking to open it."""
+        self.model.set_conversations(conversations)
         self.select(current_id)
-        self._apply_filter(self.filter_box.text())
 
-    def _add_heading(self, text: str) -> None:
-        item = QListWidgetItem(text)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)
-        font = QFont(self.font())
-        font.setPointSize(max(font.pointSize() - 2, 7))
-        font.setBold(True)
-        item.setFont(font)
-        self.list.addItem(item)
+    @Slot(object, object)
+    def put(self, conv: Conversation, current_id: str | None) -> None:
+        """One conversation was added or changed: only its row is repainted or moved. `current_id` is
+        highlighted (a new chat's first message stores the conversation on show)."""
+        self.model.put(conv)
+        self.select(current_id)
 
-    def _show_title(self, item: QListWidgetItem) -> None:
-        cid = item.data(ID_ROLE)
-        mark = GENERATING_MARK if cid == self._generating else ""
-        was = self._filling
-        self._filling = True
-        item.setText(mark + item.data(TITLE_ROLE))
-        item.setToolTip(("Generating an answer… " if mark else "") + item.data(TITLE_ROLE))
-        self._filling = was
+    @Slot(str)
+    def remove(self, conversation_id: str) -> None:
+        """One conversation left the list (it went to the trash)."""
+        self.model.remove(conversation_id)
+        self._highlight()
 
     def select(self, conversation_id: str | None) -> None:
         """Highlight the chat on show (None: none is), without asking to open it."""
-        item = self._items.get(conversation_id or "")
-        self.list.blockSignals(True)
-        self.list.setCurrentItem(item)  # None clears it, so a click on any row opens that row again
-        self.list.blockSignals(False)
+        self._current = conversation_id
+        self._highlight()
+
+    def _highlight(self) -> None:
+        index = self.model.index_of(self._current)
+        if index == self.list.currentIndex():
+            return
+        self._quiet = True
+        try:
+            selection = self.list.selectionModel()
+            if index.isValid():
+                selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            else:  # nothing highlighted, so a click on any row opens that row again
+                selection.clear()
+        finally:
+            self._quiet = False
 
     @Slot(object)
     def set_generating(self, conversation_id: str | None) -> None:
         """Mark the conversation an answer is being generated for (None: no generation)."""
-        old, self._generating = self._generating, conversation_id
-        for cid in (old, conversation_id):
-            if cid in self._items:
-                self._show_title(self._items[cid])
+        self.model.set_generating(conversation_id)
 
     def titles(self) -> list[str]:
         """Visible conversation titles, top to bottom (without the generating marker)."""
-        return [self.list.item(i).data(TITLE_ROLE) for i in range(self.list.count())
-                if self.list.item(i).data(ID_ROLE) and not self.list.item(i).isHidden()]
+        return [c.title for c in self.model.shown()]
 
     def item_text(self, conversation_id: str) -> str:
-        return self._items[conversation_id].text()
+        return str(self.model.index_of(conversation_id).data())
 
-    def item(self, conversation_id: str) -> QListWidgetItem | None:
-        """The row of a conversation, if it is listed."""
-        return self._items.get(conversation_id)
+    def index(self, conversation_id: str | None) -> QModelIndex:
+        """The row of a conversation (invalid when it is not listed)."""
+        return self.model.index_of(conversation_id)
+
+    def current_id(self) -> str | None:
+        """The conversation highlighted in the list, if any."""
+        conv = self.model.conversation_at(self.list.currentIndex().row())
+        return conv.id if conv is not None and self.list.currentIndex().isValid() else None
 
     # ---------------------------------------------------------------- events
-    @Slot(QListWidgetItem, QListWidgetItem)
-    def _on_current(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
-        if item is not None and item.data(ID_ROLE):
-            self.selected.emit(item.data(ID_ROLE))
+    @Slot(QModelIndex, QModelIndex)
+    def _on_current(self, index: QModelIndex, _previous: QModelIndex) -> None:
+        conv = self.model.conversation_at(index.row()) if index.isValid() else None
+        if conv is not None and not self._quiet:
+            self._current = conv.id
+            self.selected.emit(conv.id)
 
-    @Slot(QListWidgetItem)
-    def _on_clicked(self, item: QListWidgetItem) -> None:
-        if item.data(ID_ROLE):
-            self.selected.emit(item.data(ID_ROLE))
-
-    @Slot(QListWidgetItem)
-    def _on_item_changed(self, item: QListWidgetItem) -> None:
-        if self._filling or not item.data(ID_ROLE):
-            return
-        title = item.text().removeprefix(GENERATING_MARK).strip()
-        if title and title != item.data(TITLE_ROLE):
-            self.renameRequested.emit(item.data(ID_ROLE), title)
-        else:
-            self._show_title(item)  # an empty name is not a rename: put the old one back
+    @Slot(QModelIndex)
+    def _on_clicked(self, index: QModelIndex) -> None:
+        conv = self.model.conversation_at(index.row())
+        if conv is not None:
+            self.selected.emit(conv.id)
 
     def start_rename(self, conversation_id: str) -> None:
-        item = self._items.get(conversation_id)
-        if item is not None:
-            self._filling = True
-            item.setText(item.data(TITLE_ROLE))  # edit the bare title, not the marker
-            self._filling = False
-            self.list.editItem(item)
+        index = self.model.index_of(conversation_id)
+        if index.isValid():
+            self.list.scrollTo(index)
+            self.list.edit(index)
 
-    def _menu(self, pos) -> None:
-        item = self.list.itemAt(pos)
-        if item is None or not item.data(ID_ROLE):
+    def _menu(self, pos: QPoint) -> None:
+        conv = self.model.conversation_at(self.list.indexAt(pos).row())
+        if conv is None:
             return
-        cid = item.data(ID_ROLE)
-        pinned = self.list.row(item) > 0 and self._heading_of(item) == "Pinned"
+        cid = conv.id
+        pinned = self.model.heading_of(cid) == PINNED
         menu = QMenu(self)
         menu.addAction("Rename", lambda: self.start_rename(cid))
         menu.addAction("Unpin" if pinned else "Pin to top", lambda: self.pinRequested.emit(cid, not pinned))
@@ -243,30 +238,10 @@ class ConversationList(QWidget):
         menu.addAction("Delete", lambda: self.deleteRequested.emit(cid))
         menu.exec(self.list.viewport().mapToGlobal(pos))
 
-    def _heading_of(self, item: QListWidgetItem) -> str:
-        for row in range(self.list.row(item), -1, -1):
-            it = self.list.item(row)
-            if not it.data(ID_ROLE):
-                return it.text()
-        return ""
-
     @Slot(str)
     def _apply_filter(self, text: str) -> None:
-        needle = text.strip().casefold()
-        heading: QListWidgetItem | None = None
-        heading_used = False
-        for row in range(self.list.count()):
-            it = self.list.item(row)
-            if not it.data(ID_ROLE):
-                if heading is not None:
-                    heading.setHidden(not heading_used)
-                heading, heading_used = it, False
-                continue
-            hide = bool(needle) and needle not in str(it.data(TITLE_ROLE)).casefold()
-            it.setHidden(hide)
-            heading_used |= not hide
-        if heading is not None:
-            heading.setHidden(not heading_used)
+        self.model.set_filter(text)
+        self._highlight()
 
     # ------------------------------------------------------------------- undo
     @Slot(str, str)

@@ -11,7 +11,6 @@ here — the only two writers, both in this package.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -65,6 +64,8 @@ class Session(QObject):
     opened = Signal(object)  # OpenChat: show these messages (a chat was opened, or its branch changed)
     titleChanged = Signal(str)  # the open chat's title ("" for a new chat)
     conversationsChanged = Signal(object, object)  # list[Conversation], the open conversation id
+    conversationChanged = Signal(object, object)  # Conversation added or changed (title, pin, activity), open id
+    conversationRemoved = Signal(str)  # conversation id: it went to the trash
     messageAdded = Signal(object)  # MessageView appended to the open chat
     streamText = Signal(str, str)  # message id, text so far, of an answer streaming into the open chat
     messageFinished = Signal(object)  # MessageView of an answer of the open chat that just ended
@@ -90,7 +91,7 @@ class Session(QObject):
         connect_signals(
             self.controller, messageAdded=self._on_message_added, streamText=self._on_stream_text,
             generationStarted=self._on_generation_started, generationFinished=self._on_generation_finished,
-            branchChanged=self._on_branch_changed, conversationsChanged=self.refresh_conversations,
+            branchChanged=self._on_branch_changed, conversationChanged=self.refresh_conversation,
             liveSpeed=self._on_live_speed, notice=self.notice)
         connect_signals(self.model, changed=self._on_model, notice=self.notice)
         engine.usage.connect(self._on_usage)
@@ -137,11 +138,24 @@ class Session(QObject):
         self.conversationsChanged.emit(conversations, self.open_id)
         self.titleChanged.emit(self._title())
 
+    @Slot(str)
+    def refresh_conversation(self, conversation_id: str) -> None:
+        """Announce one conversation as stored now (and the open chat's title, which a first message sets);
+        the list updates that one row instead of being listed again."""
+        conv = read_or_tell(lambda: self.store.get_conversation(conversation_id), self.notice.emit)
+        if conv is None:
+            return
+        self.conversationChanged.emit(conv, self.open_id)
+        if conversation_id == self.open_id:
+            self.titleChanged.emit(conv.title)
+
     def rename(self, conversation_id: str, title: str) -> None:
-        self._write(lambda: self.store.rename(conversation_id, title))
+        write_or_tell(lambda: self.store.rename(conversation_id, title), self.notice.emit)
+        self.refresh_conversation(conversation_id)
 
     def set_pinned(self, conversation_id: str, pinned: bool) -> None:
-        self._write(lambda: self.store.set_pinned(conversation_id, pinned))
+        write_or_tell(lambda: self.store.set_pinned(conversation_id, pinned), self.notice.emit)
+        self.refresh_conversation(conversation_id)
 
     def trash(self, conversation_id: str) -> None:
         """Move a conversation to the trash and offer Undo (it is purged at the next start)."""
@@ -155,20 +169,16 @@ class Session(QObject):
         self._reopen_on_undo = conversation_id if conversation_id == self.open_id else None
         if conversation_id == self.open_id:
             self.open(None)
-        self.refresh_conversations()
+        self.conversationRemoved.emit(conversation_id)
         self.undoOffered.emit(conversation_id, conv.title)
 
     def undo_trash(self, conversation_id: str) -> None:
         """Bring a trashed conversation back; it opens again if it was the open one and no other is."""
         if not write_or_tell(lambda: self.store.restore_conversation(conversation_id), self.notice.emit):
             return
-        self.refresh_conversations()
+        self.refresh_conversation(conversation_id)
         if self._reopen_on_undo == conversation_id and self.open_id is None:
             self.open(conversation_id)
-
-    def _write(self, write: Callable[[], object]) -> None:
-        write_or_tell(write, self.notice.emit)
-        self.refresh_conversations()
 
     def _title(self) -> str:
         if self.open_id is None:

@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         s = self.session
         connect_signals(
             s, opened=self._on_opened, titleChanged=self._on_title, conversationsChanged=self.sidebar.set_conversations,
+            conversationChanged=self.sidebar.put, conversationRemoved=self.sidebar.remove,
             messageAdded=self.chat_view.append_message, streamText=self.chat_view.stream,
             messageFinished=self.chat_view.finish_message, usageChanged=self._on_usage, modelChanged=self._on_model,
             generatingChanged=self._on_generating, speedChanged=self.status.set_speed, notice=self.show_notice,

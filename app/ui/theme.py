@@ -88,10 +88,10 @@ def style_sheet(c: Colors, font_pt: int) -> str:
     small = max(font_pt - 2, 7)
     return f"""
 QWidget#Sidebar {{ background: {c.sidebar}; }}
-QListWidget#ConversationList {{ background: {c.sidebar}; border: none; outline: none; }}
-QListWidget#ConversationList::item {{ padding: 6px 8px; border-radius: 6px; margin: 1px 4px; }}
-QListWidget#ConversationList::item:hover {{ background: {c.hover}; }}
-QListWidget#ConversationList::item:selected {{ background: {c.accent}; color: {c.accent_text}; }}
+QListView#ConversationList {{ background: {c.sidebar}; border: none; outline: none; }}
+QListView#ConversationList::item {{ padding: 6px 8px; border-radius: 6px; margin: 1px 4px; }}
+QListView#ConversationList::item:hover {{ background: {c.hover}; }}
+QListView#ConversationList::item:selected {{ background: {c.accent}; color: {c.accent_text}; }}
 QScrollArea#ChatScroll, QWidget#ChatColumn {{ background: {c.base}; border: none; }}
 QFrame#UserBubble {{ background: {c.user_bubble}; border-radius: 12px; }}
 QLabel#RoleLabel {{ color: {c.muted}; font-weight: 600; font-size: {small}pt; }}
