@@ -142,3 +142,23 @@ def test_any_sequence_of_changes_leaves_the_rows_a_fresh_listing_would_show(qtbo
         fresh.set_conversations(sorted(convs.values(), key=lambda c: (not c.pinned, -c.updated_at)))
         assert rows(model) == rows(fresh), step
     assert ("reset",) not in seen.events
+
+
+def test_answers_in_the_window_move_the_sidebar_row_without_listing_again(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from tests.gui_support import click_chat, close_window, open_window, scripted_model, send
+
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path))
+    window = open_window(qtbot, tmp_path, scripted_model())
+    try:
+        send(qtbot, window, "First chat")
+        first = window.session.open_id
+        window.new_chat()
+        send(qtbot, window, "Second chat")
+        seen = Recorder(window.sidebar.model)
+        click_chat(qtbot, window, first)
+        send(qtbot, window, "One more question")
+        assert ("reset",) not in seen.events and ("moved", 2, 1) in seen.events
+        assert window.sidebar.titles() == ["First chat", "Second chat"]
+        assert window.sidebar.current_id() == first
+    finally:
+        close_window(window)
