@@ -98,3 +98,25 @@ def test_limit_caps_the_number_of_hits(store: Store) -> None:
     _say(store, "A", *(f"repeated word number {i}" for i in range(30)))
     assert len(store.search("repeated", limit=7)) == 7
     assert len(store.search("repeated")) == 30
+
+
+def test_search_pages_rank_the_newest_messages_first_then_older_ones_each_match_once(store: Store, monkeypatch) -> None:
+    import app.core.store as store_module
+
+    monkeypatch.setattr(store_module, "SEARCH_WINDOW", 10)
+    ids = _say(store, "Lanterns", *[f"lantern number {i}" + " lantern" * (i % 3) for i in range(60)])
+    trashed = _say(store, "Trashed", "a lantern in the bin")
+    store.trash_conversation(store.get_message(trashed[0]).conversation_id)
+    first = store.search_page("lantern", limit=7)
+    assert len(first.hits) == 7 and first.more is not None
+    newest = set(ids[-9:])  # the window: the newest ten messages, the trashed one among them
+    assert {h.message_id for h in first.hits} <= newest
+    assert [h.snippet_plain().count("lantern") for h in first.hits] == sorted(
+        (h.snippet_plain().count("lantern") for h in first.hits), reverse=True)  # best first within it
+    seen = [h.message_id for h in first.hits]
+    page = first
+    while page.more is not None:
+        page = store.search_page("lantern", limit=7, after=page.more)
+        seen += [h.message_id for h in page.hits]
+    assert sorted(seen) == sorted(ids)  # every match exactly once, the trashed one never
+    assert store.search("lantern", limit=7) == list(first.hits)

@@ -35,16 +35,20 @@ from app.core.store_types import (
     ImportRejected,
     ImportSummary,
     SearchHit,
+    SearchPage,
     StoredMessage,
     StoreError,
 )
 
-__all__ = ["Conversation", "ImportSummary", "SearchHit", "Store", "StoreError", "StoredMessage"]
+__all__ = ["Conversation", "ImportSummary", "SearchHit", "SearchPage", "Store", "StoreError", "StoredMessage"]
 
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TITLE_LEN = 48
+# Messages whose matches are ranked at once, newest first: ranking every match of a common word in
+# 200k messages took 0.5 s; a window keeps the first page's cost flat as the history grows.
+SEARCH_WINDOW = 20_000
 
 
 def new_id() -> str:
@@ -249,20 +253,49 @@ class Store(StoreConnection):
     # --- search --------------------------------------------------------------------------------
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """Messages matching every word of `query` (each word also as a prefix), best first.
+        """The first page of `search_page`: the best matches among the newest messages."""
+        return list(self.search_page(query, limit).hits)
+
+    def search_page(self, query: str, limit: int = 50, after: tuple[int, int, int] | None = None) -> SearchPage:
+        """Messages matching every word of `query` (each word also as a prefix). The newest
+        SEARCH_WINDOW messages are ranked first, best first, widening to older ones until `limit`
+        matches are found; `after` (a page's `more`) continues: more of that window, then older ones.
         Anything a user types is safe: FTS syntax characters are treated as plain text."""
         match = " ".join(f'"{word}"*' for word in _WORD.findall(query))
         if not match:
-            return []
-        rows = self._read(
-            "SELECT m.id, m.conversation_id, c.title, m.role, m.created_at,"
-            "       snippet(messages_fts, 0, ?, ?, '…', 12) AS snip"
-            " FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid"
-            " JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE messages_fts MATCH ? AND c.trashed_at IS NULL ORDER BY rank LIMIT ?",
-            (MARK_START, MARK_END, match, limit))
-        return [SearchHit(r["id"], r["conversation_id"], r["title"], r["role"], r["snip"], r["created_at"])
-                for r in rows]
+            return SearchPage(())
+        if after is not None and after[1] >= 0:  # more of a window already ranked
+            top, low, offset = after
+            rows = self._ranked(match, low, top, limit, offset)
+        else:  # a new window: the newest messages, or the ones below the last window
+            top = after[0] if after is not None else (self._read("SELECT max(seq) FROM messages")[0][0] or 0) + 1
+            offset, span = 0, SEARCH_WINDOW
+            while True:
+                low = max(top - span, 0)
+                rows = self._ranked(match, low, top, limit, 0)
+                if len(rows) >= limit or low == 0:
+                    break
+                span *= 4  # few matches this recent: rank a wider window rather than return a short page
+        hits = tuple(SearchHit(r["id"], r["conversation_id"], r["title"], r["role"], r["snip"], r["created_at"])
+                     for r in rows)
+        if len(rows) >= limit:
+            return SearchPage(hits, (top, low, offset + limit))
+        return SearchPage(hits, (low, -1, 0) if low > 0 else None)  # -1: the next window is not chosen yet
+
+    def _ranked(self, match: str, low: int, top: int, limit: int, offset: int) -> list[sqlite3.Row]:
+        """Matches among messages low <= seq < top, best first; snippets only for the ones returned."""
+        return self._read(
+            "WITH best AS ("
+            "  SELECT f.rowid AS seq, f.rank AS score FROM messages_fts f"
+            "  JOIN messages m ON m.seq = f.rowid JOIN conversations c ON c.id = m.conversation_id"
+            "  WHERE messages_fts MATCH ? AND f.rowid >= ? AND f.rowid < ? AND c.trashed_at IS NULL"
+            "  ORDER BY f.rank LIMIT ? OFFSET ?)"
+            " SELECT m.id, m.conversation_id, c.title, m.role, m.created_at,"
+            "        snippet(messages_fts, 0, ?, ?, '…', 12) AS snip"
+            " FROM best JOIN messages_fts ON messages_fts.rowid = best.seq"
+            " JOIN messages m ON m.seq = best.seq JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? ORDER BY best.score",
+            (match, low, top, limit, offset, MARK_START, MARK_END, match))
 
     # --- import (the export format and its validation live in app.core.transfer) -------------------
 

@@ -108,6 +108,15 @@ class SearchHit:
 
 
 @dataclass(frozen=True)
+class SearchPage:
+    """One page of search results, and where the next one starts (None: every message was searched).
+    Pages come newest messages first: each ranks the matches of a window of recent messages."""
+
+    hits: tuple[SearchHit, ...]
+    more: tuple[int, int, int] | None = None  # (window top, window bottom, hits already given from it)
+
+
+@dataclass(frozen=True)
 class ImportSummary:
     """What an import added and what it skipped because the conversation was already there."""
 
