@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.chat.search_dialog import SearchDialog
+from app.chat.search_results import HTML_ROLE
 from app.shell.window_actions import install
 from tests.gui_support import click_chat, close_window, open_window, scripted_model
 
@@ -54,7 +55,7 @@ def test_search_finds_a_message_in_another_conversation_and_opens_it_on_its_bran
     assert dialog is not None and dialog.isVisible()
     qtbot.keyClicks(dialog.query, "yellow tram")
     qtbot.waitUntil(lambda: len(dialog.hits()) == 1, timeout=5000)
-    shown = dialog.results.itemWidget(dialog.results.item(0)).text()
+    shown = dialog.model.index(0).data(HTML_ROLE)
     assert "Trip to Lisbon" in shown
     assert "background-color" in shown and ">yellow</span>" in shown and ">tram</span>" in shown
 
@@ -81,3 +82,21 @@ def test_a_search_without_matches_says_so(qtbot, window):
     assert dialog.hits() == []
     qtbot.keyClick(dialog.query, Qt.Key.Key_Return)  # Enter with nothing found does nothing
     assert dialog.isVisible()
+
+
+def test_scrolling_the_results_down_brings_more_matches_page_by_page(qtbot, window):
+    conv = window.store.create_conversation(title="Lanterns")
+    parent = None
+    for i in range(120):
+        parent = window.store.add_message(conv.id, parent, "user", f"lantern note {i}").id
+    dialog = window.actions_.search()
+    dialog.query.setText("lantern")
+    dialog.run_search()
+    assert len(dialog.hits()) == 50 and "scroll for older ones" in dialog.summary.text()
+    bar = dialog.results.verticalScrollBar()
+    bar.setValue(bar.maximum())
+    qtbot.waitUntil(lambda: len(dialog.hits()) == 100, timeout=5000)
+    bar.setValue(bar.maximum())
+    qtbot.waitUntil(lambda: len(dialog.hits()) == 120, timeout=5000)
+    assert len({h.message_id for h in dialog.hits()}) == 120
+    assert dialog.summary.text().startswith("120 messages found") and "scroll" not in dialog.summary.text()

@@ -1,44 +1,23 @@
-"""Ctrl+F: search every conversation (the store's FTS5 index), results with the matches highlighted;
-Enter or a click asks to open the conversation on the branch holding that message, with it in view."""
+"""Ctrl+F: search every conversation (the store's FTS5 index), results with the matches highlighted, newest
+messages first and older ones as the list scrolls; Enter or a click asks to open the conversation on the
+branch holding that message, with it in view."""
 
 from __future__ import annotations
 
-import html
-
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QModelIndex, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import (
-    QDialog,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QAbstractItemView, QDialog, QLabel, QLineEdit, QListView, QVBoxLayout, QWidget
 
-from app.core import timestamps
+from app.chat.search_results import HIT_ROLE, HitDelegate, SearchResults
 from app.core.store import Store
 from app.core.store_errors import read_or_tell
-from app.core.store_types import MARK_END, MARK_START, SearchHit
-from app.ui import theme
+from app.core.store_types import SearchHit
 from app.ui.windows import set_up_window
 
 DEBOUNCE_MS = 120
-ROLE_HIT = Qt.ItemDataRole.UserRole
-ROLE_WORDS = {"user": "You", "assistant": "TinyLlama", "system": "System"}
-
-
-def hit_html(hit: SearchHit, highlight: str) -> str:
-    """A result as rich text: conversation title, who said it and when, then the snippet with every
-    match on a coloured background."""
-    snippet = html.escape(hit.snippet).replace(MARK_START, f"<span style='background-color:{highlight};'>")
-    snippet = snippet.replace(MARK_END, "</span>")
-    moment = timestamps.local_datetime(hit.created_at)
-    when = moment.strftime("%d %b %Y") if moment else "unknown date"
-    who = ROLE_WORDS.get(hit.role, hit.role)
-    return (f"<b>{html.escape(hit.conversation_title or 'Untitled')}</b> "
-            f"<span style='color:{theme.current().muted}'>· {who} · {when}</span><br>{snippet}")
+PAGE = 50
+MORE_PX = 200  # this close to the bottom of the list, the next page is fetched
+INTRO = "Finds words in every message, in all your conversations."
 
 
 class SearchDialog(QDialog):
@@ -55,13 +34,19 @@ class SearchDialog(QDialog):
         self.query.setAccessibleName("Search conversations")
         self.query.setClearButtonEnabled(True)
         self.query.installEventFilter(self)
-        self.results = QListWidget(self)
+        self.model = SearchResults(self)
+        self.results = QListView(self)
         self.results.setObjectName("SearchResults")
         self.results.setAccessibleName("Search results")
-        self.results.setWordWrap(True)
+        self.results.setModel(self.model)
+        self.results.setItemDelegate(HitDelegate(self.results))
+        self.results.setUniformItemSizes(True)
         self.results.setSpacing(2)
-        self.results.itemActivated.connect(self._open)
-        self.results.itemClicked.connect(self._open)
+        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.results.activated.connect(self._open)
+        self.results.clicked.connect(self._open)
+        self.results.verticalScrollBar().valueChanged.connect(self._on_scrolled)
         self.summary = QLabel(self)
         self.summary.setObjectName("Muted")
         lay = QVBoxLayout(self)
@@ -74,53 +59,63 @@ class SearchDialog(QDialog):
         self._timer.timeout.connect(self.run_search)
         self.query.textChanged.connect(self._timer.start)
         self.query.returnPressed.connect(self._open_current)
-        self.summary.setText("Finds words in every message, in all your conversations.")
+        self.summary.setText(INTRO)
+        self._text = ""
+        self._more: tuple[int, int, int] | None = None  # where the next page starts
 
     @Slot()
     def run_search(self) -> None:
-        """Search for the query now (typing does this after a short pause)."""
-        text = self.query.text().strip()
-        self.results.clear()
-        if not text:
-            self.summary.setText("Finds words in every message, in all your conversations.")
+        """Search for the query now (typing does this after a short pause): the best matches among the
+        newest messages first, older ones as the list is scrolled down."""
+        self._text = self.query.text().strip()
+        self._more = None
+        self.model.clear()
+        if not self._text:
+            self.summary.setText(INTRO)
             return
-        hits = read_or_tell(lambda: self.store.search(text), self.summary.setText)
-        if hits is None:
-            return
-        highlight = theme.current().user_bubble if theme.current().name == "dark" else "#ffe58a"
-        for hit in hits:
-            item = QListWidgetItem(self.results)
-            item.setData(ROLE_HIT, hit)
-            label = QLabel(hit_html(hit, highlight))
-            label.setTextFormat(Qt.TextFormat.RichText)
-            label.setWordWrap(True)
-            label.setContentsMargins(8, 6, 8, 6)
-            label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-            item.setSizeHint(label.sizeHint())
-            self.results.setItemWidget(item, label)
-        if hits:
-            self.results.setCurrentRow(0)
-            self.summary.setText(f"{len(hits)} message{'s' if len(hits) != 1 else ''} found"
-                                 + (" (showing the best 50)" if len(hits) >= 50 else "")
-                                 + " — Enter opens the selected one.")
-        else:
+        if self._fetch(None) and self.model.hits:
+            self.results.setCurrentIndex(self.model.index(0))
+
+    def fetch_more(self) -> bool:
+        """Add the next page of older matches; False when there is none."""
+        return self._more is not None and self._fetch(self._more)
+
+    def _fetch(self, after: tuple[int, int, int] | None) -> bool:
+        text = self._text
+        page = read_or_tell(lambda: self.store.search_page(text, PAGE, after), self.summary.setText)
+        if page is None:
+            return False
+        self._more = page.more
+        self.model.append(page.hits)
+        n = len(self.model.hits)
+        if not n:
             self.summary.setText(f"No message contains “{text}”.")
+        else:
+            self.summary.setText(f"{n}{'+' if self._more else ''} message{'s' if n != 1 else ''} found, newest "
+                                 "first" + (" (scroll for older ones)" if self._more else "")
+                                 + " — Enter opens the selected one.")
+        return True
+
+    @Slot(int)
+    def _on_scrolled(self, value: int) -> None:
+        if self._more is not None and value >= self.results.verticalScrollBar().maximum() - MORE_PX:
+            QTimer.singleShot(0, self, self.fetch_more)
 
     def hits(self) -> list[SearchHit]:
-        return [self.results.item(i).data(ROLE_HIT) for i in range(self.results.count())]
+        """The hits listed so far, top to bottom."""
+        return list(self.model.hits)
 
     @Slot()
     def _open_current(self) -> None:
         if self._timer.isActive():  # Enter right after typing: search first
             self._timer.stop()
             self.run_search()
-        item = self.results.currentItem()
-        if item is not None:
-            self._open(item)
+        if self.results.currentIndex().isValid():
+            self._open(self.results.currentIndex())
 
-    @Slot(QListWidgetItem)
-    def _open(self, item: QListWidgetItem) -> None:
-        hit: SearchHit = item.data(ROLE_HIT)
+    @Slot(QModelIndex)
+    def _open(self, index: QModelIndex) -> None:
+        hit: SearchHit = index.data(HIT_ROLE)
         self.openRequested.emit(hit.conversation_id, hit.message_id)
         self.accept()
 
@@ -128,9 +123,12 @@ class SearchDialog(QDialog):
         """↑/↓ in the query box move through the results, so the hands stay on the keyboard."""
         if watched is self.query and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
             step = {Qt.Key.Key_Down: 1, Qt.Key.Key_Up: -1}.get(Qt.Key(event.key()))
-            if step and self.results.count():
-                row = min(max(self.results.currentRow() + step, 0), self.results.count() - 1)
-                self.results.setCurrentRow(row)
+            count = self.model.rowCount()
+            if step and count:
+                row = min(max(self.results.currentIndex().row() + step, 0), count - 1)
+                self.results.setCurrentIndex(self.model.index(row))
+                if row == count - 1:
+                    self.fetch_more()
                 return True
         return super().eventFilter(watched, event)
 
