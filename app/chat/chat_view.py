@@ -1,6 +1,6 @@
 """The conversation on screen: a centred column of MessageWidgets in a scroll area.
 
-Only a window of messages exists as widgets at any time (at most MAX_BUILT): the newest when a chat opens,
+Only a window of messages exists as widgets at any time (at most MAX_BUILT): the newest screenful when a chat opens,
 then batches built at the edge the user scrolls towards while the far edge is taken down. A box layout
 re-lays out every child it holds, so a chat with 500 built messages would stall each scroll step and each
 streamed frame for ~200 ms; with the window, opening and scrolling cost the same for 50 or 5,000 messages.
@@ -22,7 +22,7 @@ from app.chat.scroll_anchor import ScrollAnchor
 from app.chat.stream_painter import StreamPainter
 from app.ui.wiring import connect_signals
 
-FIRST_WINDOW = 30  # messages built when a conversation opens
+FIRST_WINDOW = 30  # most messages built when a conversation opens (fewer when they fill the view)
 BATCH = 6  # messages built each time the user scrolls near an edge (one scroll step stays < 50 ms)
 MAX_BUILT = 48  # widgets alive at once; the far edge is taken down beyond this
 EDGE_PX = 600  # how close to an edge (in pixels) building starts
@@ -87,13 +87,14 @@ class ChatView(QScrollArea):
         ids = [v.message.id for v in views]
         self._found = reveal if reveal in ids else None
         if self._found is None:
-            start, end = max(len(views) - FIRST_WINDOW, 0), len(views)
+            self._above, self._below = list(views), []
+            self._build_screenful()
         else:
             start = max(min(ids.index(self._found) - FIRST_WINDOW // 3, len(views) - FIRST_WINDOW), 0)
             end = min(start + FIRST_WINDOW, len(views))
-        self._above, self._below = list(views[:start]), list(views[end:])
-        for view in views[start:end]:
-            self._insert(len(self._order), view)
+            self._above, self._below = list(views[:start]), list(views[end:])
+            for view in views[start:end]:
+                self._insert(len(self._order), view)
         self._forgotten = frozenset(v.message.id for v in views if v.forgotten)
         self._place_divider()
         self._empty.setVisible(not views)
@@ -103,6 +104,19 @@ class ChatView(QScrollArea):
             self.scroll_to_bottom()
         else:
             self._reveal(self._widgets[self._found])
+
+    def _build_screenful(self) -> None:
+        """Build the newest messages, newest first, until they fill the view and the edge zone above it
+        (at most FIRST_WINDOW): a Markdown message costs ~10 ms to lay out, and most of a long chat is
+        off screen; older ones are built as the user scrolls up."""
+        margins = self._layout.contentsMargins()
+        width = max(self.viewport().width() - margins.left() - margins.right(), 200)
+        need = self.viewport().height() + EDGE_PX
+        height = 0
+        while self._above and height < need and len(self._order) < FIRST_WINDOW:
+            w = self._insert(0, self._above.pop())
+            height += (w.heightForWidth(width) if w.hasHeightForWidth() else w.sizeHint().height())
+            height += self._layout.spacing()
 
     def _reveal(self, widget: MessageWidget) -> None:
         """Lay the column out now and put `widget` near the top of the view, highlighted, before anything
