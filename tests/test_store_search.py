@@ -100,19 +100,18 @@ def test_limit_caps_the_number_of_hits(store: Store) -> None:
     assert len(store.search("repeated")) == 30
 
 
-def test_search_pages_rank_the_newest_messages_first_then_older_ones_each_match_once(store: Store, monkeypatch) -> None:
+def test_search_pages_rank_the_newest_matches_first_then_older_ones_each_match_once(store: Store, monkeypatch) -> None:
     import app.core.store as store_module
 
-    monkeypatch.setattr(store_module, "SEARCH_WINDOW", 10)
+    monkeypatch.setattr(store_module, "SEARCH_BATCH", 10)
     ids = _say(store, "Lanterns", *[f"lantern number {i}" + " lantern" * (i % 3) for i in range(60)])
     trashed = _say(store, "Trashed", "a lantern in the bin")
     store.trash_conversation(store.get_message(trashed[0]).conversation_id)
     first = store.search_page("lantern", limit=7)
     assert len(first.hits) == 7 and first.more is not None
-    newest = set(ids[-9:])  # the window: the newest ten messages, the trashed one among them
-    assert {h.message_id for h in first.hits} <= newest
-    assert [h.snippet_plain().count("lantern") for h in first.hits] == sorted(
-        (h.snippet_plain().count("lantern") for h in first.hits), reverse=True)  # best first within it
+    assert {h.message_id for h in first.hits} <= set(ids[-10:])  # from the batch of the newest ten matches
+    counts = [h.snippet_plain().count("lantern") for h in first.hits]
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]  # best first within it
     seen = [h.message_id for h in first.hits]
     page = first
     while page.more is not None:

@@ -61,7 +61,7 @@ class SearchDialog(QDialog):
         self.query.returnPressed.connect(self._open_current)
         self.summary.setText(INTRO)
         self._text = ""
-        self._more: tuple[int, int, int] | None = None  # where the next page starts
+        self._more: tuple[int, int] | None = None  # where the next page starts
 
     @Slot()
     def run_search(self) -> None:
@@ -80,7 +80,7 @@ class SearchDialog(QDialog):
         """Add the next page of older matches; False when there is none."""
         return self._more is not None and self._fetch(self._more)
 
-    def _fetch(self, after: tuple[int, int, int] | None) -> bool:
+    def _fetch(self, after: tuple[int, int] | None) -> bool:
         text = self._text
         page = read_or_tell(lambda: self.store.search_page(text, PAGE, after), self.summary.setText)
         if page is None:

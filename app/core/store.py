@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+from app.core.search_rank import rank
 from app.core.store_connection import StoreConnection
 from app.core.store_errors import TEXT_KEPT
 from app.core.store_rows import (
@@ -46,9 +47,9 @@ log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TITLE_LEN = 48
-# Messages whose matches are ranked at once, newest first: ranking every match of a common word in
-# 200k messages took 0.5 s; a window keeps the first page's cost flat as the history grows.
-SEARCH_WINDOW = 20_000
+# Matches ranked together, newest first: a page comes from the newest batch, the next batch when the
+# list has shown it all (ranking every match of a common word in 200k messages took 0.5 s).
+SEARCH_BATCH = 250
 
 
 def new_id() -> str:
@@ -253,49 +254,31 @@ class Store(StoreConnection):
     # --- search --------------------------------------------------------------------------------
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
-        """The first page of `search_page`: the best matches among the newest messages."""
+        """The first page of `search_page`: the best matches among the newest ones."""
         return list(self.search_page(query, limit).hits)
 
-    def search_page(self, query: str, limit: int = 50, after: tuple[int, int, int] | None = None) -> SearchPage:
-        """Messages matching every word of `query` (each word also as a prefix). The newest
-        SEARCH_WINDOW messages are ranked first, best first, widening to older ones until `limit`
-        matches are found; `after` (a page's `more`) continues: more of that window, then older ones.
-        Anything a user types is safe: FTS syntax characters are treated as plain text."""
-        match = " ".join(f'"{word}"*' for word in _WORD.findall(query))
-        if not match:
+    def search_page(self, query: str, limit: int = 50, after: tuple[int, int] | None = None) -> SearchPage:
+        """Messages matching every word of `query` (each word also as a prefix): the newest SEARCH_BATCH
+        matches ranked best first (`search_rank`), then the next older batch; `after` (a page's `more`)
+        continues. Anything a user types is safe: FTS syntax characters are treated as plain text."""
+        words = _WORD.findall(query)
+        if not words:
             return SearchPage(())
-        if after is not None and after[1] >= 0:  # more of a window already ranked
-            top, low, offset = after
-            rows = self._ranked(match, low, top, limit, offset)
-        else:  # a new window: the newest messages, or the ones below the last window
-            top = after[0] if after is not None else (self._read("SELECT max(seq) FROM messages")[0][0] or 0) + 1
-            offset, span = 0, SEARCH_WINDOW
-            while True:
-                low = max(top - span, 0)
-                rows = self._ranked(match, low, top, limit, 0)
-                if len(rows) >= limit or low == 0:
-                    break
-                span *= 4  # few matches this recent: rank a wider window rather than return a short page
+        top, offset = after or (2**62, 0)
+        rows = self._read(
+            "SELECT f.rowid AS seq, m.id, m.conversation_id, c.title, m.role, m.created_at, m.content,"
+            "       snippet(messages_fts, 0, ?, ?, '…', 12) AS snip"
+            " FROM messages_fts f JOIN messages m ON m.seq = f.rowid"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE messages_fts MATCH ? AND f.rowid < ? AND c.trashed_at IS NULL"
+            " ORDER BY f.rowid DESC LIMIT ?",
+            (MARK_START, MARK_END, " ".join(f'"{w}"*' for w in words), top, SEARCH_BATCH))
+        order = rank([r["content"] for r in rows], words)[offset:offset + limit]
         hits = tuple(SearchHit(r["id"], r["conversation_id"], r["title"], r["role"], r["snip"], r["created_at"])
-                     for r in rows)
-        if len(rows) >= limit:
-            return SearchPage(hits, (top, low, offset + limit))
-        return SearchPage(hits, (low, -1, 0) if low > 0 else None)  # -1: the next window is not chosen yet
-
-    def _ranked(self, match: str, low: int, top: int, limit: int, offset: int) -> list[sqlite3.Row]:
-        """Matches among messages low <= seq < top, best first; snippets only for the ones returned."""
-        return self._read(
-            "WITH best AS ("
-            "  SELECT f.rowid AS seq, f.rank AS score FROM messages_fts f"
-            "  JOIN messages m ON m.seq = f.rowid JOIN conversations c ON c.id = m.conversation_id"
-            "  WHERE messages_fts MATCH ? AND f.rowid >= ? AND f.rowid < ? AND c.trashed_at IS NULL"
-            "  ORDER BY f.rank LIMIT ? OFFSET ?)"
-            " SELECT m.id, m.conversation_id, c.title, m.role, m.created_at,"
-            "        snippet(messages_fts, 0, ?, ?, '…', 12) AS snip"
-            " FROM best JOIN messages_fts ON messages_fts.rowid = best.seq"
-            " JOIN messages m ON m.seq = best.seq JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE messages_fts MATCH ? ORDER BY best.score",
-            (match, low, top, limit, offset, MARK_START, MARK_END, match))
+                     for r in (rows[i] for i in order))
+        if offset + limit < len(rows):
+            return SearchPage(hits, (rows[0]["seq"] + 1, offset + limit))
+        return SearchPage(hits, (rows[-1]["seq"], 0) if len(rows) == SEARCH_BATCH else None)
 
     # --- import (the export format and its validation live in app.core.transfer) -------------------
 

@@ -109,11 +109,11 @@ class SearchHit:
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of search results, and where the next one starts (None: every message was searched).
-    Pages come newest messages first: each ranks the matches of a window of recent messages."""
+    """One page of search results, and where the next one starts (None: every match was given).
+    Pages come newest matches first: each ranks a batch of them."""
 
     hits: tuple[SearchHit, ...]
-    more: tuple[int, int, int] | None = None  # (window top, window bottom, hits already given from it)
+    more: tuple[int, int] | None = None  # (the batch's top message seq, hits already given from it)
 
 
 @dataclass(frozen=True)
