@@ -20,6 +20,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -130,8 +131,10 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(int(len(ordered) * p / 100), len(ordered) - 1)]
 
 
-def bench_launch(runs: int) -> list[float]:
-    """Seconds from process start to an exposed main window, `runs` fresh processes."""
+def bench_launch(runs: int, home: Path | None = None, before: Callable[[], None] = lambda: None,
+                 cpu: list[float] | None = None) -> list[float]:
+    """Seconds from process start to an exposed main window, `runs` fresh processes (in a new empty home,
+    or `home`; `before` runs ahead of each). `cpu` receives the main thread's CPU seconds up to then."""
     child = textwrap.dedent("""
         import os, sys, time
         from PySide6.QtWidgets import QApplication, QMainWindow
@@ -141,7 +144,7 @@ def bench_launch(runs: int) -> list[float]:
         def poll():
             for w in app.topLevelWidgets():
                 if isinstance(w, QMainWindow) and w.isVisible() and w.windowHandle() and w.windowHandle().isExposed():
-                    print(f"VISIBLE {time.time() - t0:.4f}", flush=True)
+                    print(f"VISIBLE {time.time() - t0:.4f} {time.thread_time():.4f}", flush=True)
                     w.close()
                     return
             QTimer.singleShot(1, poll)
@@ -151,14 +154,17 @@ def bench_launch(runs: int) -> list[float]:
     """)
     times = []
     for _ in range(runs):
-        home = tempfile.mkdtemp(prefix="tinychat-launch-")
-        env = dict(os.environ, TINYCHAT_HOME=home, BENCH_T0=repr(time.time()))
+        before()
+        where = str(home) if home else tempfile.mkdtemp(prefix="tinychat-launch-")
+        env = dict(os.environ, TINYCHAT_HOME=where, BENCH_T0=repr(time.time()))
         out = subprocess.run([sys.executable, "-c", child], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=60)
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("VISIBLE")), None)
         if line is None:
             raise SystemExit(f"launch failed: {out.stderr[-2000:]}")
         times.append(float(line.split()[1]))
+        if cpu is not None:
+            cpu.append(float(line.split()[2]))
     return times
 
 
