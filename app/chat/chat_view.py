@@ -10,6 +10,7 @@ model no longer sees end, and a search result opens with the window built around
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 
@@ -27,6 +28,7 @@ BATCH = 6  # messages built each time the user scrolls near an edge (one scroll 
 MAX_BUILT = 48  # widgets alive at once; the far edge is taken down beyond this
 EDGE_PX = 600  # how close to an edge (in pixels) building starts
 COLUMN_MAX = 860  # the readable line length of the chat column, like LM Studio and ChatGPT
+PAINT_FIRST_S = 0.05  # after opening, the first screenful is painted before the edge zone is built
 REVEAL_MARGIN = 40  # a revealed message sits this far below the top of the view
 FORGOTTEN_TEXT = ("Older messages above this line are not in context: the model's 2048-token window no "
                   "longer holds them, so it does not see them.")
@@ -68,6 +70,7 @@ class ChatView(QScrollArea):
         self._above: list[MessageView] = []  # older messages not built, oldest first
         self._below: list[MessageView] = []  # newer messages not built (the user scrolled far up)
         self._painter = StreamPainter(self._paint_stream, self)
+        self._edges_after = 0.0  # monotonic time before which no batch is built at the edges
         self._anchor = ScrollAnchor(self.verticalScrollBar(), self)
         self.verticalScrollBar().valueChanged.connect(self._on_scrolled)
 
@@ -106,13 +109,14 @@ class ChatView(QScrollArea):
             self._reveal(self._widgets[self._found])
 
     def _build_screenful(self) -> None:
-        """Build the newest messages, newest first, until they fill the view and the edge zone above it
-        (at most FIRST_WINDOW): a Markdown message costs ~10 ms to lay out, and most of a long chat is
-        off screen; older ones are built as the user scrolls up."""
+        """Build the newest messages, newest first, until they fill the view (at most FIRST_WINDOW): a
+        Markdown message costs several ms to build and lay out, and most of a long chat is off screen.
+        The edge zone above is built once this screenful has been painted, older ones as the user scrolls."""
         margins = self._layout.contentsMargins()
         width = max(self.viewport().width() - margins.left() - margins.right(), 200)
-        need = self.viewport().height() + EDGE_PX
+        need = self.viewport().height()
         height = 0
+        self._edges_after = time.monotonic() + PAINT_FIRST_S
         while self._above and height < need and len(self._order) < FIRST_WINDOW:
             w = self._insert(0, self._above.pop())
             height += (w.heightForWidth(width) if w.hasHeightForWidth() else w.sizeHint().height())
@@ -254,7 +258,8 @@ class ChatView(QScrollArea):
         bar = self.verticalScrollBar()
         self._anchor.stick_to_bottom = value >= bar.maximum() - 24 and not self._below
         if (value < EDGE_PX and self._above) or (value > bar.maximum() - EDGE_PX and self._below):
-            QTimer.singleShot(0, self, self._fill_edges)
+            wait = max(self._edges_after - time.monotonic(), 0.0)  # a chat just opened paints first
+            QTimer.singleShot(round(wait * 1000), self, self._fill_edges)
 
     @Slot()
     def _fill_edges(self) -> None:
