@@ -13,7 +13,6 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 K1, B = 1.2, 0.75  # the usual BM25 constants, the ones SQLite's bm25() uses
 
 
@@ -35,7 +34,7 @@ def rank(texts: Sequence[str], words: Sequence[str]) -> list[int]:
     lengths: list[int] = []
     for text in texts:
         folded = fold(text)
-        lengths.append(max(len(_WORD.findall(folded)), 1))
+        lengths.append(max(len(folded), 1))  # in characters: only its ratio to the average counts
         counts.append([len(start.findall(folded)) for start in starts])
     n, average = len(texts), sum(lengths) / len(texts)
     having = [sum(1 for c in counts if c[j]) for j in range(len(starts))]  # messages with each word

@@ -47,9 +47,9 @@ log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TITLE_LEN = 48
-# Matches ranked together, newest first: a page comes from the newest batch, the next batch when the
+# Matches ranked together, newest first: pages come from the newest batch, the next batch when the
 # list has shown it all (ranking every match of a common word in 200k messages took 0.5 s).
-SEARCH_BATCH = 250
+SEARCH_BATCH = 200
 
 
 def new_id() -> str:
