@@ -71,8 +71,8 @@ def conversation(i: int, n: int, rng: random.Random, words: list[str], weights: 
 
 
 class History(NamedTuple):
-    """A generated history: the conversations the benchmark uses (`long`: 60 messages, a few weeks old;
-    `old`: a year old) and how many messages it holds."""
+    """A generated history: the conversation the benchmark opens (`long`: 60 messages, a few weeks old)
+    and how many messages it holds."""
 
     ids: dict[str, str]
     messages: int
@@ -81,7 +81,7 @@ class History(NamedTuple):
 def build_history(path: Path, conversations: int, seed: int = 7) -> History:
     """Write the history to `path` (kept when it already holds it), through the app's store, which is
     closed cleanly afterwards as the app would leave it."""
-    marks = {"long": f"{conversations // 10:08d}", "old": f"{conversations // 2:08d}"}
+    marks = {"long": f"{conversations // 10:08d}"}
     store, _ = Store.open(path)
     try:
         if len(store.list_conversations()) != conversations:
