@@ -11,7 +11,7 @@ from app.chat import chat_view
 from app.chat.chat_view import ChatView
 from app.chat.composer import Composer
 from app.chat.markdown import Block, prose_to_html, split_blocks
-from app.chat.message_widget import MessageView
+from app.chat.message_widget import MessageView, MessageWidget
 from app.chat.model_state import ModelStatus
 from app.chat.session import Speed
 from app.core.store_types import StoredMessage
@@ -108,6 +108,8 @@ def test_opening_a_long_chat_builds_only_the_newest_messages_that_fill_the_view(
     view.show_messages(views)
     built = [mid for mid in view.message_ids() if view.message_widget(mid) is not None]
     assert built == [str(i) for i in range(60 - len(built), 60)] and len(built) < 30  # the newest, not half
+    readers_see = [c.view.message.id for c in view.column.children() if isinstance(c, MessageWidget)]
+    assert readers_see == built  # assistive technology lists them in reading order, though built newest first
     qtbot.wait(50)
     bar = view.verticalScrollBar()
     assert bar.value() == bar.maximum() > 0  # they fill the view, which shows the newest at the bottom

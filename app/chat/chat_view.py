@@ -112,15 +112,20 @@ class ChatView(QScrollArea):
         """Build the newest messages, newest first, until they fill the view (at most FIRST_WINDOW): a
         Markdown message costs several ms to build and lay out, and most of a long chat is off screen.
         The edge zone above is built once this screenful has been painted, older ones as the user scrolls."""
-        margins = self._layout.contentsMargins()
-        width = max(self.viewport().width() - margins.left() - margins.right(), 200)
-        need = self.viewport().height()
-        height = 0
+        width = max(self.viewport().width() - 2 * self._layout.contentsMargins().left(), 200)
+        need, height = self.viewport().height(), 0
         self._edges_after = time.monotonic() + PAINT_FIRST_S
         while self._above and height < need and len(self._order) < FIRST_WINDOW:
             w = self._insert(0, self._above.pop())
-            height += (w.heightForWidth(width) if w.hasHeightForWidth() else w.sizeHint().height())
-            height += self._layout.spacing()
+            fits = w.heightForWidth(width)  # -1: the message's height does not depend on its width
+            height += self._layout.spacing() + (fits if fits >= 0 else w.sizeHint().height())
+        self._read_in_order()
+
+    def _read_in_order(self) -> None:
+        """Put the built messages in reading order among the column's children: assistive technology
+        lists children in that order, and messages built above others were made after them."""
+        for mid in self._order:
+            self._widgets[mid].raise_()
 
     def _reveal(self, widget: MessageWidget) -> None:
         """Lay the column out now and put `widget` near the top of the view, highlighted, before anything
@@ -295,6 +300,7 @@ class ChatView(QScrollArea):
         del self._above[-BATCH:]
         for i, view in enumerate(batch):
             self._insert(i, view)
+        self._read_in_order()
         excess = len(self._order) - MAX_BUILT
         if excess > 0:
             self._below[:0] = [self._take_down(mid) for mid in self._order[-excess:]]
