@@ -1,6 +1,6 @@
 """History scale: `python -m bench.history_scale [--sizes 100 1000 5000]` (offscreen by default).
 
-For each size, a heavy user's history (bench/history_data.py: 20–60 messages a conversation, answers with
+For each size, a heavy user's history (bench/history_store.py: 20–60 messages a conversation, answers with
 code) is generated once into `--cache`, then measured through the real window (no model loaded):
 
 - start → window shown: `app.shell.gui.run` in a fresh process (wall time, and the main thread's CPU),
@@ -34,7 +34,7 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
 from PySide6.QtWidgets import QApplication
 
 from bench.gui_responsiveness import bench_launch
-from bench.history_data import build_history
+from bench.history_store import build_history
 
 ROOT = Path(__file__).resolve().parents[1]
 FILTER_WORDS = ("the code", "python")

@@ -1,7 +1,8 @@
-"""A heavy user's history, generated: `conversations` conversations of 20–60 messages (40 on average),
-questions of a line or two, answers of prose with code blocks, lists and inline code, dates spread over
-two years, a few pinned. Written through the app's own store (`insert_conversations`), so the rows and
-the search index are exactly what the app writes; cached per size, since 5,000 conversations take minutes.
+"""A heavy user's history written straight into the store: `conversations` conversations of 20–60
+messages (40 on average), questions of a line or two, answers of prose with code blocks, lists and inline
+code, dates spread over two years, a few pinned. Written through the app's own store
+(`insert_conversations`), so the rows and the search index are exactly what the app writes; cached per
+size, since 5,000 conversations take minutes.
 """
 
 from __future__ import annotations
