@@ -6,7 +6,9 @@ ids that were generated, and one prompt cache (`make_prompt_cache`) is kept acro
 answer it is trimmed to the longest common prefix with the new prompt (`trim_prompt_cache`) and only
 the rest is evaluated. Tokens come from `mlx_lm.generate_step` and text from the tokenizer's streaming
 detokenizer; `answer_stream` turns them into the answer. Cancel is checked between tokens and, through
-the prompt-progress callback, between prompt chunks of PREFILL_STEP tokens.
+the prompt-progress callback, between prompt chunks of PREFILL_STEP tokens. A long prompt rest is
+read before sampling starts, with a text-less `Chunk(prompt_read=…)` after each chunk: on a CPU that
+takes seconds, and the window shows how far it got instead of a bare "…".
 
 mlx and mlx_lm are imported inside methods: `import mlx_lm` takes 1.5–2 s (it pulls in
 transformers), which must not delay the GUI's start.
@@ -52,6 +54,7 @@ SUPPORTED_ARCHITECTURES = ("llama",)
 # Prompt tokens evaluated between cancel checks: small enough that cancel lands within ~0.2 s on a
 # CPU, large enough that the per-chunk overhead stays negligible.
 PREFILL_STEP = 128
+PROGRESS_AFTER = 2 * PREFILL_STEP  # a prompt rest longer than this is read with progress reports
 REPEAT_LAST_N = 64  # tokens the repeat penalty looks back over, as llama-cpp-python's default
 
 
@@ -280,7 +283,10 @@ class MlxEngine:
             return
         assert self._resume is not None
         self._resume.before(prompt, cancel)
-        reused = self._reuse_prefix(prompt)
+        reused = read = self._reuse_prefix(prompt)
+        if len(prompt) - reused > PROGRESS_AFTER:
+            for read in self._read_prompt(prompt, reused, cancel):
+                yield Chunk("", prompt_read=(read - reused, len(prompt) - 1 - reused))
         detokenizer = tokenizer.detokenizer  # mlx-lm's streaming one: holds a character's bytes until whole
 
         def decode(token: int) -> str:
@@ -288,9 +294,24 @@ class MlxEngine:
             return detokenizer.last_segment
 
         yield from self._resume.saving(stream_answer(
-            self._sample(prompt, reused, max_new, params, cancel), decode, stop_ids=self._stop_ids,
+            self._sample(prompt, read, max_new, params, cancel), decode, stop_ids=self._stop_ids,
             stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
             prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))
+
+    def _read_prompt(self, prompt: list[int], start: int, cancel: threading.Event) -> Iterator[int]:
+        """Evaluate `prompt[start:-1]` into the cache PREFILL_STEP tokens at a time, as mlx-lm's own
+        prefill does, yielding the tokens the cache holds after each step (so the caller can say how far
+        reading got; on a CPU a long prompt takes many seconds). The last token is left for sampling."""
+        import mlx.core as mx
+
+        done, end = start, len(prompt) - 1
+        while done < end and not cancel.is_set():
+            n = min(PREFILL_STEP, end - done)
+            self._model(mx.array(prompt[done:done + n])[None], cache=self._cache)
+            mx.eval([c.state for c in self._cache])
+            done += n
+            self._cached_ids = prompt[:done]
+            yield done
 
     def _sample(self, prompt: list[int], reused: int, max_new: int, params: GenerationParams,
                 cancel: threading.Event) -> Generator[int, None, None]:
