@@ -6,9 +6,8 @@ ids that were generated, and one prompt cache (`make_prompt_cache`) is kept acro
 answer it is trimmed to the longest common prefix with the new prompt (`trim_prompt_cache`) and only
 the rest is evaluated. Tokens come from `mlx_lm.generate_step` and text from the tokenizer's streaming
 detokenizer; `answer_stream` turns them into the answer. Cancel is checked between tokens and, through
-the prompt-progress callback, between prompt chunks of PREFILL_STEP tokens. A long prompt rest is
-read before sampling starts, with a text-less `Chunk(prompt_read=…)` after each chunk: on a CPU that
-takes seconds, and the window shows how far it got instead of a bare "…".
+the prompt-progress callback, between prompt chunks of PREFILL_STEP tokens. A long prompt rest is read
+first, with a text-less `Chunk(prompt_read=…)` per chunk: on a CPU it takes seconds.
 
 mlx and mlx_lm are imported inside methods: `import mlx_lm` takes 1.5–2 s (it pulls in
 transformers), which must not delay the GUI's start.
