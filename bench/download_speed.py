@@ -1,0 +1,183 @@
+"""Download throughput of the model manager against `curl` on the same local server, one run.
+
+The fake Hub (tests/fakehub.py, in a process of its own) publishes a large generated `.gguf` the way the
+Hub does: metadata with its LFS sha256, the resolve URL redirecting to a CDN URL that honours ranges.
+Each round fetches it with `curl -L -o` and with TinyChat's transfer (engine/download.py: the metadata
+request, the redirect, the ranged GET, sha256 verification, fsync, move into place), in alternating
+order, each in a child process of its own so its CPU time (user+sys) and peak memory are its alone.
+
+    python -m bench.download_speed [--size-mb 2048] [--rounds 3] [--dest /dev/shm]
+
+Both write into `--dest` (default: a RAM disk when it has room, so the drive's write-back speed limits
+neither side); curl's time includes an fsync of its file, which TinyChat does before trusting a file.
+Target: TinyChat ≥ 0.8× curl's throughput, memory flat (the peak does not grow with the file).
+Prints a Markdown section for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO, NAME = "bench/Big-GGUF", "big.gguf"
+BLOCK = 16 << 20
+
+
+def make_file(path: Path, size: int) -> None:
+    """`size` bytes of incompressible data (one random block repeated: hashing cost is the same)."""
+    block = os.urandom(BLOCK)
+    with path.open("wb") as f:
+        left = size
+        while left:
+            left -= f.write(memoryview(block)[: min(BLOCK, left)])
+
+
+def serve(path: Path) -> None:
+    """Child: publish `path` on a fake Hub, print its endpoint, serve until stdin closes."""
+    from tests.fakehub import FakeHub
+
+    with FakeHub() as hub:
+        hub.add_repo(REPO, {NAME: path})
+        file = hub.repos[REPO].files[NAME]
+        _ = file.sha256, file.blob_id  # computed before the clock starts
+        print(hub.endpoint, flush=True)
+        sys.stdin.read()
+
+
+def fetch(endpoint: str, dest: Path) -> None:
+    """Child: download the file as the model manager does; print transfer time and memory as JSON."""
+    from engine import network_log
+    from engine.download import Progress, download_snapshot
+    from engine.hub import HubSession
+
+    network_log.install()  # as in the app: every socket operation passes the audit hook
+    reports: list[Progress] = []
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with network_log.purpose("Model download", "bench"), HubSession(endpoint) as session:
+        snapshot = session.snapshot(REPO, "main", [NAME])
+        download_snapshot(session, snapshot, dest, progress=reports.append)
+    wall = time.perf_counter() - t0
+    print(json.dumps({"wall": wall, "rss_before_kb": rss_before, "reports": len(reports)}), flush=True)
+
+
+def run_child(cmd: list[str]) -> tuple[float, float, int, str]:
+    """Run `cmd`; its wall time, CPU seconds (user+sys), peak RSS in kB, and stdout."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out
+
+
+def round_curl(url: str, dest: Path) -> dict:
+    out = dest / NAME
+    wall, cpu, rss, _ = run_child(["curl", "-sS", "-L", "-o", str(out), url])
+    t0 = time.perf_counter()
+    fd = os.open(out, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    wall += time.perf_counter() - t0
+    size = out.stat().st_size
+    out.unlink()
+    return {"wall": wall, "cpu": cpu, "rss_kb": rss, "size": size}
+
+
+def round_tinychat(endpoint: str, dest: Path) -> dict:
+    folder = dest / "tinychat"
+    cmd = [sys.executable, "-m", "bench.download_speed", "--fetch", endpoint, str(folder)]
+    _, cpu, rss, out = run_child(cmd)
+    info = json.loads(out.strip().splitlines()[-1])
+    size = (folder / NAME).stat().st_size
+    shutil.rmtree(folder)
+    return {"wall": info["wall"], "cpu": cpu, "rss_kb": rss, "rss_before_kb": info["rss_before_kb"], "size": size}
+
+
+def default_dest(size: int) -> Path:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and shutil.disk_usage(shm).free > 3 * size:
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mb", type=int, default=2048)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--dest", type=Path, default=None, help="where both write the download")
+    ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--fetch", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        return serve(args.serve)
+    if args.fetch:
+        return fetch(args.fetch[0], Path(args.fetch[1]))
+    if shutil.which("curl") is None:
+        raise SystemExit("curl is not installed: apt-get install -y curl")
+
+    size = args.size_mb << 20
+    dest = args.dest or default_dest(size)
+    work = Path(tempfile.mkdtemp(prefix="tinychat-dl-bench-"))
+    if shutil.disk_usage(work).free < size + (512 << 20):
+        raise SystemExit(f"Not enough free space in {work} for a {args.size_mb} MiB file; pass a smaller --size-mb")
+    source = work / NAME
+    make_file(source, size)
+    server = subprocess.Popen([sys.executable, "-m", "bench.download_speed", "--serve", str(source)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        endpoint = server.stdout.readline().strip()
+        url = f"{endpoint}/{REPO}/resolve/main/{NAME}"
+        load_before = os.getloadavg()
+        rows: dict[str, list[dict]] = {"curl": [], "TinyChat": []}
+        for r in range(args.rounds):
+            order = ["curl", "TinyChat"] if r % 2 == 0 else ["TinyChat", "curl"]
+            for side in order:
+                row = round_curl(url, dest) if side == "curl" else round_tinychat(endpoint, dest)
+                assert row["size"] == size, row
+                rows[side].append(row)
+                print(f"round {r + 1} {side}: {size / row['wall'] / 1e6:.0f} MB/s, CPU {row['cpu']:.2f} s, "
+                      f"peak RSS {row['rss_kb'] / 1024:.0f} MiB", file=sys.stderr)
+        load_after = os.getloadavg()
+    finally:
+        if server.stdin:
+            server.stdin.close()
+        server.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+    print_report(rows, size, dest, load_before, load_after)
+
+
+def print_report(rows: dict[str, list[dict]], size: int, dest: Path, load_before: tuple, load_after: tuple) -> None:
+    def med(side: str, key: str) -> float:
+        return statistics.median(r[key] for r in rows[side])
+
+    speed = {s: size / med(s, "wall") / 1e6 for s in rows}
+    ratios = [c["wall"] / t["wall"] for c, t in zip(rows["curl"], rows["TinyChat"], strict=True)]
+    print(f"### Downloads: {size >> 20} MiB from the local fake Hub, {len(ratios)} interleaved rounds\n")
+    print(f"Written to {dest}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (2 cores).\n")
+    print("| client | MB/s (median) | CPU s (user+sys) | peak RSS |")
+    print("|---|---|---|---|")
+    for s in rows:
+        print(f"| {s} | {speed[s]:.0f} | {med(s, 'cpu'):.2f} | {med(s, 'rss_kb') / 1024:.0f} MiB |")
+    before = statistics.median(r["rss_before_kb"] for r in rows["TinyChat"]) / 1024
+    print(f"\nTinyChat ÷ curl throughput per round: {', '.join(f'{x:.2f}×' for x in ratios)} "
+          f"(median {statistics.median(ratios):.2f}×, target ≥ 0.8×); TinyChat's memory before the transfer "
+          f"{before:.0f} MiB, so it grew by {med('TinyChat', 'rss_kb') / 1024 - before:.0f} MiB during it.")
+
+
+if __name__ == "__main__":
+    main()
