@@ -20,7 +20,6 @@ batch or report interval, not per piece.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -88,12 +87,6 @@ def _expected_digest(remote: RemoteFile) -> str | None:
 def _dropped(detail: str) -> DownloadError:
     return DownloadError("The connection to the Hub kept dropping. Check your connection and try again; the "
                          "download will continue where it stopped.", detail)
-
-
-def _disk_full(exc: OSError, name: str, have: int) -> DownloadError:
-    return DownloadError(f"The disk filled up while downloading {name}. Free some space and try again: the "
-                         f"{human(have)} already downloaded are kept and the download will continue from there.",
-                         repr(exc))
 
 
 class _FileTransfer:
@@ -233,7 +226,7 @@ class _FileTransfer:
         size, block, interval = self.remote.size, self.settings.chunk_size, self.settings.report_interval_s
         next_check = time.monotonic() + interval
         with self.part.open("ab", buffering=0) as f:
-            writer = PartWriter(f, self.hasher, self._have(), size)
+            writer = PartWriter(f, self.hasher, self._have(), size, self.remote.name)
             try:
                 for piece in response.iter_bytes():  # as the network delivers them, ≤ 64 KiB
                     writer.append(piece)
@@ -246,10 +239,6 @@ class _FileTransfer:
                     self.meter.report("downloading", self.remote.name)
                     if writer.have >= size:
                         return
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                    raise _disk_full(exc, self.remote.name, writer.have) from exc
-                raise
             finally:  # whatever was written is hashed and counted, so a retry continues from it
                 self._account(writer)
 
