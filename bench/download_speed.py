@@ -85,11 +85,11 @@ def fetch(endpoint: str, dest: Path) -> None:
                       "reports": len(reports)}), flush=True)
 
 
-def run_child(cmd: list[str]) -> tuple[float, float, int, str]:
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
     """Run `cmd`; its wall time, CPU seconds (user+sys), peak RSS in kB (sampled), and stdout."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, stdout=out, text=True)
+        proc = subprocess.Popen(cmd, stdout=out, text=True, env=env)
         peak = 0
         while True:
             with contextlib.suppress(OSError, ValueError):
@@ -119,10 +119,14 @@ def round_curl(url: str, dest: Path) -> dict:
     return {"wall": wall, "cpu": cpu, "rss_kb": rss, "size": size}
 
 
-def round_tinychat(endpoint: str, dest: Path) -> dict:
+def round_tinychat(endpoint: str, dest: Path, engine_tree: Path | None = None) -> dict:
+    """TinyChat's transfer in a child; `engine_tree`: a folder whose `engine/` package it uses instead."""
     folder = dest / "tinychat"
     cmd = [sys.executable, "-m", "bench.download_speed", "--fetch", endpoint, str(folder)]
-    _, cpu, _, out = run_child(cmd)
+    env = None
+    if engine_tree is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(engine_tree), *sys.path])}
+    _, cpu, _, out = run_child(cmd, env)
     info = json.loads(out.strip().splitlines()[-1])
     size = (folder / NAME).stat().st_size
     shutil.rmtree(folder)
@@ -143,6 +147,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lines", default="0,125", help="line speeds in MB/s, comma-separated (0: unlimited)")
     ap.add_argument("--dest", type=Path, default=None, help="where both write the download")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a folder holding another version's engine/ (e.g. `git archive main engine`), "
+                         "measured in the same rounds")
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--fetch", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -172,10 +179,14 @@ def main() -> None:
             server.stdin.flush()
             assert server.stdout.readline().strip() == "ok"
             load_before = os.getloadavg()
-            rows: dict[str, list[dict]] = {"curl": [], "TinyChat": []}
+            sides = ["curl", "TinyChat", *(["baseline"] if args.baseline else [])]
+            rows: dict[str, list[dict]] = {side: [] for side in sides}
             for r in range(args.rounds):
-                for side in ["curl", "TinyChat"] if r % 2 == 0 else ["TinyChat", "curl"]:
-                    row = round_curl(url, dest) if side == "curl" else round_tinychat(endpoint, dest)
+                for side in sides[r % len(sides):] + sides[: r % len(sides)]:  # each goes first in turn
+                    if side == "curl":
+                        row = round_curl(url, dest)
+                    else:
+                        row = round_tinychat(endpoint, dest, args.baseline if side == "baseline" else None)
                     assert row["size"] == size, row
                     rows[side].append(row)
                     print(f"line {line or 'unlimited'} round {r + 1} {side}: {size / row['wall'] / 1e6:.0f} MB/s, "
@@ -188,12 +199,21 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def throughput_ratios(rows: dict[str, list[dict]], side: str, other: str) -> list[float]:
+    """`side`'s throughput ÷ `other`'s, round by round (same file: the inverse ratio of their times)."""
+    return [o["wall"] / s["wall"] for s, o in zip(rows[side], rows[other], strict=True)]
+
+
+def listed(ratios: list[float]) -> str:
+    return ", ".join(f"{x:.2f}×" for x in ratios)
+
+
 def print_report(rows: dict[str, list[dict]], size: int, line: int, load_before: tuple, load_after: tuple) -> None:
     def med(side: str, key: str) -> float:
         return statistics.median(r[key] for r in rows[side])
 
     speed = {s: size / med(s, "wall") / 1e6 for s in rows}
-    ratios = [c["wall"] / t["wall"] for c, t in zip(rows["curl"], rows["TinyChat"], strict=True)]
+    ratios = throughput_ratios(rows, "TinyChat", "curl")
     what = f"a {line} MB/s line" if line else "an unlimited line (loopback)"
     print(f"### {what}, {len(ratios)} interleaved rounds\n")
     print(f"Load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (2 cores).\n")
@@ -202,7 +222,10 @@ def print_report(rows: dict[str, list[dict]], size: int, line: int, load_before:
     for s in rows:
         print(f"| {s} | {speed[s]:.0f} | {med(s, 'cpu'):.2f} | {med(s, 'rss_kb') / 1024:.0f} MiB |")
     before = med("TinyChat", "rss_before_kb") / 1024
-    print(f"\nTinyChat ÷ curl throughput per round: {', '.join(f'{x:.2f}×' for x in ratios)} "
+    if "baseline" in rows:
+        print(f"\nTinyChat ÷ baseline throughput per round: {listed(throughput_ratios(rows, 'TinyChat', 'baseline'))}; "
+              f"baseline ÷ curl: {listed(throughput_ratios(rows, 'baseline', 'curl'))}.")
+    print(f"\nTinyChat ÷ curl throughput per round: {listed(ratios)} "
           f"(median {statistics.median(ratios):.2f}×, target ≥ 0.8×). TinyChat's CPU is its whole process; "
           f"{med('TinyChat', 'cpu_transfer'):.2f} s of it is the transfer (the rest starts Python and imports "
           f"the HTTP stack). Its peak memory was {before:.0f} MiB before the transfer.\n")
