@@ -3,11 +3,14 @@
 The fake Hub (tests/fakehub.py, in a process of its own) publishes a large generated `.gguf` the way the
 Hub does: metadata with its LFS sha256, the resolve URL redirecting to a CDN URL that honours ranges.
 Each round fetches it with `curl -L -o` and with TinyChat's transfer (engine/download.py: the metadata
-request, the redirect, the ranged GET, sha256 verification, fsync, move into place), in alternating
-order, each in a child process of its own so its CPU time (user+sys) and peak memory are its alone.
+request, the redirect, the ranged GET, sha256 verification, fsync, move into place), in rotating order,
+each in a child process of its own so its CPU time (user+sys) and peak memory (VmHWM) are its alone.
 
-    python -m bench.download_speed [--size-mb 2048] [--rounds 3] [--dest /dev/shm]
+    python -m bench.download_speed [--size-mb 2048] [--rounds 3] [--lines 0,125] [--baseline DIR]
 
+`--lines`: the server's line speeds in MB/s, one section each (0: loopback as fast as it goes, where
+curl is limited by nothing but its CPU; 125: a 1 Gbit/s line). `--baseline DIR`: also measure another
+version's `engine/` package (`mkdir DIR && git archive main engine | tar -x -C DIR`) in the same rounds.
 Both write into `--dest` (default: a RAM disk when it has room, so the drive's write-back speed limits
 neither side); curl's time includes an fsync of its file, which TinyChat does before trusting a file.
 Target: TinyChat ≥ 0.8× curl's throughput, memory flat (the peak does not grow with the file).
