@@ -18,12 +18,14 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".gguf", ".safetensors", ".bin", ".model")
-SEND_BLOCK = 16 * 1024
+SEND_BLOCK = 1 << 20  # large writes: the server must outpace any client a benchmark measures
+TRICKLE_BLOCK = 16 * 1024  # a slow line delivers small pieces often; a fast one, a hundredth of a second's worth
 
 
 @dataclass
@@ -72,13 +74,15 @@ class HubFile:
     data: bytes
     lfs: bool
 
-    @property
+    @cached_property  # computed once: every file request checks it, and benchmark files are gigabytes
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
-    @property
+    @cached_property
     def blob_id(self) -> str:
-        return hashlib.sha1(b"blob %d\0" % len(self.data) + self.data).hexdigest()
+        h = hashlib.sha1(b"blob %d\0" % len(self.data))
+        h.update(self.data)
+        return h.hexdigest()
 
 
 @dataclass
@@ -267,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-        body = data[start:]
+        body = memoryview(data)[start:]  # a view: no copy of a large file per request
         self.send_response(206 if start else 200)
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -282,14 +286,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self._stream(file.name, body)
 
-    def _stream(self, name: str, body: bytes) -> None:
+    def _stream(self, name: str, body: memoryview) -> None:
         hub, f = self.hub, self.hub.faults
         drop_at = f.drop_after if f.drop_after is not None and f.take("drop") else None
         stall_at = f.stall_after if f.stall_after is not None and f.take("stall") else None
-        block = min(SEND_BLOCK, f.trickle_bps) if f.trickle_bps else SEND_BLOCK
+        rate, started, sent_then = None, 0.0, 0
         sent = 0
         try:
             while sent < len(body):
+                if f.trickle_bps != rate:  # a test may change the line's speed mid-transfer
+                    rate, started, sent_then = f.trickle_bps, time.monotonic(), sent
+                block = min(max(TRICKLE_BLOCK, rate // 100), SEND_BLOCK, rate) if rate else SEND_BLOCK
                 limit = len(body)
                 for cut in (drop_at, stall_at):
                     if cut is not None and cut >= sent:
@@ -302,8 +309,8 @@ class _Handler(BaseHTTPRequestHandler):
                     with hub.lock:
                         hub.bytes_sent[name] = hub.bytes_sent.get(name, 0) + len(piece)
                         self.request_log.sent += len(piece)
-                    if f.trickle_bps:
-                        time.sleep(len(piece) / f.trickle_bps)
+                    if rate:  # on schedule, not after each piece: the time spent sending counts too
+                        time.sleep(max(0.0, started + (sent - sent_then) / rate - time.monotonic()))
                 if drop_at is not None and sent >= drop_at:
                     break  # vanish mid-body: the client sees a short read
                 if stall_at is not None and sent >= stall_at:

@@ -88,6 +88,20 @@ def test_slow_trickle_reports_speed_and_eta_and_still_completes(tmp_path, hub, m
     assert 100_000 < late[-1].speed < 8_000_000  # bytes/s of the order the server trickles at
 
 
+def test_with_the_apps_block_size_a_slow_line_still_shows_progress_and_stops_on_cancel(tmp_path, hub, model_bytes):
+    # 1 MiB blocks, as the app uses, and a file smaller than one block: on a slow line progress and
+    # cancel must still come every report interval, not once per block.
+    hub.faults.trickle_bps = 300_000
+    user = CancelAfter(len(model_bytes) * 3 // 4)
+    settings = TransferSettings(backoff_base_s=0.01, retries=1, margin_bytes=0)
+    assert settings.chunk_size > len(model_bytes) and settings.report_interval_s > 0
+    with pytest.raises(DownloadCancelled):
+        manager(tmp_path, hub, settings=settings).ensure_available("tiny", "Q4_K_M", progress=user, cancel=user.cancel)
+    assert len({p.done for p in user.seen if p.phase == "downloading" and p.done > 0}) >= 3
+    kept = part_path(tmp_path).stat().st_size
+    assert len(model_bytes) * 3 // 4 <= kept < len(model_bytes)
+
+
 def test_cancel_stops_the_download_and_keeps_the_partial_file(tmp_path, hub):
     hub.faults.trickle_bps = 400_000
     user = CancelAfter(100_000)
