@@ -339,6 +339,10 @@ class JourneyApp:
         """Type `text` on the keyboard, into whatever has the focus."""
         self._call("type", text=text)
 
+    def text(self, node: Node) -> str:
+        """The whole text of a text box or label, as a screen reader reads it."""
+        return self._call("text", path=list(node.path))
+
     def key(self, key: str, node: Node | None = None) -> None:
         """Press `key` (e.g. "Return", "Escape") on the keyboard, after clicking into `node` if given. Keys
         go to the window under the pointer (there is no window manager to give a window the focus)."""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.rename_dialog import RenameDialog
 from app.models.import_choice import ImportChoice
 from app.models.model_dialog import ModelDialog
 from app.models.welcome_view import WelcomeView
@@ -74,10 +75,10 @@ def test_the_settings_pages_the_model_manager_and_the_welcome_page_name_every_co
     assert unnamed(welcome) == []
 
 
-def test_about_help_and_the_import_question_name_every_control(app, qtbot, tmp_path):
+def test_about_help_rename_and_the_import_question_name_every_control(app, qtbot, tmp_path):
     model_file = tmp_path / "mine.gguf"
     model_file.write_bytes(b"GGUF")
     for dialog in (AboutDialog(app.session), GuideWindow(), ShortcutsDialog([("New chat", "Ctrl+N")]),
-                   ImportChoice(model_file)):
+                   ImportChoice(model_file), RenameDialog("c1", "A chat")):
         qtbot.addWidget(dialog)
         assert unnamed(dialog) == [], dialog.windowTitle()
