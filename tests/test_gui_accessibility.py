@@ -82,3 +82,24 @@ def test_about_help_rename_and_the_import_question_name_every_control(app, qtbot
                    ImportChoice(model_file), RenameDialog("c1", "A chat")):
         qtbot.addWidget(dialog)
         assert unnamed(dialog) == [], dialog.windowTitle()
+
+
+def test_with_a_screen_reader_asking_early_the_settings_page_list_rows_do_not_overlap(app, qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.settings import Settings
+    from app.ui import theme
+
+    theme.apply(QApplication.instance(), Settings().theme, Settings().font_size)  # its style sheet pads each row
+    QAccessible.setActive(True)
+    try:
+        settings = SettingsDialog(app.switcher)
+        qtbot.addWidget(settings)
+        rows = QAccessible.queryAccessibleInterface(settings.nav)
+        for i in range(rows.childCount()):  # what a screen reader asks as the rows are added
+            rows.child(i).rect()
+        settings.show()
+        rects = [settings.nav.visualItemRect(settings.nav.item(i)) for i in range(settings.nav.count())]
+        assert all(a.bottom() < b.top() for a, b in zip(rects, rects[1:], strict=False)), [r.getRect() for r in rects]
+    finally:
+        QAccessible.setActive(False)
