@@ -3,6 +3,7 @@ technology can read out (what Orca says, and what journey tests find controls by
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,6 @@ def test_with_a_screen_reader_asking_early_the_settings_page_list_rows_do_not_ov
             rows.child(i).rect()
         settings.show()
         rects = [settings.nav.visualItemRect(settings.nav.item(i)) for i in range(settings.nav.count())]
-        assert all(a.bottom() < b.top() for a, b in zip(rects, rects[1:], strict=False)), [r.getRect() for r in rects]
+        assert all(a.bottom() < b.top() for a, b in pairwise(rects)), [r.getRect() for r in rects]
     finally:
         QAccessible.setActive(False)
