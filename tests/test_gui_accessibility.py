@@ -104,3 +104,24 @@ def test_with_a_screen_reader_asking_early_the_settings_page_list_rows_do_not_ov
         assert all(a.bottom() < b.top() for a, b in pairwise(rects)), [r.getRect() for r in rects]
     finally:
         QAccessible.setActive(False)
+
+
+def test_the_chat_window_names_every_control_including_a_code_block(qtbot, tmp_path, monkeypatch):
+    from app.core.store import Store
+    from tests.gui_support import close_window, open_window
+
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path))
+    store, _ = Store.open(tmp_path / "data" / "tinychat.db")
+    conv = store.create_conversation(title="Code")
+    question = store.add_message(conv.id, None, "user", "Show me Python")
+    store.add_message(conv.id, question.id, "assistant", "```python\nprint('hi')\n```\n\n> quoted")
+    store.close()
+    window = open_window(qtbot, tmp_path, None)
+    try:
+        window.session.open(conv.id)
+        assert unnamed(window) == []
+        code = QAccessible.queryAccessibleInterface(window.findChild(QPlainTextEdit, "CodeText"))
+        assert code.text(QAccessible.Text.Name) == "python code"
+        assert QAccessible.queryAccessibleInterface(window.sidebar.new_button).text(QAccessible.Text.Name) == "New chat"
+    finally:
+        close_window(window)

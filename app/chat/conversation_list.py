@@ -83,6 +83,7 @@ class ConversationList(QWidget):
         lay.setSpacing(8)
         self.new_button = QPushButton("+  New chat", self)  # a plain "+": the fullwidth one is missing from many fonts
         self.new_button.setObjectName("NewChatButton")
+        self.new_button.setAccessibleName("New chat")  # not "plus New chat"
         self.new_button.setToolTip("New chat (Ctrl+N)")
         self.new_button.clicked.connect(self.newChatRequested)
         self.filter_box = QLineEdit(self)
