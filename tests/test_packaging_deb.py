@@ -198,6 +198,23 @@ def test_deb_puts_a_launcher_a_desktop_entry_and_an_icon_where_desktops_look(ins
         assert proc.returncode == 0 and proc.stdout == "", proc.stdout
 
 
+def test_installed_app_about_names_the_libraries_it_runs_on(installed: Path, desktop, hub, tmp_path: Path) -> None:
+    # Through the window, as a user files a bug report: Help ▸ About in the installed app, read on the
+    # accessibility bus. The frozen app has no package metadata, so "not installed" here was a real risk.
+    home = Home.create(tmp_path / "home", hub)
+    with JourneyApp(desktop, home, tmp_path, command=["/usr/bin/tinychat"]) as app:
+        app.menu("Help", "About TinyChat")
+        about = app.dialog("About TinyChat")
+        shown = app.text(app.one(None, "Diagnostics", within=about))
+    # Qt reads a table out cell by cell, between the frame marks U+FDD0/U+FDD1.
+    cells = [c.strip() for c in re.split("[\ufdd0\ufdd1\n]", shown)]
+    value = {label: cells[i + 1] for i, label in enumerate(cells[:-1]) if label}
+    pyside = importlib.metadata.version("PySide6-Essentials")
+    assert value["Qt / PySide6"].endswith(f" / {pyside}"), shown
+    assert value["llama-cpp-python"] == importlib.metadata.version("llama_cpp_python"), shown
+    assert value["TinyChat"] == VERSION, shown
+
+
 def test_removing_the_package_removes_its_files_and_says_nothing_about_opt(installed: Path) -> None:
     listed = subprocess.run(["dpkg", "-L", "tinychat"], capture_output=True, text=True).stdout.splitlines()
     assert str(INSTALL_DIR) in listed and "/opt" not in listed  # /opt belongs to the system, not to TinyChat
@@ -260,20 +277,3 @@ def test_haswell_emulation_rejects_avx512_code(tmp_path: Path) -> None:
     subprocess.run(["cc", "-O1", "-mavx512f", str(src), "-o", str(exe)], check=True)
     proc = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", str(exe)], capture_output=True, timeout=60)
     assert proc.returncode in (-4, 132)  # SIGILL: qemu re-raises it on itself
-
-
-def test_installed_app_about_names_the_libraries_it_runs_on(installed: Path, desktop, hub, tmp_path: Path) -> None:
-    # Through the window, as a user files a bug report: Help ▸ About in the installed app, read on the
-    # accessibility bus. The frozen app has no package metadata, so "not installed" here was a real risk.
-    home = Home.create(tmp_path / "home", hub)
-    with JourneyApp(desktop, home, tmp_path, command=["/usr/bin/tinychat"]) as app:
-        app.menu("Help", "About TinyChat")
-        about = app.dialog("About TinyChat")
-        shown = app.text(app.one(None, "Diagnostics", within=about))
-    # Qt reads a table out cell by cell, between the frame marks U+FDD0/U+FDD1.
-    cells = [c.strip() for c in re.split("[\ufdd0\ufdd1\n]", shown)]
-    value = {label: cells[i + 1] for i, label in enumerate(cells[:-1]) if label}
-    pyside = importlib.metadata.version("PySide6-Essentials")
-    assert value["Qt / PySide6"].endswith(f" / {pyside}"), shown
-    assert value["llama-cpp-python"] == importlib.metadata.version("llama_cpp_python"), shown
-    assert value["TinyChat"] == VERSION, shown
