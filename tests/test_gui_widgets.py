@@ -166,8 +166,10 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot
     side.pinRequested.emit(alpha, True)  # what the sidebar's "Pin to top" menu item sends
     assert side.titles() == ["Alpha question", "Beta question"]
     assert side.list.item(0).text() == "Pinned"
-    row = next(side.list.item(i) for i in range(side.list.count()) if side.list.item(i).text() == "Alpha question")
-    row.setText("Renamed chat")  # what the inline editor does when the user types a name and presses Enter
+    dialog = side.start_rename(alpha)  # the row's "Rename"
+    assert dialog.name_box.text() == "Alpha question" and dialog.name_box.selectedText() == "Alpha question"
+    dialog.name_box.setText("Renamed chat")
+    qtbot.keyClick(dialog.name_box, Qt.Key.Key_Return)
     assert window.store.get_conversation(alpha).title == "Renamed chat"
     side.filter_box.setText("beta")
     assert side.titles() == ["Beta question"]
@@ -180,6 +182,21 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot
     # Through all of it the chat being read stayed on screen, highlighted in the sidebar.
     assert window.windowTitle() == "Beta question — TinyChat" and window.chat_view.message_ids() == shown
     assert side.list.currentItem().text() == "Beta question"
+
+
+def test_the_rename_dialog_keeps_the_name_on_escape_and_refuses_an_empty_one(qtbot, window):
+    send(qtbot, window, "Keep this name")
+    cid = window.session.open_id
+    dialog = window.sidebar.start_rename(cid)
+    dialog.name_box.setText("   ")
+    assert not dialog.rename_button.isEnabled()
+    qtbot.keyClick(dialog.name_box, Qt.Key.Key_Return)
+    assert dialog.isVisible()  # Enter on an empty name does nothing
+    dialog.name_box.setText("Another name")
+    qtbot.keyClick(dialog.name_box, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+    assert window.store.get_conversation(cid).title == "Keep this name"
+    assert window.windowTitle() == "Keep this name — TinyChat"
 
 
 def test_deleting_the_open_chat_shows_a_new_chat_and_undo_reopens_it(qtbot, window):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.hf_model import build_mlx_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
+from tests.journey import Home, JourneyApp
 from tests.test_packaging import png_size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,6 +196,23 @@ def test_deb_puts_a_launcher_a_desktop_entry_and_an_icon_where_desktops_look(ins
         proc = subprocess.run(["desktop-file-validate", "/usr/share/applications/tinychat.desktop"],
                               capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout == "", proc.stdout
+
+
+def test_installed_app_about_names_the_libraries_it_runs_on(installed: Path, desktop, hub, tmp_path: Path) -> None:
+    # Through the window, as a user files a bug report: Help ▸ About in the installed app, read on the
+    # accessibility bus. The frozen app has no package metadata, so "not installed" here was a real risk.
+    home = Home.create(tmp_path / "home", hub)
+    with JourneyApp(desktop, home, tmp_path, command=["/usr/bin/tinychat"]) as app:
+        app.menu("Help", "About TinyChat")
+        about = app.dialog("About TinyChat")
+        shown = app.text(app.one(None, "Diagnostics", within=about))
+    # Qt reads a table out cell by cell, between the frame marks U+FDD0/U+FDD1.
+    cells = [c.strip() for c in re.split("[\ufdd0\ufdd1\n]", shown)]
+    value = {label: cells[i + 1] for i, label in enumerate(cells[:-1]) if label}
+    pyside = importlib.metadata.version("PySide6-Essentials")
+    assert value["Qt / PySide6"].endswith(f" / {pyside}"), shown
+    assert value["llama-cpp-python"] == importlib.metadata.version("llama_cpp_python"), shown
+    assert value["TinyChat"] == VERSION, shown
 
 
 def test_removing_the_package_removes_its_files_and_says_nothing_about_opt(installed: Path) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.rename_dialog import RenameDialog
 from app.core import timestamps
 from app.core.store_types import Conversation
 
@@ -82,6 +83,7 @@ class ConversationList(QWidget):
         lay.setSpacing(8)
         self.new_button = QPushButton("+  New chat", self)  # a plain "+": the fullwidth one is missing from many fonts
         self.new_button.setObjectName("NewChatButton")
+        self.new_button.setAccessibleName("New chat")  # not "plus New chat"
         self.new_button.setToolTip("New chat (Ctrl+N)")
         self.new_button.clicked.connect(self.newChatRequested)
         self.filter_box = QLineEdit(self)
@@ -93,12 +95,11 @@ class ConversationList(QWidget):
         self.list = _ChatList(self)
         self.list.setObjectName("ConversationList")
         self.list.setAccessibleName("Conversations")
-        self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2 renames
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # renaming is a dialog
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.currentItemChanged.connect(self._on_current)
         self.list.itemClicked.connect(self._on_clicked)  # the highlighted row too: it may not be on show
-        self.list.itemChanged.connect(self._on_item_changed)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         lay.addWidget(self.new_button)
@@ -107,7 +108,6 @@ class ConversationList(QWidget):
         self._build_undo_bar(lay)
         self._items: dict[str, QListWidgetItem] = {}
         self._generating: str | None = None
-        self._filling = False
 
     def _build_undo_bar(self, lay: QVBoxLayout) -> None:
         self.undo_bar = QFrame(self)
@@ -132,7 +132,6 @@ class ConversationList(QWidget):
     def set_conversations(self, conversations: Sequence[Conversation], current_id: str | None) -> None:
         """Rebuild the list (pinned first, then by date, newest first) and select `current_id`. Rebuilding
         selects nothing by itself: the rows come and go without asking to open another chat."""
-        self._filling = True
         self.list.blockSignals(True)
         self.list.clear()
         self._items.clear()
@@ -146,13 +145,11 @@ class ConversationList(QWidget):
             item = QListWidgetItem()
             item.setData(ID_ROLE, conv.id)
             item.setData(TITLE_ROLE, conv.title)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             item.setToolTip(conv.title)
             self.list.addItem(item)
             self._items[conv.id] = item
             self._show_title(item)
         self.list.blockSignals(False)
-        self._filling = False
         self.select(current_id)
         self._apply_filter(self.filter_box.text())
 
@@ -168,11 +165,8 @@ class ConversationList(QWidget):
     def _show_title(self, item: QListWidgetItem) -> None:
         cid = item.data(ID_ROLE)
         mark = GENERATING_MARK if cid == self._generating else ""
-        was = self._filling
-        self._filling = True
         item.setText(mark + item.data(TITLE_ROLE))
         item.setToolTip(("Generating an answer… " if mark else "") + item.data(TITLE_ROLE))
-        self._filling = was
 
     def select(self, conversation_id: str | None) -> None:
         """Highlight the chat on show (None: none is), without asking to open it."""
@@ -212,23 +206,16 @@ class ConversationList(QWidget):
         if item.data(ID_ROLE):
             self.selected.emit(item.data(ID_ROLE))
 
-    @Slot(QListWidgetItem)
-    def _on_item_changed(self, item: QListWidgetItem) -> None:
-        if self._filling or not item.data(ID_ROLE):
-            return
-        title = item.text().removeprefix(GENERATING_MARK).strip()
-        if title and title != item.data(TITLE_ROLE):
-            self.renameRequested.emit(item.data(ID_ROLE), title)
-        else:
-            self._show_title(item)  # an empty name is not a rename: put the old one back
-
-    def start_rename(self, conversation_id: str) -> None:
+    def start_rename(self, conversation_id: str) -> RenameDialog | None:
+        """Ask for a new name in the Rename dialog; an accepted new name is a `renameRequested`."""
         item = self._items.get(conversation_id)
-        if item is not None:
-            self._filling = True
-            item.setText(item.data(TITLE_ROLE))  # edit the bare title, not the marker
-            self._filling = False
-            self.list.editItem(item)
+        if item is None:
+            return None
+        dialog = RenameDialog(conversation_id, item.data(TITLE_ROLE), self.window())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.renamed.connect(self.renameRequested)
+        dialog.open()
+        return dialog
 
     def _menu(self, pos) -> None:
         item = self.list.itemAt(pos)

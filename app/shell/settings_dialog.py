@@ -103,6 +103,9 @@ class SettingsDialog(QDialog):
         self.nav.setObjectName("SettingsNav")
         self.nav.setAccessibleName("Settings pages")
         self.nav.setFixedWidth(150)
+        # Styled now: a screen reader asks for the rows' places as they are added, and rows laid out
+        # before the style sheet's padding applies would overlap for as long as the dialog lives.
+        self.nav.ensurePolished()
         for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
                                        self._appearance_page, self._server_page), strict=True):
             self.nav.addItem(name)
