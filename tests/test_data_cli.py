@@ -60,11 +60,11 @@ def test_export_json_then_import_into_another_home_copies_every_conversation(hom
     other = tmp_path / "other"
     run = tinychat(other, "import", str(out))
     assert run.returncode == 0, run.stderr
-    assert "Added 2 conversation(s) with 4 message(s)." in run.stdout
-    assert "added: Soup" in run.stdout and "added: Trains" in run.stdout
+    assert run.stdout.splitlines() == ["Added 2 conversation(s) with 4 message(s)."]  # one summary line
     assert _titles(other) == ["Soup", "Trains"]
-    again = tinychat(other, "import", str(out))
+    again = tinychat(other, "import", "--verbose", str(out))
     assert again.returncode == 0 and "skipped 2 already present" in again.stdout
+    assert "already present: Soup" in again.stdout and "already present: Trains" in again.stdout
     assert _titles(other) == ["Soup", "Trains"]
 
 
