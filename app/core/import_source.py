@@ -20,11 +20,15 @@ CHUNK = 1024 * 1024
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"),
           (stat.S_ISBLK, "a disk device"), (stat.S_ISSOCK, "a socket"))
 _BOMS = ((codecs.BOM_UTF8, None), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-# `\uD83C` not followed by a low half, or a low half alone; an even run of backslashes before the `\u`
-# means the backslash itself is escaped and the rest is plain text.
-_SURROGATE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
-                        rb"|(?<!\\)((?:\\\\)*)\\u[dD][c-fC-F][0-9a-fA-F]{2}")
-_ESCAPE_TAIL = 12  # the longest escape that can straddle two reads: a pair, `\ud83c\udf89`
+# A lone half of a UTF-16 surrogate pair spelled as an escape: a high half not followed by a low one, or a
+# low half not preceded by a high one. Valid pairs do not match, and the pattern starts with a literal, so
+# text full of escaped emoji costs one fast scan. (Whether the backslash is itself escaped is decided
+# for each match, which is rare.)
+_LONE_SURROGATE = re.compile(rb"\\u(?:[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+                             rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u)[dD][c-fC-F][0-9a-fA-F]{2})")
+_HIGH_HALF = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
+_ESCAPE_BYTES = frozenset(b"\\uU0123456789abcdefABCDEF")  # every byte a `\uXXXX` escape can hold
+_SEARCH = 4096
 
 
 class UnreadableFile(ImportRejected):
@@ -96,18 +100,29 @@ def import_bytes(data: bytes) -> ImportFile:
 
 
 def _safe_end(text: bytes) -> int:
-    """Where `text` may be cut without splitting an escape or a run of backslashes."""
-    cut = max(0, len(text) - _ESCAPE_TAIL)
-    while cut and text[cut - 1:cut] == b"\\":
-        cut -= 1
-    return cut
+    """Where `text` may be cut: just after its last byte that cannot be part of an escape, so that no
+    escape, pair of escapes or run of backslashes is split, and each piece is repaired on its own."""
+    for i in range(len(text) - 1, max(len(text) - _SEARCH, 0) - 1, -1):
+        if text[i] not in _ESCAPE_BYTES:
+            return i + 1
+    # Kilobytes of nothing but escapes (a string of emoji written with ensure_ascii): cut between two
+    # escapes, but never after a high half, whose low half may follow.
+    for cut in range(max(len(text) - _SEARCH, 0), 0, -1):
+        if b"\\" not in text[max(cut - 5, 0):cut] and not _HIGH_HALF.fullmatch(text, max(cut - 6, 0), cut):
+            return cut
+    return 0
 
 
 def _repaired(text: bytes) -> bytes:
     if b"\\ud" not in text and b"\\uD" not in text:
         return text
-    return _SURROGATE.sub(lambda m: m.group(0) if m.group(3) else (m.group(1) or m.group(4) or b"") + rb"\ufffd",
-                          text)
+    def replace(m: re.Match[bytes]) -> bytes:
+        start = before = m.start()
+        while before and text[before - 1] == 0x5C:  # the backslashes right before it
+            before -= 1
+        return m.group(0) if (start - before) % 2 else rb"\ufffd"  # odd: `\\` then plain text "ud83c"
+
+    return _LONE_SURROGATE.sub(replace, text)
 
 
 def open_import_file(path: Path) -> ImportFile:

@@ -15,6 +15,9 @@ import ijson
 
 from app.core.store_types import ImportRejected
 
+# yajl scans a string that spans reads again from its start at every read: reads of 64 KB made a 15 MB
+# string cost 1.8 s of CPU, reads of 4 MB cost 0.07 s, and memory stays a few MB either way.
+READ_SIZE = 4 * 1024 * 1024
 MAX_DEPTH = 64  # an export nests 5 deep; the rest of the margin is for unknown fields another tool adds
 HEADER_KEYS = ("format", "version", "conversations")
 _OPEN = ("start_map", "start_array")
@@ -39,7 +42,7 @@ class ExportStream:
 
     def conversations(self) -> Iterator[Any]:
         """Each item of the top-level `conversations` list, built once it is complete."""
-        events = ijson.basic_parse(self.source, use_float=True)
+        events = ijson.basic_parse(self.source, buf_size=READ_SIZE, use_float=True)
         try:
             event, value = next(events)
             if event != "start_map":
