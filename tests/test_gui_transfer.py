@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QPushButton
 
 from app.core.store import Store
 from app.shell.transfer_actions import JSON_FILTER, MARKDOWN_FILTER, TransferError, read_import, write_export
 from app.shell.window_actions import install
+from bench.history_data import write_history
 from tests.gui_support import close_window, open_window
 
 
@@ -140,3 +141,38 @@ def test_export_to_a_folder_that_cannot_be_written_says_what_to_do(qtbot, window
     assert len(said["warning"]) == 1 and "could not be written" in said["warning"][0]
     assert "Choose another folder" in said["warning"][0]
     assert not Path(tmp_path / "no-such-folder").exists()
+
+
+def test_a_long_import_runs_off_the_gui_thread_with_progress_and_the_sidebar_lists_it_after(qtbot, window, dialogs,
+                                                                                          tmp_path, monkeypatch):
+    answers, said = dialogs
+    source = tmp_path / "history.json"
+    write_history(source, 120)
+    transfer = window.actions_.transfer
+    seen: list[tuple[tuple[int, int], bool]] = []  # (percent, conversations), job still running
+    shown = transfer._progressed
+    monkeypatch.setattr(transfer, "_progressed", lambda value: (seen.append((value, transfer.running is not None)),
+                                                                shown(value)))
+    answers["open"] = (str(source), "")
+    window.actions_.import_conversations_action.trigger()
+    assert transfer.running is not None  # the trigger returned while the import goes on
+    qtbot.waitUntil(lambda: bool(said["info"] or said["warning"]), timeout=120_000)
+    assert said["warning"] == [] and said["info"][-1].startswith("Added 120 conversation(s)")
+    # Progress reached the GUI thread while the job ran, in order, up to the whole file (counted in bytes
+    # read, which run ahead of the conversations checked).
+    assert all(running for _, running in seen) and len(seen) > 2
+    assert [v for v, _ in seen] == sorted(v for v, _ in seen) and seen[-1][0][0] == 100 and seen[-1][0][1] <= 120
+    assert len(window.sidebar.titles()) == 120
+
+
+def test_cancel_in_the_progress_window_imports_nothing(qtbot, window, dialogs, tmp_path):
+    answers, said = dialogs
+    source = tmp_path / "history.json"
+    write_history(source, 120)
+    transfer = window.actions_.transfer
+    answers["open"] = (str(source), "")
+    window.actions_.import_conversations_action.trigger()
+    transfer.progress.findChild(QPushButton).click()  # Cancel
+    qtbot.waitUntil(lambda: transfer.running is None, timeout=120_000)
+    assert said["warning"] == ["history.json was not imported: The import was stopped; nothing was imported."]
+    assert window.store.list_conversations() == []
