@@ -83,8 +83,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tinychat-backup-") as tmp:
         for count in args.sizes:
             r = measure(count, Path(tmp))
-            print(f"{r['conversations']} | {r['messages']} | {r['file_mb']:.0f} | {r['import_s']:.1f} | "
-                  f"{r['import_peak_mb']:.0f} | {r['export_s']:.1f} | {r['export_peak_mb']:.0f} | "
+            print(f"{r['conversations']} | {r['messages']} | {r['file_mb']:.0f} | "
+                  f"{r['import_s']:.1f} ({r['import_cpu_s']:.1f}) | {r['import_peak_mb']:.0f} | "
+                  f"{r['export_s']:.1f} ({r['export_cpu_s']:.1f}) | {r['export_peak_mb']:.0f} | "
                   f"{r['disk_per_byte']:.2f} | {'yes' if r['exact'] else 'NO'}", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
