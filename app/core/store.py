@@ -246,6 +246,17 @@ class Store(StoreConnection):
                           "ORDER BY created_at DESC, seq DESC LIMIT 1", (conversation_id,))
         return rows[0]["id"] if rows else None
 
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Every read inside sees the database as it was at the first one, whatever other connections
+        write meanwhile: a long export stays consistent while the app keeps saving."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
     # --- search --------------------------------------------------------------------------------
 
     def search(self, query: str, limit: int = 50) -> list[SearchHit]:
@@ -266,9 +277,10 @@ class Store(StoreConnection):
 
     # --- import (the export format and its validation live in app.core.transfer) -------------------
 
-    def insert_conversations(self, records: list[tuple[Conversation, list[StoredMessage]]]) -> ImportSummary:
+    def insert_conversations(self, records: Iterable[tuple[Conversation, list[StoredMessage]]]) -> ImportSummary:
         """Write whole conversations as they are (ids included) in one transaction; ones whose id is
-        already stored are skipped. Messages must come parents first. Used by import."""
+        already stored are skipped. Messages must come parents first. `records` may be a generator that
+        checks a file as it is read: anything it raises rolls every row back. Used by import."""
         added: list[str] = []
         skipped: list[str] = []
         count = 0
@@ -282,8 +294,8 @@ class Store(StoreConnection):
                     for m in msgs:
                         insert(db, "messages", message_row(m))
                 except sqlite3.IntegrityError as exc:  # a message id that another conversation already has
-                    raise ImportRejected(f"“{conv.title}” holds messages already stored in another "
-                                         "conversation; nothing was imported.", detail=repr(exc)) from exc
+                    raise ImportRejected(f"“{conv.title}” holds a message whose id another conversation "
+                                         "already has; nothing was imported.", detail=repr(exc)) from exc
                 count += len(msgs)
                 added.append(conv.title)
         return ImportSummary(tuple(added), count, tuple(skipped))
