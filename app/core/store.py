@@ -12,6 +12,7 @@ import re
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from app.core.store_connection import StoreConnection
@@ -245,17 +246,6 @@ class Store(StoreConnection):
         rows = self._read("SELECT id FROM messages WHERE conversation_id = ? AND parent_id IS NULL "
                           "ORDER BY created_at DESC, seq DESC LIMIT 1", (conversation_id,))
         return rows[0]["id"] if rows else None
-
-    @contextlib.contextmanager
-    def read_snapshot(self) -> Iterator[None]:
-        """Every read inside sees the database as it was at the first one, whatever other connections
-        write meanwhile: a long export stays consistent while the app keeps saving."""
-        self._conn.execute("BEGIN")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
 
     # --- search --------------------------------------------------------------------------------
 
