@@ -45,7 +45,8 @@ class Faults:
     trickle_bps: int | None = None  # send at most this many bytes per second
     ignore_range: bool = False  # answer Range requests with the whole file (200)
     no_length: bool = False  # no Content-Length: a dropped connection looks like a clean end of body
-    require_token: str | None = None  # 401 unless "Authorization: Bearer <token>"
+    require_token: str | None = None  # 401 unless "Authorization: Bearer <token>" (CDN URLs are signed: not there)
+    cdn_host: str | None = None  # redirect to the CDN under this host name, another origin than the Hub's
 
     def take(self, name: str) -> bool:
         """Consume one use of the `<name>_times` counter; True if the fault applies to this request."""
@@ -66,6 +67,8 @@ class Request:
     path: str
     range: str | None
     sent: int = 0
+    authorization: str | None = None
+    target: str = ""  # as on the request line: absolute ("http://host/...") when it came through a proxy
 
 
 @dataclass
@@ -177,14 +180,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, head: bool) -> None:
         hub = self.hub
         path = unquote(urlsplit(self.path).path)
-        self.request_log = Request(self.command, path, self.headers.get("Range"))
+        self.request_log = Request(self.command, path, self.headers.get("Range"),
+                                   authorization=self.headers.get("Authorization"), target=self.path)
         with hub.lock:
             hub.requests.append(self.request_log)
         kind = "api" if path.startswith("/api/") else "cdn" if path.startswith("/cdn/") else "resolve"
         f = hub.faults
         if f.status is not None and f.status_on in ("all", kind) and f.take("status"):
             return self._error(f.status, "Injected")
-        if f.require_token and self.headers.get("Authorization") != f"Bearer {f.require_token}":
+        if f.require_token and kind != "cdn" and self.headers.get("Authorization") != f"Bearer {f.require_token}":
             return self._error(401, "GatedRepo")
         if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/([^/]+)", path):
             return self._model_info(m[1], m[2])
@@ -236,7 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not file.lfs:
             return self._send_file(file, head, extra={"X-Repo-Commit": repo.commit, "ETag": f'"{file.blob_id}"'})
         self.send_response(302)
-        self.send_header("Location", f"/cdn/{repo_id}/{file.sha256}/{name}")
+        cdn = f"http://{self.hub.faults.cdn_host}:{self.server.server_address[1]}" if self.hub.faults.cdn_host else ""
+        self.send_header("Location", f"{cdn}/cdn/{repo_id}/{file.sha256}/{name}")
         self.send_header("X-Repo-Commit", repo.commit)
         self.send_header("X-Linked-Etag", f'"{file.sha256}"')
         self.send_header("X-Linked-Size", str(len(file.data)))
