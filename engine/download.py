@@ -11,10 +11,11 @@ part's current size, sha256 computed incrementally (the bytes already on disk ar
 the cancel Event checked for every block (≤ 1 MiB), stalls and dropped connections retried with
 back-off, and only a verified file is moved into place with `os.replace`.
 
-Speed: each piece the network delivers is written at once (engine/part_writer.py) and hashed in
-batches of up to `chunk_size` on a thread of its own (engine/file_hash.py `BackgroundHasher`), so on two
-cores the sha256 runs beside the transfer; cancel, airplane mode and progress are checked once per
-batch or report interval, not per piece.
+Speed: the body arrives through engine/body_fetch.py (urllib3: each socket read handed over as it is,
+not the httpx stack the metadata uses, which copies every byte four times); each piece is written at
+once (engine/part_writer.py) and hashed in batches of up to `chunk_size` on a thread of its own
+(engine/file_hash.py `BackgroundHasher`), so on two cores the sha256 runs beside the transfer; cancel,
+airplane mode and progress are checked once per batch or report interval, not per piece.
 """
 
 from __future__ import annotations
