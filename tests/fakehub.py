@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -96,9 +97,11 @@ class HubRepo:
 
 
 class FakeHub:
-    """Start with `with FakeHub() as hub:`; `hub.endpoint` goes into `HF_ENDPOINT`."""
+    """Start with `with FakeHub() as hub:`; `hub.endpoint` goes into `HF_ENDPOINT`. With `tls` (a server
+    context holding a certificate) it answers HTTPS."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.repos: dict[str, HubRepo] = {}
         self.faults = Faults()
         self.bytes_sent: dict[str, int] = {}
@@ -149,6 +152,8 @@ class FakeHub:
         Handler.hub = hub
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop(self) -> None:
@@ -160,7 +165,8 @@ class FakeHub:
     @property
     def endpoint(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -240,7 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not file.lfs:
             return self._send_file(file, head, extra={"X-Repo-Commit": repo.commit, "ETag": f'"{file.blob_id}"'})
         self.send_response(302)
-        cdn = f"http://{self.hub.faults.cdn_host}:{self.server.server_address[1]}" if self.hub.faults.cdn_host else ""
+        cdn_host = self.hub.faults.cdn_host
+        cdn = self.hub.endpoint.replace("127.0.0.1", cdn_host) if cdn_host else ""
         self.send_header("Location", f"{cdn}/cdn/{repo_id}/{file.sha256}/{name}")
         self.send_header("X-Repo-Commit", repo.commit)
         self.send_header("X-Linked-Etag", f'"{file.sha256}"')

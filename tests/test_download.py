@@ -4,13 +4,17 @@ progress, cancel, resume, stalls, dropped connections, corrupt bytes, HTTP error
 from __future__ import annotations
 
 import hashlib
+import ssl
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
+from engine.body_fetch import CannotConnect
 from engine.catalog import Catalog
 from engine.download import PART_SUFFIX, Progress, TransferSettings
+from engine.hub import HubSession
 from engine.models import MANIFEST, ModelManager
 from engine.types import DownloadCancelled, DownloadError
 from tests.fakehub import FakeHub, gguf_entry, write_catalog
@@ -378,3 +382,41 @@ def test_no_proxy_sends_the_file_directly(tmp_path, hub, model_bytes, no_proxy_e
     assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
     cdn = hub.cdn_requests()
     assert cdn and all(r.target.startswith("/cdn/") for r in cdn)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate (and its key, in the same file) for 127.0.0.1 and localhost."""
+    path = tmp_path_factory.mktemp("tls") / "hub.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(path), "-out", str(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture
+def tls_hub(model_bytes: bytes, certificate: Path):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate)
+    with FakeHub(tls=context) as h:
+        h.commit = h.add_repo(REPO, {FILE: model_bytes})
+        yield h
+
+
+def test_a_file_from_a_server_whose_certificate_is_not_trusted_is_refused(tls_hub, no_proxy_env):
+    no_proxy_env.delenv("SSL_CERT_FILE", raising=False)
+    no_proxy_env.delenv("SSL_CERT_DIR", raising=False)
+    url = f"{tls_hub.endpoint}/{REPO}/resolve/main/{FILE}"
+    with HubSession(tls_hub.endpoint) as session, pytest.raises(CannotConnect, match="CERTIFICATE_VERIFY_FAILED"):
+        session.bodies.open(url, {})
+    assert tls_hub.cdn_requests() == []
+
+
+def test_a_file_comes_over_https_from_a_server_trusted_through_ssl_cert_file(tmp_path, tls_hub, model_bytes,
+                                                                             certificate, no_proxy_env):
+    no_proxy_env.setenv("SSL_CERT_FILE", str(certificate))
+    no_proxy_env.setenv("HF_TOKEN", "hf_secret")
+    tls_hub.faults.cdn_host = "localhost"
+    assert manager(tmp_path, tls_hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+    cdn = tls_hub.cdn_requests()
+    assert cdn and all(r.authorization is None for r in cdn)
