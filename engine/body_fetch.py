@@ -11,7 +11,8 @@ docs/benchmarks.md, "Downloads"). So bodies go through urllib3 with the settings
   another scheme, host or port, so a Hub token never reaches a CDN;
 - a connect timeout, and a read timeout on every socket read, which is how a stalled line is noticed.
 Connections are made by Python's socket module, so engine/network_log.py's audit hook sees and logs
-each one under the caller's purpose, and refuses it in airplane mode.
+each one under the caller's purpose, and refuses it in airplane mode. (Importing urllib3 binds a socket
+to `::1` once to learn whether IPv6 works: the log shows it as "listen on ::1" under the first download.)
 
 Errors come out as three kinds the transfer can act on: `Stalled`, `CannotConnect` (the original
 error, e.g. an airplane-mode refusal, stays reachable through `__cause__`) and `Dropped`.
