@@ -13,12 +13,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages: Qt's runtime libraries (xcb for a real display), Xvfb for screenshots and journey
 # tests, the accessibility bus and Debian's pyatspi through which journey tests see and press the
-# window (tests/journey.py), a compiler toolchain for llama.cpp, and strace (the airplane-mode test
-# watches the system calls).
+# window (tests/journey.py), a compiler toolchain for llama.cpp, strace (the airplane-mode test
+# watches the system calls) and openssl (the download tests make a certificate for an HTTPS fake Hub).
 DEB_PACKAGES := build-essential cmake libgl1 libegl1 libopengl0 libxkbcommon0 libxkbcommon-x11-0 \
 	libfontconfig1 libglib2.0-0 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 \
-	xvfb xauth fonts-dejavu-core at-spi2-core dbus-x11 python3-pyatspi gir1.2-atspi-2.0 strace
+	xvfb xauth fonts-dejavu-core at-spi2-core dbus-x11 python3-pyatspi gir1.2-atspi-2.0 strace \
+	openssl
 
 .PHONY: run test deps setup lint bench test-models clean dist dist-deps
 

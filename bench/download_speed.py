@@ -70,6 +70,7 @@ def peak_kb(pid: int | str = "self") -> int:
 
 def fetch(endpoint: str, dest: Path) -> None:
     """Child: download the file as the model manager does; print time, CPU and memory as JSON."""
+    import engine
     from engine import network_log
     from engine.download import Progress, download_snapshot
     from engine.hub import HubSession
@@ -85,7 +86,7 @@ def fetch(endpoint: str, dest: Path) -> None:
     after = resource.getrusage(resource.RUSAGE_SELF)  # all threads: the hasher's time too
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     print(json.dumps({"wall": wall, "cpu_transfer": cpu, "peak_before_kb": peak_before, "peak_kb": peak_kb(),
-                      "reports": len(reports)}), flush=True)
+                      "reports": len(reports), "engine": str(Path(engine.__file__).parent)}), flush=True)
 
 
 def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int, str]:
@@ -126,13 +127,16 @@ def round_tinychat(endpoint: str, dest: Path, engine_tree: Path | None = None) -
     """TinyChat's transfer in a child; `engine_tree`: a folder whose `engine/` package it uses instead."""
     folder = dest / "tinychat"
     cmd = [sys.executable, "-m", "bench.download_speed", "--fetch", endpoint, str(folder)]
-    env = None
     if engine_tree is not None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(engine_tree), *sys.path])}
-    _, cpu, _, out = run_child(cmd, env)
+        # Not PYTHONPATH: `python -m` puts the current folder ahead of it, which would load this engine/.
+        cmd += ["--engine-from", str(engine_tree)]
+    _, cpu, _, out = run_child(cmd)
     info = json.loads(out.strip().splitlines()[-1])
     size = (folder / NAME).stat().st_size
     shutil.rmtree(folder)
+    wanted = (engine_tree or Path(__file__).resolve().parents[1]) / "engine"
+    if Path(info["engine"]).resolve() != wanted.resolve():
+        raise SystemExit(f"the child loaded {info['engine']}, not {wanted}")
     return {"wall": info["wall"], "cpu": cpu, "cpu_transfer": info["cpu_transfer"], "rss_kb": info["peak_kb"],
             "rss_before_kb": info["peak_before_kb"], "size": size}
 
@@ -155,10 +159,13 @@ def main() -> None:
                          "measured in the same rounds")
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--fetch", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--engine-from", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         return serve(args.serve)
     if args.fetch:
+        if args.engine_from:
+            sys.path.insert(0, str(args.engine_from))  # before anything imports `engine`
         return fetch(args.fetch[0], Path(args.fetch[1]))
     if shutil.which("curl") is None:
         raise SystemExit("curl is not installed: apt-get install -y curl")

@@ -11,10 +11,11 @@ part's current size, sha256 computed incrementally (the bytes already on disk ar
 the cancel Event checked for every block (≤ 1 MiB), stalls and dropped connections retried with
 back-off, and only a verified file is moved into place with `os.replace`.
 
-Speed: each piece the network delivers is written at once (engine/part_writer.py) and hashed in
-batches of up to `chunk_size` on a thread of its own (engine/file_hash.py `BackgroundHasher`), so on two
-cores the sha256 runs beside the transfer; cancel, airplane mode and progress are checked once per
-batch or report interval, not per piece.
+Speed: the body arrives through engine/body_fetch.py (urllib3: each socket read handed over as it is,
+not the httpx stack the metadata uses, which copies every byte four times); each piece is written at
+once (engine/part_writer.py) and hashed in batches of up to `chunk_size` on a thread of its own
+(engine/file_hash.py `BackgroundHasher`), so on two cores the sha256 runs beside the transfer; cancel,
+airplane mode and progress are checked once per batch or report interval, not per piece.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from engine import network_log
+from engine import body_fetch, network_log
 from engine.catalog import FileSpec
 from engine.file_hash import BackgroundHasher, new_hasher, stream_file
 from engine.hub import HubSession, RemoteFile, RemoteSnapshot, http_error, network_error
@@ -38,9 +38,6 @@ from engine.part_writer import PartWriter
 from engine.progress import Meter, ProgressFn, human
 from engine.progress import Progress as Progress  # re-exported: the GUI's download code imports it from here
 from engine.types import DownloadCancelled, DownloadError
-
-if TYPE_CHECKING:
-    import httpx2
 
 log = logging.getLogger(__name__)
 
@@ -187,48 +184,51 @@ class _FileTransfer:
 
     def _attempt(self) -> None:
         """One ranged GET from the part file's current size to the end (or the first failure)."""
-        import httpx2
-
         offset = self._have()
         headers = self.session.headers({"Range": f"bytes={offset}-", "Accept-Encoding": "identity"})
         try:
-            with self.session.client.stream("GET", self.remote.url, headers=headers) as response:
-                status = response.status_code
-                if status == 416 or (status == 206 and _range_start(response.headers) != offset):
-                    self._restart_from_zero(f"server sent HTTP {status} for bytes={offset}-")
-                    raise _Retryable(DownloadError("The Hub sent an unexpected part of the file.", f"HTTP {status}"))
-                if status == 200 and offset > 0:
-                    self._restart_from_zero("server ignored the Range header")
-                elif status not in (200, 206):
-                    code = response.headers.get("X-Error-Code", "")
-                    error = http_error(status, self.repo, f"File {self.remote.name}", code)
-                    if status == 429 or status >= 500:
-                        raise _Retryable(error)
-                    raise error
-                self._receive(response)
-        except httpx2.TimeoutException as exc:
+            response = self.session.bodies.open(self.remote.url, headers)
+            try:
+                self._check_status(response.status, response.headers, offset)
+                self._receive(body_fetch.pieces(response, self.settings.chunk_size))
+            finally:
+                body_fetch.finish(response)
+        except body_fetch.Stalled as exc:
             raise _Retryable(
                 DownloadError(
                     "The download stalled: no data arrived for a while, several times in a row. Check your "
                     "connection and try again; it will continue where it stopped.",
-                    repr(exc),
+                    str(exc),
                 )
             ) from exc
-        except httpx2.ConnectError as exc:
+        except body_fetch.CannotConnect as exc:
             error = network_error(exc, self.session.endpoint)
             if isinstance(error, network_log.AirplaneModeOn):
                 raise error from exc  # refused here, not lost: trying again cannot help
             raise _Retryable(error) from exc
-        except httpx2.TransportError as exc:
-            raise _Retryable(_dropped(repr(exc))) from exc
+        except body_fetch.Dropped as exc:
+            raise _Retryable(_dropped(str(exc))) from exc
 
-    def _receive(self, response: httpx2.Response) -> None:
+    def _check_status(self, status: int, headers: Mapping[str, str], offset: int) -> None:
+        """Raise unless the answer is the file from `offset` on (a 200 to a ranged request restarts it)."""
+        if status == 416 or (status == 206 and _range_start(headers) != offset):
+            self._restart_from_zero(f"server sent HTTP {status} for bytes={offset}-")
+            raise _Retryable(DownloadError("The Hub sent an unexpected part of the file.", f"HTTP {status}"))
+        if status == 200 and offset > 0:
+            self._restart_from_zero("server ignored the Range header")
+        elif status not in (200, 206):
+            error = http_error(status, self.repo, f"File {self.remote.name}", headers.get("X-Error-Code", ""))
+            if status == 429 or status >= 500:
+                raise _Retryable(error)
+            raise error
+
+    def _receive(self, pieces: Iterator[bytes]) -> None:
         size, block, interval = self.remote.size, self.settings.chunk_size, self.settings.report_interval_s
         next_check = time.monotonic() + interval
         with self.part.open("ab", buffering=0) as f:
             writer = PartWriter(f, self.hasher, self._have(), size, self.remote.name)
             try:
-                for piece in response.iter_bytes():  # as the network delivers them, ≤ 64 KiB
+                for piece in pieces:  # as the network delivers them, ≤ one block
                     writer.append(piece)
                     if writer.pending < block and writer.have < size and time.monotonic() < next_check:
                         continue

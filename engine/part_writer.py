@@ -1,7 +1,8 @@
 """Appending a download's body to its `.part` file.
 
-Every piece is written the moment it arrives (≤ 64 KiB, one call each: the copy into the page cache
-is the cost, not the call), so a stall, a dropped line or a killed process loses nothing received.
+Every piece is written the moment it arrives (what one socket read brought, ≤ 1 MiB, one call each:
+the copy into the page cache is the cost, not the call), so a stall, a dropped line or a killed process
+loses nothing received.
 The written pieces are handed to the hasher in batches (engine/file_hash.py `BackgroundHasher`), so
 the sha256 runs on another core instead of between two network reads.
 """

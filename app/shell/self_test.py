@@ -26,7 +26,9 @@ from app.shell.self_test_engine import SelfTestFailed, generate_through_worker
 STEP_TIMEOUT_S = float(os.environ.get("TINYCHAT_SELF_TEST_TIMEOUT", "600"))
 WINDOW_TIMEOUT_S = 60.0
 # What the model manager imports lazily, when the user starts a download.
-DOWNLOAD_MODULES = ("httpx2", "huggingface_hub.hf_api", "huggingface_hub.utils", "engine.download", "engine.hub")
+DOWNLOAD_MODULES = (
+    "httpx2", "urllib3", "huggingface_hub.hf_api", "huggingface_hub.utils", "engine.download", "engine.hub",
+)
 PROMPT = "Say hello."
 MAX_TOKENS = 8
 
