@@ -18,7 +18,7 @@ import time
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
-from engine import llama_log
+from engine import cpu_build, llama_log
 from engine.answer_stream import refused, stream_answer
 from engine.chat_format import ChatFormat, bind_to_vocab, get_format
 from engine.context import fit_prompt
@@ -102,6 +102,7 @@ class LlamaCppEngine:
     # ----------------------------------------------------------------- loading
     def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
         """Load a GGUF file; raises ModelFileError/EngineError with a plain message."""
+        cpu_build.apply()  # a no-op after the entry points' call; picks the build for library use
         import llama_cpp
 
         llama_log.install()

@@ -1,0 +1,129 @@
+"""The two llama.cpp builds: the choice between them, the baseline library's instructions, and the engine
+answering on the baseline build when it is forced."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from engine import cpu_build
+from engine.cpu_build import BASELINE, MAIN, choose, cpu_features
+from tests.fixtures.gguf_model import build_cached
+from tests.fixtures.vocab import SCRIPT_TEXT
+
+ROOT = Path(__file__).resolve().parents[1]
+# /proc/cpuinfo flags of processors without AVX2 (the instruction sets that matter here).
+SANDY_BRIDGE = {"sse4_1", "sse4_2", "popcnt", "avx", "pclmulqdq"}
+NEHALEM = {"sse4_1", "sse4_2", "popcnt"}
+HASWELL = {*SANDY_BRIDGE, "avx2", "fma", "f16c", "bmi2"}
+x86_only = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
+                              reason="the baseline build is for x86-64 processors")
+
+
+def _load(rel: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(Path(rel).stem, ROOT / rel)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def baseline() -> Path:
+    """The baseline libraries, from the cache `make test` fills (built here, minutes, if it is empty)."""
+    return _load("packaging/llama_baseline.py").ensure_built()
+
+
+@x86_only
+def test_this_machine_with_avx2_runs_the_main_build() -> None:
+    assert {"avx2", "fma"} <= (cpu_features() or set())
+    assert choose(cpu_features()).build == MAIN
+
+
+@pytest.mark.parametrize("flags", [SANDY_BRIDGE, NEHALEM], ids=["sandy-bridge", "nehalem"])
+def test_a_processor_without_avx2_runs_the_baseline_build(flags: set[str]) -> None:
+    choice = choose(flags)
+    assert choice.build == BASELINE
+    assert choice.reason == "this processor lacks AVX2, FMA, F16C, BMI2"
+
+
+def test_a_processor_lacking_only_fma_still_needs_the_baseline_build() -> None:
+    assert choose(HASWELL - {"fma"}).build == BASELINE
+
+
+def test_the_user_can_force_either_build() -> None:
+    assert choose(HASWELL, "baseline").build == BASELINE
+    assert choose(SANDY_BRIDGE, "AVX2").build == MAIN
+    assert choose(HASWELL, "baseline").reason == "chosen with TINYCHAT_LLAMA_BUILD=baseline"
+
+
+def test_without_a_baseline_build_the_main_one_runs_and_the_reason_says_so() -> None:
+    choice = choose(SANDY_BRIDGE, baseline_present=False)
+    assert choice.build == MAIN
+    assert choice.reason.endswith("and this installation has no baseline build")
+    assert choose(HASWELL, "baseline", baseline_present=False).build == MAIN
+
+
+def test_unknown_features_a_misspelt_choice_or_another_architecture_keep_the_main_build() -> None:
+    assert choose(None).build == MAIN
+    assert choose(HASWELL, "fast").build == MAIN
+    assert choose(NEHALEM, x86=False).build == MAIN
+
+
+def test_only_the_baseline_build_puts_a_note_in_the_status_bar() -> None:
+    assert cpu_build.status_note(choose(NEHALEM)) == "Slower engine for processors without AVX2"
+    assert cpu_build.status_note(choose(HASWELL)) == ""
+
+
+def _run_forced(baseline: Path, build: str, code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TINYCHAT_LLAMA_BUILD": build, "TINYCHAT_LLAMA_BASELINE_DIR": str(baseline),
+           "PYTHONPATH": str(ROOT)}
+    env.pop("LLAMA_CPP_LIB_PATH", None)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+_LOADED = """
+import json, sys
+from engine import cpu_build
+choice = cpu_build.apply()
+import llama_cpp
+maps = open("/proc/self/maps").read()
+print(json.dumps({"build": choice.build, "about": cpu_build.describe(choice),
+                  "cpu_libs": sorted({l.split()[-1] for l in maps.splitlines() if "libggml-cpu" in l}),
+                  "info": llama_cpp.llama_print_system_info().decode()}))
+"""
+
+
+@x86_only
+@pytest.mark.parametrize("build", ["baseline", "avx2"])
+def test_the_forced_build_is_the_library_llama_cpp_loads(baseline: Path, build: str) -> None:
+    proc = _run_forced(baseline, build, _LOADED)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen["build"] == build
+    in_baseline = [Path(p).parent == baseline for p in seen["cpu_libs"]]
+    assert in_baseline == [build == "baseline"]  # exactly one CPU backend, from the chosen folder
+    assert ("AVX2 = 1" in seen["info"]) is (build == "avx2")
+    if build == "baseline":
+        assert seen["about"] == ("baseline build for processors without AVX2 (slower) (SSE4.2, AVX): "
+                                 "chosen with TINYCHAT_LLAMA_BUILD=baseline")
+
+
+@x86_only
+def test_engine_answers_on_the_forced_baseline_build(baseline: Path) -> None:
+    model = build_cached("tiny", scripted=True)
+    env = {**os.environ, "TINYCHAT_LLAMA_BUILD": "baseline", "TINYCHAT_LLAMA_BASELINE_DIR": str(baseline),
+           "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "engine", "chat", "--model", str(model), "--temperature", "0"],
+                          input='{"messages": [{"role": "user", "content": "Hi"}]}', env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == SCRIPT_TEXT + "\n"
