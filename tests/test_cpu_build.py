@@ -7,6 +7,8 @@ import importlib.util
 import json
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SANDY_BRIDGE = {"sse4_1", "sse4_2", "popcnt", "avx", "pclmulqdq"}
 NEHALEM = {"sse4_1", "sse4_2", "popcnt"}
 HASWELL = {*SANDY_BRIDGE, "avx2", "fma", "f16c", "bmi2"}
+# The baseline fixture compiles llama.cpp when its cache is empty (`make test` fills it first).
+pytestmark = pytest.mark.timeout(1800)
 x86_only = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
                               reason="the baseline build is for x86-64 processors")
 
@@ -40,6 +44,49 @@ def _load(rel: str) -> ModuleType:
 def baseline() -> Path:
     """The baseline libraries, from the cache `make test` fills (built here, minutes, if it is empty)."""
     return _load("packaging/llama_baseline.py").ensure_built()
+
+
+# Instructions of the sets the baseline build leaves out, as objdump spells them.
+FMA = re.compile(r"^v(fn?m(add|sub)|fmaddsub|fmsubadd)")
+F16C_BMI2 = re.compile(r"^(vcvtph2ps|vcvtps2ph|pdep|pext|shlx|shrx|sarx|rorx|bzhi|mulx)\b")
+# AVX has 256-bit floating point only: a packed-integer ("vp…") instruction on ymm registers is AVX2, but
+# for these four, and so are the 128-bit lane moves and gathers.
+AVX1_VP = {"vpermilps", "vpermilpd", "vperm2f128", "vptest"}
+AVX2_ONLY = re.compile(r"^(vbroadcasti128|vextracti128|vinserti128|v?p?gather|vpbroadcast|vpmaskmov)")
+
+
+def forbidden_instructions(library: Path, isa: tuple[str, ...]) -> list[str]:
+    """Lines of `objdump -d library` with an instruction from outside `isa` (SSE4.2, or SSE4.2 and AVX)."""
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True,
+                         text=True, check=True).stdout
+    bad = []
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[1].strip():
+            continue
+        mnemonic, operands = parts[1].split()[0], " ".join(parts[1].split()[1:])
+        avx2 = ("%ymm" in operands and mnemonic.startswith("vp") and mnemonic not in AVX1_VP) or \
+            AVX2_ONLY.match(mnemonic) or (mnemonic.startswith("vbroadcasts") and operands.startswith("%xmm"))
+        if ("%zmm" in operands or FMA.match(mnemonic) or F16C_BMI2.match(mnemonic) or avx2
+                or ("AVX" not in isa and ("%ymm" in operands or mnemonic.startswith("v")))):
+            bad.append(line.strip())
+    return bad
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump comes with binutils (`make dist-deps`)")
+@x86_only
+def test_the_baseline_libraries_hold_no_avx2_fma_f16c_or_avx512_instruction(baseline: Path) -> None:
+    isa = tuple(json.loads((baseline / "build.json").read_text())["isa"])
+    libraries = sorted(baseline.glob("lib*.so*"))
+    assert [p.name for p in libraries] == ["libggml-base.so.0", "libggml-cpu.so.0", "libggml.so.0", "libllama.so"]
+    for library in libraries:
+        assert forbidden_instructions(library, isa)[:5] == [], library.name
+    # The check finds what it looks for: the main build's CPU backend is full of FMA and AVX2.
+    import llama_cpp
+
+    main_cpu = Path(llama_cpp.__file__).parent / "lib" / "libggml-cpu.so"
+    found = forbidden_instructions(main_cpu, isa)
+    assert any("vfmadd" in line for line in found) and any("%ymm" in line and "vp" in line for line in found)
 
 
 @x86_only

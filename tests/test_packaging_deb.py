@@ -258,3 +258,59 @@ def test_haswell_emulation_rejects_avx512_code(tmp_path: Path) -> None:
     subprocess.run(["cc", "-O1", "-mavx512f", str(src), "-o", str(exe)], check=True)
     proc = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", str(exe)], capture_output=True, timeout=60)
     assert proc.returncode in (-4, 132)  # SIGILL: qemu re-raises it on itself
+
+
+# The oldest processor the baseline llama.cpp build is made for, as qemu names it (no AVX2, FMA or F16C).
+OLD_CPU = "SandyBridge"
+
+
+def _forced_self_test(program: Path, build: str, *emulator: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*emulator, str(program), "--self-test", "--model", str(build_cached("tiny", scripted=True))],
+                          env=_env(TINYCHAT_LLAMA_BUILD=build), capture_output=True, text=True, timeout=900)
+
+
+def test_frozen_app_answers_on_its_baseline_build_when_forced(built: Path) -> None:
+    proc = _forced_self_test(built / "tinychat" / "tinychat", "baseline")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    engine_line = next(line for line in proc.stdout.splitlines() if "engine libraries:" in line)
+    assert engine_line.startswith("ok    engine libraries: llama.cpp 0.3.36 (baseline build: ")
+    assert "AVX2" not in engine_line and "FMA" not in engine_line  # what the loaded CPU backend reports
+    assert "ok    model: tiny-scripted-f32.gguf via llama.cpp: 8 tokens" in proc.stdout
+
+
+def test_baseline_libraries_find_each_other_and_their_runtime_inside_the_bundle(built: Path) -> None:
+    folder = built / "tinychat" / "_internal" / "llama_cpp" / "lib-baseline"
+    cpu = subprocess.run(["ldd", str(folder / "libggml-cpu.so.0")], env={}, capture_output=True, text=True).stdout
+    llama = subprocess.run(["ldd", str(folder / "libllama.so")], env={}, capture_output=True, text=True).stdout
+    for name in ("libggml.so.0", "libggml-base.so.0"):  # not the main build's libraries of the same names
+        assert f"{name} => {folder / name} " in llama
+    gomp = next(line for line in cpu.splitlines() if "libgomp" in line)
+    assert str(built / "tinychat" / "_internal") in gomp  # OpenMP's runtime is bundled, not the system's
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="qemu-user is installed by `make dist-deps`")
+def test_frozen_app_generates_on_a_cpu_without_avx2_with_its_baseline_build(built: Path) -> None:
+    program = built / "tinychat" / "tinychat"
+    proc = _forced_self_test(program, "baseline", "qemu-x86_64", "-cpu", OLD_CPU)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok    model: " in proc.stdout
+    # The main build on the same emulated processor dies of an illegal instruction: the baseline is needed.
+    # (Chosen by force: under qemu-user /proc/cpuinfo still lists this machine's own flags.)
+    main = _forced_self_test(program, "avx2", "qemu-x86_64", "-cpu", OLD_CPU)
+    assert main.returncode in (-4, 132), main.stdout + main.stderr
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None or shutil.which("cc") is None,
+                    reason="needs qemu-user and a C compiler")
+@pytest.mark.parametrize("instruction", ["vpaddd %%ymm0, %%ymm0, %%ymm0", "vfmadd231ps %%xmm0, %%xmm0, %%xmm0"],
+                         ids=["avx2", "fma"])
+def test_old_cpu_emulation_rejects_avx2_and_fma_code(tmp_path: Path, instruction: str) -> None:
+    """The control for the test above: the emulated processor refuses what the main build executes."""
+    src = tmp_path / "op.c"
+    src.write_text(f'int main(void) {{ __asm__ volatile("vxorps %%xmm0, %%xmm0, %%xmm0\\n\\t{instruction}"'
+                   ' ::: "xmm0"); return 0; }\n')
+    exe = tmp_path / "op"
+    subprocess.run(["cc", "-O1", str(src), "-o", str(exe)], check=True)
+    assert subprocess.run([str(exe)], timeout=60).returncode == 0  # this machine runs it
+    proc = subprocess.run(["qemu-x86_64", "-cpu", OLD_CPU, str(exe)], capture_output=True, timeout=60)
+    assert proc.returncode in (-4, 132)  # SIGILL
