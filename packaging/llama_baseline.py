@@ -53,7 +53,7 @@ def cache_root() -> Path:
 
 def build_key(version: str) -> str:
     """The cache key: llama-cpp-python's version and every flag that changes the result."""
-    flags = "\n".join((version, platform.machine(), *ARCH_FLAGS, *BUILD_FLAGS))
+    flags = "\n".join((version, platform.machine(), *ARCH_FLAGS, *BUILD_FLAGS, "strip --strip-unneeded"))
     return f"{version}-{hashlib.sha256(flags.encode()).hexdigest()[:12]}"
 
 
@@ -98,6 +98,8 @@ def ensure_built(version: str | None = None, root: Path | None = None) -> Path:
     staging.mkdir(parents=True)
     for name in LIBRARIES:
         shutil.copyfile(build / "bin" / name, staging / name)  # follows the build's version symlinks
+    # Symbols only the linker needs stay, as in llama-cpp-python's own wheel: 0.9 MB less per copy.
+    subprocess.run(["strip", "--strip-unneeded", *(str(staging / name) for name in LIBRARIES)], check=True)
     info = {"llama_cpp_python": version, "isa": list(ISA), "flags": [*ARCH_FLAGS, *BUILD_FLAGS]}
     (staging / INFO_FILE).write_text(json.dumps(info, indent=1) + "\n")
     shutil.rmtree(out, ignore_errors=True)
