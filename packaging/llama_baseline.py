@@ -34,11 +34,14 @@ DIST_NAME = "llama_cpp_python"
 ISA = ("SSE4.2", "AVX")
 ARCH_FLAGS = ("-DGGML_NATIVE=OFF", "-DGGML_SSE42=ON", "-DGGML_AVX=ON", "-DGGML_AVX2=OFF", "-DGGML_FMA=OFF",
               "-DGGML_F16C=OFF", "-DGGML_BMI2=OFF", "-DGGML_AVX_VNNI=OFF", "-DGGML_AVX512=OFF")
-# The libraries only, found next to each other ($ORIGIN) wherever the folder is copied.
+# The libraries only, found next to each other ($ORIGIN) wherever the folder is copied. As DT_RPATH, not
+# DT_RUNPATH: the frozen app runs with LD_LIBRARY_PATH at its bundle, which holds the main build's libggml*
+# under the same names, and only DT_RPATH is searched before LD_LIBRARY_PATH.
 BUILD_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_BUILD_COMMON=OFF",
                "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
                "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_APP=OFF", "-DLLAMA_CURL=OFF",
-               "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN")
+               "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN",
+               "-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--disable-new-dtags")
 # What llama-cpp-python opens (libllama.so) and the sonames it needs, each stored as a plain file: no
 # symlinks for installers to copy twice.
 LIBRARIES = ("libllama.so", "libggml.so.0", "libggml-base.so.0", "libggml-cpu.so.0")
