@@ -4,7 +4,7 @@ Each measurement is a fresh process (llama-cpp-python opens its library once, at
 build with TINYCHAT_LLAMA_BUILD and TINYCHAT_LLAMA_BASELINE_DIR; the builds take turns within each round so
 machine noise hits them alike, and the figures are reported as ratios to the main build.
 
-    python -m bench.cpu_builds [--baseline NAME=DIR ...] [--rounds 3] [--prompt 96] [--tokens 24]
+    python -m bench.cpu_builds [--baseline NAME=DIR ...] [--rounds 3] [--prompt 96] [--tokens 24] [--threads N]
 
 Without --baseline it measures the cached baseline build (packaging/llama_baseline.py). Prints a Markdown
 table for docs/benchmarks.md.
@@ -27,7 +27,7 @@ from tests.fixtures.gguf_model import build_cached
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def child(model: Path, prompt_words: int, tokens: int) -> None:
+def child(model: Path, prompt_words: int, tokens: int, threads: int) -> None:
     """In the forced process: prompt and generation tokens/s of one answer, printed as JSON."""
     from engine import cpu_build
     from engine.llamacpp_backend import LlamaCppEngine
@@ -35,7 +35,7 @@ def child(model: Path, prompt_words: int, tokens: int) -> None:
 
     choice = cpu_build.apply()
     engine = LlamaCppEngine()
-    engine.load(ModelInfo(path=model), LoadOptions(n_threads=physical_cores()))
+    engine.load(ModelInfo(path=model), LoadOptions(n_threads=threads))
     text = " ".join(f"word{i % 50}" for i in range(prompt_words))
     params = GenerationParams(max_tokens=tokens, temperature=0.7, seed=1, stop=("\x00never",))
     stats = list(engine.generate([Message("user", text)], params, threading.Event()))[-1].stats
@@ -43,14 +43,15 @@ def child(model: Path, prompt_words: int, tokens: int) -> None:
                       "prompt_tps": stats.prompt_tokens_per_s, "gen_tps": stats.tokens_per_s}))
 
 
-def measure(name: str, folder: Path | None, model: Path, prompt_words: int, tokens: int) -> dict[str, float]:
+def measure(name: str, folder: Path | None, model: Path, prompt_words: int, tokens: int,
+            threads: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TINYCHAT_LLAMA_BUILD": "baseline" if folder else "avx2"}
     env.pop("LLAMA_CPP_LIB_PATH", None)
     if folder:
         env["TINYCHAT_LLAMA_BASELINE_DIR"] = str(folder)
-    out = subprocess.run([sys.executable, "-m", "bench.cpu_builds", "--child", str(model), "--prompt",
-                          str(prompt_words), "--tokens", str(tokens)], env=env, capture_output=True, text=True,
-                         check=True, timeout=1800)
+    cmd = [sys.executable, "-m", "bench.cpu_builds", "--child", str(model), "--prompt", str(prompt_words),
+           "--tokens", str(tokens), "--threads", str(threads)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True, timeout=1800)
     result = json.loads(out.stdout.splitlines()[-1])
     assert result["build"] == ("baseline" if folder else "avx2"), f"{name} ran the {result['build']} build"
     print(f"  {name}: prompt {result['prompt_tps']:.1f} tok/s, generation {result['gen_tps']:.2f} tok/s",
@@ -66,10 +67,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--prompt", type=int, default=96, help="words in the prompt")
     ap.add_argument("--tokens", type=int, default=24, help="tokens to generate")
+    ap.add_argument("--threads", type=int, default=physical_cores(),
+                    help="default: one per physical core; 1 keeps a busy machine's noise out of the ratios")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.prompt, args.tokens)
+        child(args.child, args.prompt, args.tokens, args.threads)
         return
     builds: dict[str, Path | None] = {"AVX2 (main)": None}
     for spec in args.baseline:
@@ -85,11 +88,11 @@ def main() -> None:
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
         for name, folder in builds.items():
-            runs[name].append(measure(name, folder, model, args.prompt, args.tokens))
+            runs[name].append(measure(name, folder, model, args.prompt, args.tokens, args.threads))
     main_prompt = statistics.median(x["prompt_tps"] for x in runs["AVX2 (main)"])
     main_gen = statistics.median(x["gen_tps"] for x in runs["AVX2 (main)"])
     load = os.getloadavg()
-    print(f"\nModel {model.name}, {physical_cores()} threads, CPU flags {' '.join(cpu_flags())}, "
+    print(f"\nModel {model.name}, {args.threads} threads, CPU flags {' '.join(cpu_flags())}, "
           f"{args.rounds} interleaved rounds (medians), prompt {runs['AVX2 (main)'][0]['prompt_tokens']} tokens, "
           f"{args.tokens} generated; load average at the end {load[0]:.1f}.\n")
     print("| build | prompt tok/s | × main | generation tok/s | × main |")

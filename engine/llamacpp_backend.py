@@ -116,9 +116,9 @@ class LlamaCppEngine:
         missing = missing_instructions(system_info, cpuinfo_flags())
         if missing:  # loading would die with SIGILL (illegal instruction) instead
             raise EngineError(
-                f"This computer's processor lacks {', '.join(missing)}, which this build of TinyChat needs "
-                "(Intel and AMD processors made since 2015 have them). To run on this computer, build "
-                "TinyChat from source here: see docs/install.md.", detail=system_info)
+                f"This computer's processor lacks {', '.join(missing)}, which this build of TinyChat needs. "
+                "To run on this computer, build TinyChat from source here: see docs/install.md.",
+                detail=system_info)
         n_threads = options.n_threads or physical_cores()
         t0 = time.perf_counter()
         llama_log.clear_recent()
