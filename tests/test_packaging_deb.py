@@ -237,10 +237,21 @@ def test_tarball_runs_from_wherever_it_is_unpacked_and_adds_itself_to_the_menu(b
     assert engine.returncode == 0 and engine.stdout.endswith("<|im_start|>assistant\n"), engine.stderr
 
 
+def _emulated(cpu: str, onedir: Path) -> list[str]:
+    """qemu-user running the frozen app as `cpu`. PyInstaller's bootloader re-executes itself once with
+    LD_LIBRARY_PATH at _internal/, and qemu-user does not follow an exec: the app would run natively. So the
+    emulated process starts as that second stage, with the environment the bootloader gives it (read from
+    /proc/PID/environ of a native run)."""
+    stage2 = {"_PYI_ARCHIVE_FILE": str(onedir / "tinychat"), "_PYI_PARENT_PROCESS_LEVEL": "-1",
+              "_PYI_LINUX_PROCESS_NAME": "tinychat", "LD_LIBRARY_PATH": str(onedir / "_internal")}
+    return ["qemu-x86_64", "-cpu", cpu, *(arg for k, v in stage2.items() for arg in ("-E", f"{k}={v}"))]
+
+
 @pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="qemu-user is installed by `make dist-deps`")
 def test_frozen_app_generates_on_a_haswell_cpu_without_avx512(built: Path) -> None:
     model = build_cached("tiny", scripted=True)
-    proc = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", str(built / "tinychat" / "tinychat"), "--self-test",
+    onedir = built / "tinychat"
+    proc = subprocess.run([*_emulated("Haswell", onedir), str(onedir / "tinychat"), "--self-test",
                            "--model", str(model)], env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok    model: " in proc.stdout
@@ -297,12 +308,12 @@ def test_baseline_libraries_load_each_other_not_the_main_builds_namesakes(built:
 @pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="qemu-user is installed by `make dist-deps`")
 def test_frozen_app_generates_on_a_cpu_without_avx2_with_its_baseline_build(built: Path) -> None:
     program = built / "tinychat" / "tinychat"
-    proc = _forced_self_test(program, "baseline", "qemu-x86_64", "-cpu", OLD_CPU)
+    proc = _forced_self_test(program, "baseline", *_emulated(OLD_CPU, program.parent))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok    model: " in proc.stdout
     # The main build on the same emulated processor dies of an illegal instruction: the baseline is needed.
     # (Chosen by force: under qemu-user /proc/cpuinfo still lists this machine's own flags.)
-    main = _forced_self_test(program, "avx2", "qemu-x86_64", "-cpu", OLD_CPU)
+    main = _forced_self_test(program, "avx2", *_emulated(OLD_CPU, program.parent))
     assert main.returncode in (-4, 132), main.stdout + main.stderr
 
 
