@@ -111,13 +111,16 @@ _applied: Choice | None = None
 
 def apply() -> Choice:
     """Choose the build for this CPU and point llama-cpp-python at it; call before `import llama_cpp`.
-    Idempotent. A $LLAMA_CPP_LIB_PATH the user set is left alone (their own build)."""
+    Idempotent. A $LLAMA_CPP_LIB_PATH already set wins: the baseline's folder, or the user's own build."""
     global _applied
     if _applied is not None:
         return _applied
     baseline = bundled_baseline()
     own = os.environ.get(LIB_PATH_ENV)
-    if own and (baseline is None or Path(own).resolve() != baseline.resolve()):
+    if own and baseline is not None and Path(own).resolve() == baseline.resolve():
+        # Named by the user, or inherited from the process that chose it (children check models).
+        _applied = Choice(BASELINE, f"{LIB_PATH_ENV} names it", baseline)
+    elif own:
         _applied = Choice(CUSTOM, f"{LIB_PATH_ENV} is set", Path(own))
     else:
         choice = choose(cpu_features(), os.environ.get(FORCE_ENV, "auto"), baseline is not None,

@@ -30,6 +30,8 @@ HASWELL = {*SANDY_BRIDGE, "avx2", "fma", "f16c", "bmi2"}
 pytestmark = pytest.mark.timeout(1800)
 x86_only = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
                               reason="the baseline build is for x86-64 processors")
+linux_x86 = pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.machine() == "x86_64"),
+                               reason="packaging/llama_baseline.py builds the Linux x86-64 libraries")
 
 
 def _load(rel: str) -> ModuleType:
@@ -74,7 +76,7 @@ def forbidden_instructions(library: Path, isa: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump comes with binutils (`make dist-deps`)")
-@x86_only
+@linux_x86
 def test_the_baseline_libraries_hold_no_avx2_fma_f16c_or_avx512_instruction(baseline: Path) -> None:
     isa = tuple(json.loads((baseline / "build.json").read_text())["isa"])
     libraries = sorted(baseline.glob("lib*.so*"))
@@ -130,10 +132,14 @@ def test_only_the_baseline_build_puts_a_note_in_the_status_bar() -> None:
     assert cpu_build.status_note(choose(HASWELL)) == ""
 
 
-def _run_forced(baseline: Path, build: str, code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TINYCHAT_LLAMA_BUILD": build, "TINYCHAT_LLAMA_BASELINE_DIR": str(baseline),
-           "PYTHONPATH": str(ROOT)}
-    env.pop("LLAMA_CPP_LIB_PATH", None)
+def _forced(baseline: Path, build: str, **extra: str) -> dict[str, str]:
+    """The environment of a process told to run `build`, with `baseline` as the baseline build's folder."""
+    env = {k: v for k, v in os.environ.items() if k != "LLAMA_CPP_LIB_PATH"}
+    return {**env, "TINYCHAT_LLAMA_BUILD": build, "TINYCHAT_LLAMA_BASELINE_DIR": str(baseline),
+            "PYTHONPATH": str(ROOT), **extra}
+
+
+def _run_forced(env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -149,10 +155,10 @@ print(json.dumps({"build": choice.build, "about": cpu_build.describe(choice),
 """
 
 
-@x86_only
+@linux_x86
 @pytest.mark.parametrize("build", ["baseline", "avx2"])
 def test_the_forced_build_is_the_library_llama_cpp_loads(baseline: Path, build: str) -> None:
-    proc = _run_forced(baseline, build, _LOADED)
+    proc = _run_forced(_forced(baseline, build), _LOADED)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert seen["build"] == build
@@ -164,13 +170,22 @@ def test_the_forced_build_is_the_library_llama_cpp_loads(baseline: Path, build: 
                                  "chosen with TINYCHAT_LLAMA_BUILD=baseline")
 
 
-@x86_only
+@linux_x86
 def test_engine_answers_on_the_forced_baseline_build(baseline: Path) -> None:
     model = build_cached("tiny", scripted=True)
-    env = {**os.environ, "TINYCHAT_LLAMA_BUILD": "baseline", "TINYCHAT_LLAMA_BASELINE_DIR": str(baseline),
-           "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "engine", "chat", "--model", str(model), "--temperature", "0"],
-                          input='{"messages": [{"role": "user", "content": "Hi"}]}', env=env,
+                          input='{"messages": [{"role": "user", "content": "Hi"}]}', env=_forced(baseline, "baseline"),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == SCRIPT_TEXT + "\n"
+
+
+@linux_x86
+def test_a_library_path_the_user_set_is_their_own_build_and_left_alone(baseline: Path) -> None:
+    proc = _run_forced(_forced(baseline, "auto", LLAMA_CPP_LIB_PATH=str(baseline)), _LOADED)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["build"] == "baseline"  # the bundled baseline's own folder: recognised
+    own = str(Path(__file__).parent)  # any other folder: a custom build, not replaced by the choice
+    code = "from engine import cpu_build; c = cpu_build.apply(); print(c.build, c.path)"
+    proc = _run_forced(_forced(baseline, "baseline", LLAMA_CPP_LIB_PATH=own), code)
+    assert proc.stdout.split() == ["custom", own]
