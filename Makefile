@@ -21,7 +21,7 @@ DEB_PACKAGES := build-essential cmake libgl1 libegl1 libopengl0 libxkbcommon0 li
 	xvfb xauth fonts-dejavu-core at-spi2-core dbus-x11 python3-pyatspi gir1.2-atspi-2.0 strace \
 	openssl
 
-.PHONY: run test deps setup lint bench test-models clean dist dist-deps
+.PHONY: run test deps setup llama-baseline lint bench test-models clean dist dist-deps
 
 run: setup
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -32,11 +32,17 @@ run: setup
 	fi
 
 # The layer contracts (pyproject.toml) first: a broken one fails with import-linter's own message.
-test: setup dist-deps
+test: setup dist-deps llama-baseline
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 setup: deps $(STAMP)
+
+# llama.cpp for x86-64 CPUs without AVX2, which installers carry beside the main build: compiled once (minutes
+# of every core) from the source llama-cpp-python vendors, into ~/.cache/tinychat, which outlives clones the
+# way pip's cache does; tests and `make dist` take it from there (packaging/llama_baseline.py).
+llama-baseline: setup
+	@if [ "$$(uname -m)" = x86_64 ]; then $(PY) packaging/llama_baseline.py; fi
 
 # Installs only the Debian packages that are missing; needs root or sudo only then.
 deps:

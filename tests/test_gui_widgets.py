@@ -248,3 +248,21 @@ def test_the_context_meter_is_as_wide_as_its_text(qtbot):
     meter.show()
     assert meter.width() >= meter.fontMetrics().horizontalAdvance(meter.format()) + 2 * 8
     assert meter.format() == "1464 / 2048 tokens · 282 older not in context" == meter.accessibleDescription()
+
+
+def test_the_status_bar_notes_the_slower_build_only_while_it_runs(qtbot):
+    from PySide6.QtWidgets import QMainWindow
+
+    from app.shell.status_bar import StatusBar
+    from engine.cpu_build import choose
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    bar = StatusBar(window)
+    window.setStatusBar(bar)
+    window.show()
+    bar.set_build(choose({"sse4_2", "avx"}))
+    assert bar.build_label.isVisible() and bar.build_label.text() == "Slower engine for processors without AVX2"
+    assert bar.build_label.toolTip().endswith("this processor lacks AVX2, FMA, F16C, BMI2")
+    bar.set_build(choose({"sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"}))
+    assert not bar.build_label.isVisible() and bar.build_label.text() == ""
