@@ -13,14 +13,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages: Qt's runtime libraries (xcb for a real display), Xvfb for screenshots and journey
 # tests, the accessibility bus and Debian's pyatspi through which journey tests see and press the
-# window (tests/journey.py), a compiler toolchain for llama.cpp, and strace (the airplane-mode test
-# watches the system calls).
+# window (tests/journey.py), a compiler toolchain for llama.cpp, strace (the airplane-mode test
+# watches the system calls) and openssl (the download tests make a certificate for an HTTPS fake Hub).
 DEB_PACKAGES := build-essential cmake libgl1 libegl1 libopengl0 libxkbcommon0 libxkbcommon-x11-0 \
 	libfontconfig1 libglib2.0-0 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 \
 	libxcb-shape0 libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 \
-	xvfb xauth fonts-dejavu-core at-spi2-core dbus-x11 python3-pyatspi gir1.2-atspi-2.0 strace
+	xvfb xauth fonts-dejavu-core at-spi2-core dbus-x11 python3-pyatspi gir1.2-atspi-2.0 strace \
+	openssl
 
-.PHONY: run test deps setup lint bench test-models clean dist dist-deps
+.PHONY: run test deps setup llama-baseline lint bench test-models clean dist dist-deps
 
 run: setup
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -31,11 +32,17 @@ run: setup
 	fi
 
 # The layer contracts (pyproject.toml) first: a broken one fails with import-linter's own message.
-test: setup dist-deps
+test: setup dist-deps llama-baseline
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 setup: deps $(STAMP)
+
+# llama.cpp for x86-64 CPUs without AVX2, which installers carry beside the main build: compiled once (minutes
+# of every core) from the source llama-cpp-python vendors, into ~/.cache/tinychat, which outlives clones the
+# way pip's cache does; tests and `make dist` take it from there (packaging/llama_baseline.py).
+llama-baseline: setup
+	@if [ "$$(uname -m)" = x86_64 ]; then $(PY) packaging/llama_baseline.py; fi
 
 # Installs only the Debian packages that are missing; needs root or sudo only then.
 deps:

@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the GUI or one of the command-line modes; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    # Before llama_cpp is imported anywhere (it opens its library then): the AVX2 or the baseline build.
+    from engine import cpu_build
+
+    cpu_build.apply()
     # A frozen app is its own interpreter: model validation and chat templates re-run it as sandboxed children.
     from engine.template_child import serve_if_requested
     from engine.validate import run_child_if_requested

@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    from engine import cpu_build
+
+    cpu_build.apply()  # before llama_cpp is imported: it opens the library of the build chosen here
     from engine.validate import run_child_if_requested
 
     run_child_if_requested(argv)  # frozen builds validate models by re-running themselves as a child

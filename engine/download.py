@@ -8,34 +8,36 @@ Why not `hf_hub_download` (huggingface_hub 2.4, checked in its source):
 - and under the app's `HF_HUB_OFFLINE=1` its session refuses every request (see engine/hub.py).
 So this module does the transfer itself: one `<name>.part` file per model file, a ranged GET from the
 part's current size, sha256 computed incrementally (the bytes already on disk are re-hashed on resume),
-the cancel Event checked for every chunk (≤ 1 MiB), stalls and dropped connections retried with
+the cancel Event checked for every block (≤ 1 MiB), stalls and dropped connections retried with
 back-off, and only a verified file is moved into place with `os.replace`.
+
+Speed: the body arrives through engine/body_fetch.py (urllib3: each socket read handed over as it is,
+not the httpx stack the metadata uses, which copies every byte four times); each piece is written at
+once (engine/part_writer.py) and hashed in batches of up to `chunk_size` on a thread of its own
+(engine/file_hash.py `BackgroundHasher`), so on two cores the sha256 runs beside the transfer; cancel,
+airplane mode and progress are checked once per batch or report interval, not per piece.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from engine import network_log
+from engine import body_fetch, network_log
 from engine.catalog import FileSpec
-from engine.file_hash import new_hasher, stream_file
+from engine.file_hash import BackgroundHasher, new_hasher, stream_file
 from engine.hub import HubSession, RemoteFile, RemoteSnapshot, http_error, network_error
+from engine.part_writer import PartWriter
 from engine.progress import Meter, ProgressFn, human
 from engine.progress import Progress as Progress  # re-exported: the GUI's download code imports it from here
 from engine.types import DownloadCancelled, DownloadError
-
-if TYPE_CHECKING:
-    import httpx2
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ MiB = 1 << 20
 class TransferSettings:
     """Knobs for a transfer; tests shrink the timings."""
 
-    chunk_size: int = MiB  # cancel is checked once per chunk
+    chunk_size: int = MiB  # bytes written and hashed per block; cancel is checked once per block
     retries: int = 5  # consecutive failed attempts that brought no new bytes
     backoff_base_s: float = 1.0
     backoff_max_s: float = 30.0
@@ -71,8 +73,8 @@ class _Retryable(Exception):
         self.error = error
 
 
-def _new_hash(remote: RemoteFile) -> hashlib._Hash:
-    return new_hasher("sha256" if remote.sha256 else "git-sha1", remote.size)
+def _new_hash(remote: RemoteFile) -> BackgroundHasher:
+    return BackgroundHasher(new_hasher("sha256" if remote.sha256 else "git-sha1", remote.size))
 
 
 def _expected_digest(remote: RemoteFile) -> str | None:
@@ -82,12 +84,6 @@ def _expected_digest(remote: RemoteFile) -> str | None:
 def _dropped(detail: str) -> DownloadError:
     return DownloadError("The connection to the Hub kept dropping. Check your connection and try again; the "
                          "download will continue where it stopped.", detail)
-
-
-def _disk_full(exc: OSError, name: str, have: int) -> DownloadError:
-    return DownloadError(f"The disk filled up while downloading {name}. Free some space and try again: the "
-                         f"{human(have)} already downloaded are kept and the download will continue from there.",
-                         repr(exc))
 
 
 class _FileTransfer:
@@ -102,6 +98,12 @@ class _FileTransfer:
         self.hasher = _new_hash(remote)
 
     def run(self) -> Path:
+        try:
+            return self._run()
+        finally:
+            self.hasher.close()
+
+    def _run(self) -> Path:
         if self.final.exists():
             if self._final_is_good():
                 return self.final
@@ -141,7 +143,7 @@ class _FileTransfer:
             return True
         log.warning("discarding %s: it does not match the Hub's file", self.final)
         self.meter.done = start
-        self.hasher = _new_hash(self.remote)
+        self._fresh_hasher()
         return False
 
     def _hash_into(self, path: Path) -> str:
@@ -153,9 +155,13 @@ class _FileTransfer:
         self.meter.done += n
         self.meter.report("verifying", self.remote.name)
 
+    def _fresh_hasher(self) -> None:
+        self.hasher.close()
+        self.hasher = _new_hash(self.remote)
+
     def _resume_hash(self) -> None:
         """Hash the bytes a previous attempt (maybe a previous process) left in the part file."""
-        self.hasher = _new_hash(self.remote)
+        self._fresh_hasher()
         if self._have() > self.remote.size:
             log.warning("part file %s is larger than the remote file; starting over", self.part)
             self.part.write_bytes(b"")
@@ -167,7 +173,7 @@ class _FileTransfer:
         log.warning("%s: %s; starting the file over", self.remote.name, why)
         self.meter.done -= self._have()
         self.part.write_bytes(b"")
-        self.hasher = _new_hash(self.remote)
+        self._fresh_hasher()
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set():
@@ -178,64 +184,68 @@ class _FileTransfer:
 
     def _attempt(self) -> None:
         """One ranged GET from the part file's current size to the end (or the first failure)."""
-        import httpx2
-
         offset = self._have()
         headers = self.session.headers({"Range": f"bytes={offset}-", "Accept-Encoding": "identity"})
         try:
-            with self.session.client.stream("GET", self.remote.url, headers=headers) as response:
-                status = response.status_code
-                if status == 416 or (status == 206 and _range_start(response.headers) != offset):
-                    self._restart_from_zero(f"server sent HTTP {status} for bytes={offset}-")
-                    raise _Retryable(DownloadError("The Hub sent an unexpected part of the file.", f"HTTP {status}"))
-                if status == 200 and offset > 0:
-                    self._restart_from_zero("server ignored the Range header")
-                elif status not in (200, 206):
-                    code = response.headers.get("X-Error-Code", "")
-                    error = http_error(status, self.repo, f"File {self.remote.name}", code)
-                    if status == 429 or status >= 500:
-                        raise _Retryable(error)
-                    raise error
-                self._receive(response)
-        except httpx2.TimeoutException as exc:
+            response = self.session.bodies.open(self.remote.url, headers)
+            try:
+                self._check_status(response.status, response.headers, offset)
+                self._receive(body_fetch.pieces(response, self.settings.chunk_size))
+            finally:
+                body_fetch.finish(response)
+        except body_fetch.Stalled as exc:
             raise _Retryable(
                 DownloadError(
                     "The download stalled: no data arrived for a while, several times in a row. Check your "
                     "connection and try again; it will continue where it stopped.",
-                    repr(exc),
+                    str(exc),
                 )
             ) from exc
-        except httpx2.ConnectError as exc:
+        except body_fetch.CannotConnect as exc:
             error = network_error(exc, self.session.endpoint)
             if isinstance(error, network_log.AirplaneModeOn):
                 raise error from exc  # refused here, not lost: trying again cannot help
             raise _Retryable(error) from exc
-        except httpx2.TransportError as exc:
-            raise _Retryable(_dropped(repr(exc))) from exc
+        except body_fetch.Dropped as exc:
+            raise _Retryable(_dropped(str(exc))) from exc
 
-    def _receive(self, response: httpx2.Response) -> None:
-        have = self._have()
+    def _check_status(self, status: int, headers: Mapping[str, str], offset: int) -> None:
+        """Raise unless the answer is the file from `offset` on (a 200 to a ranged request restarts it)."""
+        if status == 416 or (status == 206 and _range_start(headers) != offset):
+            self._restart_from_zero(f"server sent HTTP {status} for bytes={offset}-")
+            raise _Retryable(DownloadError("The Hub sent an unexpected part of the file.", f"HTTP {status}"))
+        if status == 200 and offset > 0:
+            self._restart_from_zero("server ignored the Range header")
+        elif status not in (200, 206):
+            error = http_error(status, self.repo, f"File {self.remote.name}", headers.get("X-Error-Code", ""))
+            if status == 429 or status >= 500:
+                raise _Retryable(error)
+            raise error
+
+    def _receive(self, pieces: Iterator[bytes]) -> None:
+        size, block, interval = self.remote.size, self.settings.chunk_size, self.settings.report_interval_s
+        next_check = time.monotonic() + interval
         with self.part.open("ab", buffering=0) as f:
-            # Chunks as they arrive (a network read, ≤ 64 KiB): what was received is on disk if the line drops.
-            for chunk in response.iter_bytes():
-                network_log.count_received(len(chunk))
-                self._check_cancel()
-                network_log.require_network(self.remote.name)  # airplane mode switched on mid-way stops it
-                view = memoryview(chunk)[: self.remote.size - have]
-                while view:
-                    try:
-                        n = f.write(view) or 0
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                            raise _disk_full(exc, self.remote.name, have) from exc
-                        raise
-                    self.hasher.update(view[:n])
-                    view = view[n:]
-                    have += n
-                    self.meter.done += n
-                self.meter.report("downloading", self.remote.name)
-                if have >= self.remote.size:
-                    return
+            writer = PartWriter(f, self.hasher, self._have(), size, self.remote.name)
+            try:
+                for piece in pieces:  # as the network delivers them, ≤ one block
+                    writer.append(piece)
+                    if writer.pending < block and writer.have < size and time.monotonic() < next_check:
+                        continue
+                    self._account(writer)
+                    next_check = time.monotonic() + interval
+                    self._check_cancel()
+                    network_log.require_network(self.remote.name)  # airplane mode switched on mid-way stops it
+                    self.meter.report("downloading", self.remote.name)
+                    if writer.have >= size:
+                        return
+            finally:  # whatever was written is hashed and counted, so a retry continues from it
+                self._account(writer)
+
+    def _account(self, writer: PartWriter) -> None:
+        received, written = writer.take()
+        network_log.count_received(received)
+        self.meter.done += written
 
     def _verify_and_place(self) -> Path:
         self.meter.report("verifying", self.remote.name, force=True)

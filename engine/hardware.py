@@ -7,7 +7,7 @@ import platform
 from pathlib import Path
 
 
-def _sysctl(name: str) -> str | None:
+def sysctl(name: str) -> str | None:
     """A macOS `sysctl` value, or None (elsewhere, or when it cannot be read)."""
     if platform.system() != "Darwin":
         return None
@@ -37,7 +37,7 @@ def physical_cores() -> int:
             return len(cores)
     except OSError:
         pass
-    perf_cores = _sysctl("hw.perflevel0.physicalcpu")  # macOS: performance cores only (efficiency cores slow llama.cpp)
+    perf_cores = sysctl("hw.perflevel0.physicalcpu")  # macOS: performance cores only (efficiency cores slow llama.cpp)
     if perf_cores is not None and perf_cores.isdigit():
         return int(perf_cores)
     # Unknown topology: assume hyper-threading on larger machines, where it is the norm.
@@ -87,7 +87,7 @@ def cpu_name() -> str:
                 return value.strip()
     except OSError:
         pass
-    return _sysctl("machdep.cpu.brand_string") or platform.processor() or platform.machine() or "unknown processor"
+    return sysctl("machdep.cpu.brand_string") or platform.processor() or platform.machine() or "unknown processor"
 
 
 def available_memory() -> int | None:

@@ -10,7 +10,8 @@ nothing else can reach the network. huggingface_hub 2.x reads that variable once
 `constants.HF_HUB_OFFLINE`, and its shared httpx2 client refuses every request from a hook while it
 is set. Flipping that module constant would open the network for every thread, not just this one
 request. So this module owns one explicit `httpx2.Client`, configured like hf_hub's default (follow
-redirects, proxies from the environment, TLS verification on) minus the offline hook. Holding a
+redirects, proxies from the environment, TLS verification on) minus the offline hook, for metadata;
+file bodies go through `bodies` (engine/body_fetch.py) with the same TLS context. Holding a
 `HubSession` *is* the user's permission to go online.
 """
 
@@ -123,14 +124,19 @@ class HubSession:
     ) -> None:
         import httpx2  # imported here: nothing but a user-requested download loads the HTTP stack
 
+        from engine.body_fetch import BodyFetcher
+
         self.endpoint = hub_endpoint(endpoint)
         self.token = token
+        tls = httpx2.create_ssl_context(verify=True, trust_env=True)  # SSL_CERT_FILE/DIR, else the system's CAs
         self.client: httpx2.Client = httpx2.Client(
             follow_redirects=True,  # resolve → CDN; httpx drops Authorization on cross-origin hops
             timeout=httpx2.Timeout(connect=connect_timeout, read=stall_timeout, write=30.0, pool=30.0),
-            trust_env=True,  # HTTPS_PROXY / NO_PROXY / SSL_CERT_FILE, as huggingface_hub does
-            verify=True,
+            trust_env=True,  # HTTPS_PROXY / NO_PROXY, as huggingface_hub does
+            verify=tls,
         )
+        # File bodies: the same TLS checks and environment proxies on a leaner stack (engine/body_fetch.py).
+        self.bodies = BodyFetcher(tls, connect_timeout, stall_timeout)
 
     def __enter__(self) -> HubSession:
         return self
@@ -140,6 +146,7 @@ class HubSession:
 
     def close(self) -> None:
         self.client.close()
+        self.bodies.close()
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """Auth + user-agent headers exactly as huggingface_hub builds them (token from HF_TOKEN or login)."""

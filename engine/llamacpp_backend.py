@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Generator
 from pathlib import Path
 
-from engine import llama_log
+from engine import cpu_build, llama_log
 from engine.chat_format import get_format
 from engine.hardware import cpuinfo_flags, missing_instructions, physical_cores
 from engine.literal_tokens import LiteralTokenizer
@@ -85,6 +85,7 @@ class LlamaCppEngine(LocalEngine):
     # ----------------------------------------------------------------- loading
     def load(self, model: ModelInfo, options: LoadOptions) -> LoadReport:
         """Load a GGUF file; raises ModelFileError/EngineError with a plain message."""
+        cpu_build.apply()  # a no-op after the entry points' call; picks the build for library use
         import llama_cpp
 
         llama_log.install()
@@ -98,9 +99,9 @@ class LlamaCppEngine(LocalEngine):
         missing = missing_instructions(system_info, cpuinfo_flags())
         if missing:  # loading would die with SIGILL (illegal instruction) instead
             raise EngineError(
-                f"This computer's processor lacks {', '.join(missing)}, which this build of TinyChat needs "
-                "(Intel and AMD processors made since 2015 have them). To run on this computer, build "
-                "TinyChat from source here: see docs/install.md.", detail=system_info)
+                f"This computer's processor lacks {', '.join(missing)}, which this build of TinyChat needs. "
+                "To run on this computer, build TinyChat from source here: see docs/install.md.",
+                detail=system_info)
         n_threads = options.n_threads or physical_cores()
         t0 = time.perf_counter()
         llama_log.clear_recent()

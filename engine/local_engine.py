@@ -90,6 +90,12 @@ class LocalEngine:
         """Keep what the model's cache holds of `prompt` (at least one token left to evaluate); return how much."""
         raise NotImplementedError
 
+    def _prefill(self, prompt: list[int], reused: int, cancel: threading.Event) -> Generator[Chunk, None, int]:
+        """Read the prompt ahead of sampling where the backend can report how far it got, yielding progress
+        chunks; returns how much of `prompt` the cache then holds. By default sampling reads it."""
+        yield from ()
+        return reused
+
     def _decoder(self) -> Callable[[int], str]:
         """A fresh decoder for one answer: a token id in, the whole characters it completes out."""
         raise NotImplementedError
@@ -111,7 +117,8 @@ class LocalEngine:
         assert self._resume is not None
         self._resume.before(prompt, cancel)
         reused = self._reuse_prefix(prompt)
+        read = yield from self._prefill(prompt, reused, cancel)
         yield from self._resume.saving(stream_answer(
-            self._sample(prompt, reused, max_new, params, cancel), self._decoder(), stop_ids=self._stop_ids,
+            self._sample(prompt, read, max_new, params, cancel), self._decoder(), stop_ids=self._stop_ids,
             stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
             prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))

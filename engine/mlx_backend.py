@@ -6,7 +6,8 @@ ids that were generated, and one prompt cache (`make_prompt_cache`) is kept acro
 answer it is trimmed to the longest common prefix with the new prompt (`trim_prompt_cache`) and only
 the rest is evaluated. Tokens come from `mlx_lm.generate_step` and text from the tokenizer's streaming
 detokenizer; `answer_stream` turns them into the answer. Cancel is checked between tokens and, through
-the prompt-progress callback, between prompt chunks of PREFILL_STEP tokens.
+the prompt-progress callback, between prompt chunks of PREFILL_STEP tokens. A long prompt rest is read
+first, with a text-less `Chunk(prompt_read=…)` per chunk: on a CPU it takes seconds.
 
 mlx and mlx_lm are imported inside methods: `import mlx_lm` takes 1.5–2 s (it pulls in
 transformers), which must not delay the GUI's start.
@@ -21,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from engine.mlx_lookup import lookup_steps
 from engine.mlx_state import MlxStateIO, build
 from engine.prompt_tokens import common_prefix
 from engine.resume import Resumer
-from engine.types import EngineError, GenerationParams, LoadOptions, LoadReport, ModelFileError, ModelInfo
+from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, LoadReport, ModelFileError, ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ SUPPORTED_ARCHITECTURES = ("llama",)
 # Prompt tokens evaluated between cancel checks: small enough that cancel lands within ~0.2 s on a
 # CPU, large enough that the per-chunk overhead stays negligible.
 PREFILL_STEP = 128
+PROGRESS_AFTER = 2 * PREFILL_STEP  # a prompt rest longer than this is read with progress reports
 REPEAT_LAST_N = 64  # tokens the repeat penalty looks back over, as llama-cpp-python's default
 
 
@@ -229,6 +231,14 @@ class MlxEngine(LocalEngine):
         top_k = params.top_k if 0 < params.top_k < len(self._tokenizer) else 0
         return make_sampler(temp=params.temperature, top_p=params.top_p, min_p=params.min_p, top_k=top_k)
 
+    def _prefill(self, prompt: list[int], reused: int, cancel: threading.Event) -> Generator[Chunk, None, int]:
+        # On a CPU a long prompt takes many seconds: read it here, saying how far reading got.
+        read = reused
+        if len(prompt) - reused > PROGRESS_AFTER:
+            for read in self._read_prompt(prompt, reused, cancel):
+                yield Chunk("", prompt_read=(read - reused, len(prompt) - 1 - reused))
+        return read
+
     def _decoder(self) -> Callable[[int], str]:
         # A fresh copy of mlx-lm's streaming detokenizer: it holds a character's bytes until whole.
         detokenizer = self._require().detokenizer
@@ -238,6 +248,21 @@ class MlxEngine(LocalEngine):
             return detokenizer.last_segment
 
         return decode
+
+    def _read_prompt(self, prompt: list[int], start: int, cancel: threading.Event) -> Iterator[int]:
+        """Evaluate `prompt[start:-1]` into the cache PREFILL_STEP tokens at a time, as mlx-lm's own
+        prefill does, yielding the tokens the cache holds after each step (so the caller can say how far
+        reading got; on a CPU a long prompt takes many seconds). The last token is left for sampling."""
+        import mlx.core as mx
+
+        done, end = start, len(prompt) - 1
+        while done < end and not cancel.is_set():
+            n = min(PREFILL_STEP, end - done)
+            self._model(mx.array(prompt[done:done + n])[None], cache=self._cache)
+            mx.eval([c.state for c in self._cache])
+            done += n
+            self._cached_ids = prompt[:done]
+            yield done
 
     def _sample(self, prompt: list[int], reused: int, max_new: int, params: GenerationParams,
                 cancel: threading.Event) -> Generator[int, None, None]:

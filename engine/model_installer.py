@@ -224,7 +224,9 @@ class ModelInstaller:
         return snapshot.commit, files
 
     def _convert_level(self, entry: CatalogEntry, progress: ProgressFn | None, cancel: threading.Event) -> Path:
-        """MLX: download the original snapshot once (kept for other bit widths), then convert it."""
+        """MLX: download the original snapshot once (kept for other bit widths), then convert it. Progress
+        during the conversion counts through the original's real size; a cancel is a `DownloadCancelled`
+        like any other, and leaves the original in place."""
         assert entry.source_id is not None
         inv = self.inventory
         src = inv.folder(entry.engine, entry.source_id)
@@ -237,18 +239,42 @@ class ModelInstaller:
         assert source is not None
         from engine import mlx_convert  # lazy: mlx is only importable where MLX runs
 
-        total = entry.size_mb * 1_000_000
+        total = source.size_bytes
 
         def on_convert(fraction: float, stage: str) -> None:
             report(progress, "converting", stage, int(fraction * total), total)
 
         bits = None if entry.bits == 16 else entry.bits
-        mlx_convert.convert(src, dst, bits, on_convert, cancel)
+        try:
+            mlx_convert.convert(src, dst, bits, on_convert, cancel)
+        except mlx_convert.ConversionCancelled as exc:
+            raise DownloadCancelled("Conversion cancelled. The original weights are kept, so the next attempt "
+                                    "converts again without downloading.", exc.detail) from exc
         files = tuple(InstalledFile(p.name, p.stat().st_size, None, "none")
                       for p in sorted(dst.iterdir()) if p.is_file() and p.name != MANIFEST)
         self._record(dst, entry, "catalog", source.commit or "", files, main_name=".")
-        report(progress, "done", entry.label, total, total)
+        made = sum(f.size for f in files)
+        report(progress, "done", entry.label, made, made)
         return dst
+
+    def download_size(self, entry: CatalogEntry) -> int:
+        """Bytes getting `entry` would still download now: 0 when it is installed, or, for an MLX level,
+        when the original is kept; else the Hub's figure for its files (one metadata request), less
+        what a paused download already holds."""
+        inv = self.inventory
+        folder_id = entry.source_id or entry.id
+        if inv.read_manifest(inv.folder(entry.engine, entry.id), entry.engine) is not None or (
+                entry.source_id and inv.read_manifest(inv.folder(entry.engine, folder_id), entry.engine)):
+            return 0
+        from engine.download import part_bytes
+        from engine.hub import HubSession
+
+        network_log.require_network(entry.label)
+        with network_log.purpose("Model download size", entry.label), \
+                HubSession(self.endpoint, self.token, stall_timeout=self.stall_timeout) as session:
+            snapshot = session.snapshot(entry.repo, entry.revision, [f.name for f in entry.files],
+                                        entry.allow_patterns)
+        return max(snapshot.total_size - part_bytes(inv.folder(entry.engine, folder_id), snapshot), 0)
 
     @staticmethod
     def _check_downloaded_gguf(path: Path) -> None:

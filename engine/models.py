@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Unpack
 
-from engine.catalog import Catalog
+from engine.catalog import Catalog, CatalogEntry
 from engine.model_installer import InstallerOptions, ModelInstaller
 from engine.model_inventory import MANIFEST, DiskUsage, InstalledFile, InstalledModel, ModelInventory
 from engine.progress import ProgressFn
@@ -34,6 +34,10 @@ class ModelManager(ModelInventory):
                          cancel: threading.Event | None = None) -> Path:
         """The path of `model` at `level`, downloaded and converted first if needed (see ModelInstaller)."""
         return self.installer.ensure_available(model, level, progress, cancel)
+
+    def download_size(self, entry: CatalogEntry) -> int:
+        """Bytes getting `entry` would download now (0 when nothing is; see ModelInstaller)."""
+        return self.installer.download_size(entry)
 
     def import_gguf(self, source: Path, progress: ProgressFn | None = None,
                     cancel: threading.Event | None = None, *, in_place: bool = False) -> InstalledModel:

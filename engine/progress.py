@@ -17,7 +17,8 @@ SPEED_SMOOTHING_S = 1.0  # the shown speed follows a change within a few seconds
 class Progress:
     """Where a download (or import) stands. `done`/`total` count bytes of the whole job (all files), not
     one file; during `verifying` they count bytes hashed, during `converting` the converter's fraction of
-    the output size. `speed` is bytes/s, `eta_s` None when unknown. `copying` is an import's copy."""
+    the original's real size (an MLX level is made from it). `speed` is bytes/s, `eta_s` None when
+    unknown. `copying` is an import's copy."""
 
     phase: Phase
     file: str

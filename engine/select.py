@@ -3,6 +3,7 @@ given by path, the backend that runs what the path holds."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import platform
@@ -27,9 +28,24 @@ class EngineChoice:
     fallback_message: str | None = None
 
 
+@functools.cache
 def mlx_available() -> bool:
-    """True when the MLX backend can run here (mlx and mlx_lm importable)."""
-    return importlib.util.find_spec("mlx") is not None and importlib.util.find_spec("mlx_lm") is not None
+    """True when the MLX backend can run here: mlx's native core loads (a package that is found but
+    cannot load its library, as in a frozen build without it, does not count) and mlx_lm is there.
+    mlx_lm itself is only looked up: importing it pulls in transformers (1.5–2 s)."""
+    if importlib.util.find_spec("mlx") is None or importlib.util.find_spec("mlx_lm") is None:
+        return False
+    try:
+        import mlx.core  # noqa: F401
+    except Exception as exc:  # ImportError, OSError from a missing library, RuntimeError without a device
+        log.info("MLX is installed but cannot run here: %r", exc)
+        return False
+    return True
+
+
+def mlx_runs_on_cpu() -> bool:
+    """True where MLX has no GPU to use (any computer but an Apple Silicon Mac): it then runs slowly."""
+    return not is_apple_silicon()
 
 
 def is_apple_silicon() -> bool:

@@ -60,12 +60,15 @@ class GenerationStats:
 @dataclass(frozen=True)
 class Chunk:
     """A piece of a streamed answer: whole UTF-8 characters, never part of a stop string.
-    The last chunk carries `finish_reason` and `stats` (and `error`, a sentence for the user)."""
+    The last chunk carries `finish_reason` and `stats` (and `error`, a sentence for the user). Before
+    the first text a backend that reads a long prompt slowly may send chunks without text whose
+    `prompt_read` says how far it got: (tokens read, tokens to read)."""
 
     text: str
     finish_reason: FinishReason | None = None
     stats: GenerationStats | None = None
     error: str | None = None
+    prompt_read: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

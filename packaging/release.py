@@ -35,10 +35,23 @@ def run(cmd: list[str], **kwargs: object) -> None:
     subprocess.run(cmd, check=True, **kwargs)  # type: ignore[call-overload]
 
 
+def baseline_llama() -> Path | None:
+    """The llama.cpp build for x86-64 CPUs without AVX2 that Linux installers carry beside the main one,
+    built once and cached (packaging/llama_baseline.py); None where no such build is made."""
+    if not (sys.platform.startswith("linux") and platform.machine() == "x86_64"):
+        return None
+    sys.path.insert(0, str(PACKAGING))
+    from llama_baseline import ensure_built
+
+    return ensure_built()
+
+
 def freeze(dist: Path, work: Path) -> Path:
     """PyInstaller onedir build; returns dist/tinychat (the folder every OS packages)."""
+    baseline = baseline_llama()
+    env = {**os.environ, **({"TINYCHAT_LLAMA_BASELINE_DIR": str(baseline)} if baseline else {})}
     run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
-         "--distpath", str(dist), "--workpath", str(work), str(SPEC)])
+         "--distpath", str(dist), "--workpath", str(work), str(SPEC)], env=env)
     return dist / "tinychat"
 
 
@@ -95,6 +108,8 @@ def inputs_fingerprint() -> str:
     h.update((ROOT / "pyproject.toml").read_bytes())
     versions = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
     h.update("\n".join(versions).encode())
+    baseline = baseline_llama()  # its folder's name is its cache key: llama.cpp version and flags
+    h.update(baseline.name.encode() if baseline else b"")
     return h.hexdigest()
 
 

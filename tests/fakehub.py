@@ -15,15 +15,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".gguf", ".safetensors", ".bin", ".model")
-SEND_BLOCK = 16 * 1024
+SEND_BLOCK = 1 << 20  # large writes: the server must outpace any client a benchmark measures
+TRICKLE_BLOCK = 16 * 1024  # a slow line delivers small pieces often; a fast one, a hundredth of a second's worth
 
 
 @dataclass
@@ -43,7 +46,8 @@ class Faults:
     trickle_bps: int | None = None  # send at most this many bytes per second
     ignore_range: bool = False  # answer Range requests with the whole file (200)
     no_length: bool = False  # no Content-Length: a dropped connection looks like a clean end of body
-    require_token: str | None = None  # 401 unless "Authorization: Bearer <token>"
+    require_token: str | None = None  # 401 unless "Authorization: Bearer <token>" (CDN URLs are signed: not there)
+    cdn_host: str | None = None  # redirect to the CDN under this host name, another origin than the Hub's
 
     def take(self, name: str) -> bool:
         """Consume one use of the `<name>_times` counter; True if the fault applies to this request."""
@@ -64,6 +68,8 @@ class Request:
     path: str
     range: str | None
     sent: int = 0
+    authorization: str | None = None
+    target: str = ""  # as on the request line: absolute ("http://host/...") when it came through a proxy
 
 
 @dataclass
@@ -72,13 +78,15 @@ class HubFile:
     data: bytes
     lfs: bool
 
-    @property
+    @cached_property  # computed once: every file request checks it, and benchmark files are gigabytes
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
 
-    @property
+    @cached_property
     def blob_id(self) -> str:
-        return hashlib.sha1(b"blob %d\0" % len(self.data) + self.data).hexdigest()
+        h = hashlib.sha1(b"blob %d\0" % len(self.data))
+        h.update(self.data)
+        return h.hexdigest()
 
 
 @dataclass
@@ -89,9 +97,11 @@ class HubRepo:
 
 
 class FakeHub:
-    """Start with `with FakeHub() as hub:`; `hub.endpoint` goes into `HF_ENDPOINT`."""
+    """Start with `with FakeHub() as hub:`; `hub.endpoint` goes into `HF_ENDPOINT`. With `tls` (a server
+    context holding a certificate) it answers HTTPS."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.repos: dict[str, HubRepo] = {}
         self.faults = Faults()
         self.bytes_sent: dict[str, int] = {}
@@ -142,6 +152,8 @@ class FakeHub:
         Handler.hub = hub
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop(self) -> None:
@@ -153,7 +165,8 @@ class FakeHub:
     @property
     def endpoint(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -173,14 +186,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, head: bool) -> None:
         hub = self.hub
         path = unquote(urlsplit(self.path).path)
-        self.request_log = Request(self.command, path, self.headers.get("Range"))
+        self.request_log = Request(self.command, path, self.headers.get("Range"),
+                                   authorization=self.headers.get("Authorization"), target=self.path)
         with hub.lock:
             hub.requests.append(self.request_log)
         kind = "api" if path.startswith("/api/") else "cdn" if path.startswith("/cdn/") else "resolve"
         f = hub.faults
         if f.status is not None and f.status_on in ("all", kind) and f.take("status"):
             return self._error(f.status, "Injected")
-        if f.require_token and self.headers.get("Authorization") != f"Bearer {f.require_token}":
+        if f.require_token and kind != "cdn" and self.headers.get("Authorization") != f"Bearer {f.require_token}":
             return self._error(401, "GatedRepo")
         if m := re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/([^/]+)", path):
             return self._model_info(m[1], m[2])
@@ -232,7 +246,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not file.lfs:
             return self._send_file(file, head, extra={"X-Repo-Commit": repo.commit, "ETag": f'"{file.blob_id}"'})
         self.send_response(302)
-        self.send_header("Location", f"/cdn/{repo_id}/{file.sha256}/{name}")
+        cdn_host = self.hub.faults.cdn_host
+        cdn = self.hub.endpoint.replace("127.0.0.1", cdn_host) if cdn_host else ""
+        self.send_header("Location", f"{cdn}/cdn/{repo_id}/{file.sha256}/{name}")
         self.send_header("X-Repo-Commit", repo.commit)
         self.send_header("X-Linked-Etag", f'"{file.sha256}"')
         self.send_header("X-Linked-Size", str(len(file.data)))
@@ -267,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-        body = data[start:]
+        body = memoryview(data)[start:]  # a view: no copy of a large file per request
         self.send_response(206 if start else 200)
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -282,14 +298,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not head:
             self._stream(file.name, body)
 
-    def _stream(self, name: str, body: bytes) -> None:
+    def _stream(self, name: str, body: memoryview) -> None:
         hub, f = self.hub, self.hub.faults
         drop_at = f.drop_after if f.drop_after is not None and f.take("drop") else None
         stall_at = f.stall_after if f.stall_after is not None and f.take("stall") else None
-        block = min(SEND_BLOCK, f.trickle_bps) if f.trickle_bps else SEND_BLOCK
+        rate, started, sent_then = None, 0.0, 0
         sent = 0
         try:
             while sent < len(body):
+                if f.trickle_bps != rate:  # a test may change the line's speed mid-transfer
+                    rate, started, sent_then = f.trickle_bps, time.monotonic(), sent
+                block = min(max(TRICKLE_BLOCK, rate // 100), SEND_BLOCK, rate) if rate else SEND_BLOCK
                 limit = len(body)
                 for cut in (drop_at, stall_at):
                     if cut is not None and cut >= sent:
@@ -302,8 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
                     with hub.lock:
                         hub.bytes_sent[name] = hub.bytes_sent.get(name, 0) + len(piece)
                         self.request_log.sent += len(piece)
-                    if f.trickle_bps:
-                        time.sleep(len(piece) / f.trickle_bps)
+                    if rate:  # on schedule, not after each piece: the time spent sending counts too
+                        time.sleep(max(0.0, started + (sent - sent_then) / rate - time.monotonic()))
                 if drop_at is not None and sent >= drop_at:
                     break  # vanish mid-body: the client sees a short read
                 if stall_at is not None and sent >= stall_at:

@@ -2,7 +2,8 @@
 home and the local fake Hub, and everything seen or pressed found through the accessibility bus.
 
 - `Desktop`: Xvfb, a private D-Bus session and at-spi2-core's accessibility bus (one per test session).
-- `JourneyApp`: `python -m tests.journey_app` (the real app with the fake Hub's catalog) plus
+- `JourneyApp`: `python -m tests.journey_app` (the real app with the fake Hub's catalog; or the installed
+  `tinychat`) plus
   `tests/atspi_driver.py` under Debian's Python, which reads and presses its accessibility tree.
 
 Every wait has a timeout and says what it waited for, with the window's accessibility tree attached;
@@ -188,8 +189,10 @@ class Home:
 class JourneyApp:
     """The app under test and the driver that looks at it; use as a context manager."""
 
-    def __init__(self, desktop: Desktop, home: Home, workdir: Path) -> None:
+    def __init__(self, desktop: Desktop, home: Home, workdir: Path, command: list[str] | None = None) -> None:
+        """`command` starts the app (default: this checkout's, with the fake Hub's catalog)."""
         self.desktop, self.home, self.workdir = desktop, home, workdir
+        self.command = command or [sys.executable, "-m", "tests.journey_app"]
         self.proc: subprocess.Popen | None = None
         self.driver: subprocess.Popen | None = None
 
@@ -200,10 +203,13 @@ class JourneyApp:
         env.update(self.home.env)
         env.update(QT_QPA_PLATFORM="xcb", QT_LINUX_ACCESSIBILITY_ALWAYS_ON="1", QT_ACCESSIBILITY="1",
                    PYTHONPATH=os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        if self.command[0] != sys.executable:  # an installed app brings its own Python and libraries
+            for name in ("PYTHONPATH", "LD_LIBRARY_PATH", "VIRTUAL_ENV"):
+                env.pop(name, None)
         self.stderr_path = self.workdir / "app-stderr.txt"
         try:
             with open(self.stderr_path, "w") as err:
-                self.proc = _start([sys.executable, "-m", "tests.journey_app"], env=env, cwd=REPO_ROOT,
+                self.proc = _start(self.command, env=env, cwd=REPO_ROOT,
                                    stdout=subprocess.DEVNULL, stderr=err)
             self.driver = _start([SYSTEM_PYTHON, str(DRIVER), str(self.proc.pid), str(STEP_TIMEOUT_S)],
                                  env={**os.environ, **self.desktop.env}, stdin=subprocess.PIPE,
@@ -338,6 +344,10 @@ class JourneyApp:
     def type_keys(self, text: str) -> None:
         """Type `text` on the keyboard, into whatever has the focus."""
         self._call("type", text=text)
+
+    def text(self, node: Node) -> str:
+        """The whole text of a text box or label, as a screen reader reads it."""
+        return self._call("text", path=list(node.path))
 
     def key(self, key: str, node: Node | None = None) -> None:
         """Press `key` (e.g. "Return", "Escape") on the keyboard, after clicking into `node` if given. Keys

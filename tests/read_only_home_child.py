@@ -35,7 +35,7 @@ def main(export_to: Path) -> None:
             conv = w.store.list_conversations()[0]
             w.session.open(conv.id)
             seen["messages"] = [m.content for m in w.store.active_branch(conv.id)]
-            w.sidebar.renameRequested.emit(conv.id, "a new name")  # what the inline editor sends
+            w.sidebar.renameRequested.emit(conv.id, "a new name")  # what the Rename dialog sends
             seen["rename_notice"] = w.notice_label.text()
             seen["export"] = write_export(w.store, export_to)
             w.close()

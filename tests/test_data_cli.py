@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -60,11 +61,11 @@ def test_export_json_then_import_into_another_home_copies_every_conversation(hom
     other = tmp_path / "other"
     run = tinychat(other, "import", str(out))
     assert run.returncode == 0, run.stderr
-    assert "Added 2 conversation(s) with 4 message(s)." in run.stdout
-    assert "added: Soup" in run.stdout and "added: Trains" in run.stdout
+    assert run.stdout.splitlines() == ["Added 2 conversation(s) with 4 message(s)."]  # one summary line
     assert _titles(other) == ["Soup", "Trains"]
-    again = tinychat(other, "import", str(out))
+    again = tinychat(other, "import", "--verbose", str(out))
     assert again.returncode == 0 and "skipped 2 already present" in again.stdout
+    assert "already present: Soup" in again.stdout and "already present: Trains" in again.stdout
     assert _titles(other) == ["Soup", "Trains"]
 
 
@@ -130,3 +131,21 @@ def test_help_lists_the_commands_with_the_window_options(home: Path) -> None:
     assert run.returncode == 0
     for words in ("--self-test", "export", "import", "Without a command, opens the window."):
         assert words in run.stdout
+
+
+def test_on_a_terminal_export_and_import_draw_a_progress_bar_on_stderr_and_print_one_summary(home: Path,
+                                                                                         tmp_path: Path) -> None:
+    out = tmp_path / "backup.json"
+    drawn = []
+    for args, where in ((("export", "--out", str(out)), home), (("import", str(out)), tmp_path / "other")):
+        leader, follower = pty.openpty()  # stderr is a terminal, as when a user runs the command
+        env = {**os.environ, "TINYCHAT_HOME": str(where)}
+        run = subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=follower, text=True, timeout=60)
+        os.close(follower)
+        drawn.append(os.read(leader, 65536).decode())
+        os.close(leader)
+        assert run.returncode == 0 and len(run.stdout.splitlines()) == 1
+    assert "Exporting" in drawn[0] and "100 %" in drawn[0] and "2 conversation(s)" in drawn[0]
+    assert "Importing" in drawn[1] and "100 %" in drawn[1]
+    assert _titles(tmp_path / "other") == ["Soup", "Trains"]

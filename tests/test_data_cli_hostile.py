@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -58,17 +59,27 @@ def test_a_named_pipe_is_refused_at_once_instead_of_waiting_for_a_writer(home: P
     assert "is a named pipe, not a file" in _refused_in_one_line(run)
 
 
-def test_a_sparse_file_over_the_limit_is_refused_by_its_size_without_reading_it(home: Path, tmp_path: Path) -> None:
+def test_a_large_file_of_zero_bytes_is_refused_as_not_json_without_any_size_limit(home: Path,
+                                                                                  tmp_path: Path) -> None:
     big = tmp_path / "big.json"
     with open(big, "wb") as fh:
         fh.truncate(300 * 2**20)
-    assert "larger than 200 MB" in _refused_in_one_line(tinychat(home, "import", str(big)))
+    assert "not valid JSON" in _refused_in_one_line(tinychat(home, "import", str(big)))
+
+
+def test_a_file_larger_than_the_free_disk_space_is_refused_before_anything_is_read(home: Path,
+                                                                                 tmp_path: Path) -> None:
+    big = tmp_path / "bigger-than-the-disk.json"
+    with open(big, "wb") as fh:  # sparse: takes no room itself
+        fh.truncate(shutil.disk_usage(tmp_path).total + 2**30)
+    line = _refused_in_one_line(tinychat(home, "import", str(big)))
+    assert "needs about" in line and "free" in line
 
 
 def test_control_characters_and_bidi_overrides_from_a_file_are_printed_escaped(home: Path, tmp_path: Path) -> None:
     good = tmp_path / "evil.json"
     good.write_text(_export_doc(HOSTILE_TITLE), encoding="utf-8")
-    run = tinychat(home, "import", str(good))
+    run = tinychat(home, "import", "--verbose", str(good))
     assert run.returncode == 0, run.stderr
     assert "\x1b" not in run.stdout and "\u202e" not in run.stdout and "\x07" not in run.stdout
     assert run.stdout.splitlines()[1] == ("  added: Evil\\x1b]0;pwned\\x07\\x1b[2J\\u202etxt.exe\\x0aforged line")

@@ -4,13 +4,17 @@ progress, cancel, resume, stalls, dropped connections, corrupt bytes, HTTP error
 from __future__ import annotations
 
 import hashlib
+import ssl
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
+from engine.body_fetch import CannotConnect
 from engine.catalog import Catalog
 from engine.download import PART_SUFFIX, Progress, TransferSettings
+from engine.hub import HubSession
 from engine.models import MANIFEST, ModelManager
 from engine.types import DownloadCancelled, DownloadError
 from tests.fakehub import FakeHub, gguf_entry, write_catalog
@@ -86,6 +90,20 @@ def test_slow_trickle_reports_speed_and_eta_and_still_completes(tmp_path, hub, m
     late = [p for p in seen if p.phase == "downloading" and p.done > len(model_bytes) // 2]
     assert late and all(p.speed > 0 and p.eta_s is not None for p in late)
     assert 100_000 < late[-1].speed < 8_000_000  # bytes/s of the order the server trickles at
+
+
+def test_with_the_apps_block_size_a_slow_line_still_shows_progress_and_stops_on_cancel(tmp_path, hub, model_bytes):
+    # 1 MiB blocks, as the app uses, and a file smaller than one block: on a slow line progress and
+    # cancel must still come every report interval, not once per block.
+    hub.faults.trickle_bps = 300_000
+    user = CancelAfter(len(model_bytes) * 3 // 4)
+    settings = TransferSettings(backoff_base_s=0.01, retries=1, margin_bytes=0)
+    assert settings.chunk_size > len(model_bytes) and settings.report_interval_s > 0
+    with pytest.raises(DownloadCancelled):
+        manager(tmp_path, hub, settings=settings).ensure_available("tiny", "Q4_K_M", progress=user, cancel=user.cancel)
+    assert len({p.done for p in user.seen if p.phase == "downloading" and p.done > 0}) >= 3
+    kept = part_path(tmp_path).stat().st_size
+    assert len(model_bytes) * 3 // 4 <= kept < len(model_bytes)
 
 
 def test_cancel_stops_the_download_and_keeps_the_partial_file(tmp_path, hub):
@@ -323,3 +341,82 @@ def test_a_refused_file_leaves_no_empty_part_file_behind(tmp_path, hub, status):
         mm.ensure_available("tiny", "Q4_K_M")
     assert not part_path(tmp_path).exists()
     assert mm.disk_usage() == ()  # nothing to resume, so nothing listed as a partial download
+
+
+# --- how the body travels: tokens across redirects, proxies from the environment ------------------------
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_the_token_goes_to_the_hub_but_not_to_a_cdn_on_another_host(tmp_path, hub, model_bytes, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    hub.faults.require_token, hub.faults.cdn_host = "hf_secret", "localhost"  # the Hub is 127.0.0.1
+    assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+    resolve = [r for r in hub.requests if "/resolve/" in r.path]
+    assert resolve and all(r.authorization == "Bearer hf_secret" for r in resolve)
+    cdn = hub.cdn_requests()
+    assert cdn and all(r.authorization is None for r in cdn)
+
+
+def test_the_token_follows_a_redirect_on_the_same_host(tmp_path, hub, model_bytes, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+    assert all(r.authorization == "Bearer hf_secret" for r in hub.cdn_requests())
+
+
+def test_the_file_comes_through_the_proxy_the_environment_names(tmp_path, hub, model_bytes, no_proxy_env):
+    # The fake Hub also answers as a forward proxy: such a request names the whole URL on its request line.
+    no_proxy_env.setenv("HTTP_PROXY", hub.endpoint.replace("127.0.0.1", "localhost"))
+    assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+    cdn = hub.cdn_requests()
+    assert cdn and all(r.target.startswith(hub.endpoint + "/cdn/") for r in cdn)
+
+
+def test_no_proxy_sends_the_file_directly(tmp_path, hub, model_bytes, no_proxy_env):
+    no_proxy_env.setenv("HTTP_PROXY", "http://localhost:9")  # nothing listens there: using it would fail
+    no_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    assert manager(tmp_path, hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+    cdn = hub.cdn_requests()
+    assert cdn and all(r.target.startswith("/cdn/") for r in cdn)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate (and its key, in the same file) for 127.0.0.1 and localhost."""
+    path = tmp_path_factory.mktemp("tls") / "hub.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(path), "-out", str(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture
+def tls_hub(model_bytes: bytes, certificate: Path):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate)
+    with FakeHub(tls=context) as h:
+        h.commit = h.add_repo(REPO, {FILE: model_bytes})
+        yield h
+
+
+def test_a_file_from_a_server_whose_certificate_is_not_trusted_is_refused(tls_hub, no_proxy_env):
+    no_proxy_env.delenv("SSL_CERT_FILE", raising=False)
+    no_proxy_env.delenv("SSL_CERT_DIR", raising=False)
+    url = f"{tls_hub.endpoint}/{REPO}/resolve/main/{FILE}"
+    with HubSession(tls_hub.endpoint) as session, pytest.raises(CannotConnect, match="CERTIFICATE_VERIFY_FAILED"):
+        session.bodies.open(url, {})
+    assert tls_hub.cdn_requests() == []
+
+
+def test_a_file_comes_over_https_from_a_server_trusted_through_ssl_cert_file(tmp_path, tls_hub, model_bytes,
+                                                                             certificate, no_proxy_env):
+    no_proxy_env.setenv("SSL_CERT_FILE", str(certificate))
+    no_proxy_env.setenv("HF_TOKEN", "hf_secret")
+    tls_hub.faults.cdn_host = "localhost"
+    assert manager(tmp_path, tls_hub).ensure_available("tiny", "Q4_K_M").read_bytes() == model_bytes
+    cdn = tls_hub.cdn_requests()
+    assert cdn and all(r.authorization is None for r in cdn)

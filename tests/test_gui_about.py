@@ -23,7 +23,8 @@ def test_about_shows_the_engine_build_and_folders_and_copies_diagnostics_without
         qtbot.addWidget(about)
         shown = about.browser.toPlainText()
         build = " ".join(llama_cpp.llama_print_system_info().decode().split()).strip(" |")
-        for expected in (build, *cpu_flags(), llama_cpp.__version__, "tiny-scripted", str(paths.models_dir()),
+        which = "main build (AVX2, FMA, F16C): this processor has AVX2" if "avx2" in cpu_flags() else "llama.cpp build"
+        for expected in (build, which, *cpu_flags(), llama_cpp.__version__, "tiny-scripted", str(paths.models_dir()),
                          str(paths.log_dir() / "tinychat.log")):
             assert expected in shown
         assert "no telemetry" in about.privacy.text()

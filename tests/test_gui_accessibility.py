@@ -3,6 +3,7 @@ technology can read out (what Orca says, and what journey tests find controls by
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.chat.rename_dialog import RenameDialog
 from app.models.import_choice import ImportChoice
 from app.models.model_dialog import ModelDialog
 from app.models.welcome_view import WelcomeView
@@ -74,10 +76,52 @@ def test_the_settings_pages_the_model_manager_and_the_welcome_page_name_every_co
     assert unnamed(welcome) == []
 
 
-def test_about_help_and_the_import_question_name_every_control(app, qtbot, tmp_path):
+def test_about_help_rename_and_the_import_question_name_every_control(app, qtbot, tmp_path):
     model_file = tmp_path / "mine.gguf"
     model_file.write_bytes(b"GGUF")
     for dialog in (AboutDialog(app.session), GuideWindow(), ShortcutsDialog([("New chat", "Ctrl+N")]),
-                   ImportChoice(model_file)):
+                   ImportChoice(model_file), RenameDialog("c1", "A chat")):
         qtbot.addWidget(dialog)
         assert unnamed(dialog) == [], dialog.windowTitle()
+
+
+def test_with_a_screen_reader_asking_early_the_settings_page_list_rows_do_not_overlap(app, qtbot):
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.settings import Settings
+    from app.ui import theme
+
+    theme.apply(QApplication.instance(), Settings().theme, Settings().font_size)  # its style sheet pads each row
+    QAccessible.setActive(True)
+    try:
+        settings = SettingsDialog(app.switcher)
+        qtbot.addWidget(settings)
+        rows = QAccessible.queryAccessibleInterface(settings.nav)
+        for i in range(rows.childCount()):  # what a screen reader asks as the rows are added
+            rows.child(i).rect()
+        settings.show()
+        rects = [settings.nav.visualItemRect(settings.nav.item(i)) for i in range(settings.nav.count())]
+        assert all(a.bottom() < b.top() for a, b in pairwise(rects)), [r.getRect() for r in rects]
+    finally:
+        QAccessible.setActive(False)
+
+
+def test_the_chat_window_names_every_control_including_a_code_block(qtbot, tmp_path, monkeypatch):
+    from app.core.store import Store
+    from tests.gui_support import close_window, open_window
+
+    monkeypatch.setenv("TINYCHAT_HOME", str(tmp_path))
+    store, _ = Store.open(tmp_path / "data" / "tinychat.db")
+    conv = store.create_conversation(title="Code")
+    question = store.add_message(conv.id, None, "user", "Show me Python")
+    store.add_message(conv.id, question.id, "assistant", "```python\nprint('hi')\n```\n\n> quoted")
+    store.close()
+    window = open_window(qtbot, tmp_path, None)
+    try:
+        window.session.open(conv.id)
+        assert unnamed(window) == []
+        code = QAccessible.queryAccessibleInterface(window.findChild(QPlainTextEdit, "CodeText"))
+        assert code.text(QAccessible.Text.Name) == "python code"
+        assert QAccessible.queryAccessibleInterface(window.sidebar.new_button).text(QAccessible.Text.Name) == "New chat"
+    finally:
+        close_window(window)

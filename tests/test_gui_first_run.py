@@ -157,3 +157,11 @@ def test_after_a_restart_a_paused_download_is_offered_as_resume_and_continues_fr
     finally:
         w.close()
         w.store.close()
+
+
+def test_the_first_run_offer_of_an_mlx_level_names_the_download_of_the_original_not_the_levels_size():
+    from app.models.welcome_view import download_label
+    from engine.catalog import Catalog
+
+    four = Catalog.load().get("tinyllama-1.1b-chat-v0.4", "4bit")
+    assert download_label(four) == "Download TinyLlama 1.1B Chat v0.4 (MLX 4-bit, about 4.4 GB download)"

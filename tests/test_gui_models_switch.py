@@ -141,3 +141,37 @@ def test_the_download_progress_in_settings_sits_below_the_level_table_not_over_i
     assert panel.top() > table.bottom(), (table, panel)
     levels.panel.cancel_button.click()
     qtbot.waitUntil(lambda: levels.panel.isHidden(), timeout=WAIT_MS)
+
+
+def test_while_an_mlx_level_is_made_its_status_says_converting_with_the_originals_real_size(
+        hub_home: Path, tmp_path: Path, hub: FakeHub, qtbot):
+    from dataclasses import replace
+
+    from app.core.settings import Settings
+    from engine.catalog import Catalog
+    from engine.progress import human
+    from tests.fakehub import mlx_entry, write_catalog
+    from tests.fixtures.hf_model import build_hf_cached
+
+    snapshot = {p.name: p for p in sorted(build_hf_cached("tiny", scripted=True).iterdir()) if p.is_file()}
+    hub.add_repo("test/Tiny-HF", snapshot)
+    entries = [mlx_entry("test/Tiny-HF", "main", list(snapshot), bits=4)]
+    catalog = Catalog.load(write_catalog(tmp_path / "mlx.json", entries))
+    app = start_app(hub_home, catalog, replace(Settings(), engine="mlx", model_id="tiny", quant="4bit"))
+    try:
+        dialog = SettingsDialog(app.switcher)
+        qtbot.addWidget(dialog)
+        levels = dialog.quant_list
+        seen = Recorder(lambda p: (p.progress.phase, levels.status_of("4bit"), levels.panel.detail.text()))
+        app.switcher.progress.connect(seen.record)
+        levels.pick("4bit")
+        with qtbot.waitSignal(app.switcher.switched, timeout=WAIT_MS):
+            levels.offer_button.click()
+        converting = [(status, detail) for phase, status, detail in seen.seen if phase == "converting"]
+        downloading = [status for phase, status, _ in seen.seen if phase == "downloading"]
+        original = sum(p.stat().st_size for p in snapshot.values())
+        assert downloading and set(downloading) == {"Downloading…"}
+        assert converting and {status for status, _ in converting} == {"Converting…"}
+        assert all(detail.startswith(f"Converting the original ({human(original)}) · ") for _, detail in converting)
+    finally:
+        app.shutdown()

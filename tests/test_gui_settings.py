@@ -3,9 +3,11 @@ once, without a restart, and is still there after one."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.core import paths
@@ -13,6 +15,8 @@ from app.core.settings import Settings, load_settings
 from app.shell.settings_dialog import SettingsDialog
 from app.shell.window_actions import install
 from app.ui import theme
+from engine import select
+from engine.select import is_apple_silicon
 from tests.fakehub import FakeHub
 from tests.gui_app import GuiApp, make_catalog, start_app
 from tests.gui_support import close_window, open_window
@@ -126,6 +130,31 @@ def test_the_level_list_shows_size_memory_note_and_state_of_each_level(app, dial
     assert rows["Q4_K_M ★"] == [f"{q4_size / 1e3:.0f} KB", "90 MB", "Recommended test level.",
                                             "● In use"]
     assert rows["Q8_0"] == ["1 MB", "120 MB", "Larger and closer to the original.", "Not downloaded"]
+
+
+def test_the_engine_list_says_before_choosing_that_mlx_runs_slowly_on_the_cpu_here(dialog):
+    row = dialog.engine_box.findData("mlx")
+    label, tip = dialog.engine_box.itemText(row), dialog.engine_box.itemData(row, Qt.ItemDataRole.ToolTipRole)
+    if is_apple_silicon():
+        assert label == "MLX (Apple Silicon)" and not tip
+    else:
+        assert label == "MLX (here on the CPU only: slow)" and "slower than llama.cpp" in tip
+        dialog.engine_box.setCurrentIndex(row)
+        assert "on the CPU only" in dialog.engine_note.text()
+
+
+def test_where_mlx_cannot_load_the_engine_list_does_not_offer_it(app, qtbot, monkeypatch):
+    # A build without MLX's native library: the package may be found, but its core does not import.
+    monkeypatch.setitem(sys.modules, "mlx.core", None)
+    select.mlx_available.cache_clear()
+    try:
+        d = SettingsDialog(app.switcher)
+        qtbot.addWidget(d)
+        offered = [d.engine_box.itemData(i) for i in range(d.engine_box.count())]
+        assert offered == ["auto", "llama.cpp"]
+    finally:
+        monkeypatch.undo()
+        select.mlx_available.cache_clear()
 
 
 def test_choosing_mlx_without_an_mlx_model_says_which_level_to_download_and_keeps_llama_cpp(app, dialog):

@@ -185,7 +185,10 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot
     side.pinRequested.emit(alpha, True)  # what the sidebar's "Pin to top" menu item sends
     assert side.titles() == ["Alpha question", "Beta question"]
     assert side.model.index(0).data() == "Pinned"
-    side.model.setData(side.index(alpha), "Renamed chat")  # what the inline editor commits on Enter
+    dialog = side.start_rename(alpha)  # the row's "Rename"
+    assert dialog.name_box.text() == "Alpha question" and dialog.name_box.selectedText() == "Alpha question"
+    dialog.name_box.setText("Renamed chat")
+    qtbot.keyClick(dialog.name_box, Qt.Key.Key_Return)
     assert window.store.get_conversation(alpha).title == "Renamed chat"
     side.filter_box.setText("beta")
     assert side.titles() == ["Beta question"]
@@ -198,6 +201,21 @@ def test_sidebar_rename_pin_filter_and_delete_with_undo_keep_the_open_chat(qtbot
     # Through all of it the chat being read stayed on screen, highlighted in the sidebar.
     assert window.windowTitle() == "Beta question — TinyChat" and window.chat_view.message_ids() == shown
     assert side.list.currentIndex().data() == "Beta question"
+
+
+def test_the_rename_dialog_keeps_the_name_on_escape_and_refuses_an_empty_one(qtbot, window):
+    send(qtbot, window, "Keep this name")
+    cid = window.session.open_id
+    dialog = window.sidebar.start_rename(cid)
+    dialog.name_box.setText("   ")
+    assert not dialog.rename_button.isEnabled()
+    qtbot.keyClick(dialog.name_box, Qt.Key.Key_Return)
+    assert dialog.isVisible()  # Enter on an empty name does nothing
+    dialog.name_box.setText("Another name")
+    qtbot.keyClick(dialog.name_box, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+    assert window.store.get_conversation(cid).title == "Keep this name"
+    assert window.windowTitle() == "Keep this name — TinyChat"
 
 
 def test_deleting_the_open_chat_shows_a_new_chat_and_undo_reopens_it(qtbot, window):
@@ -249,3 +267,21 @@ def test_the_context_meter_is_as_wide_as_its_text(qtbot):
     meter.show()
     assert meter.width() >= meter.fontMetrics().horizontalAdvance(meter.format()) + 2 * 8
     assert meter.format() == "1464 / 2048 tokens · 282 older not in context" == meter.accessibleDescription()
+
+
+def test_the_status_bar_notes_the_slower_build_only_while_it_runs(qtbot):
+    from PySide6.QtWidgets import QMainWindow
+
+    from app.shell.status_bar import StatusBar
+    from engine.cpu_build import choose
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    bar = StatusBar(window)
+    window.setStatusBar(bar)
+    window.show()
+    bar.set_build(choose({"sse4_2", "avx"}))
+    assert bar.build_label.isVisible() and bar.build_label.text() == "Slower engine for processors without AVX2"
+    assert bar.build_label.toolTip().endswith("this processor lacks AVX2, FMA, F16C, BMI2")
+    bar.set_build(choose({"sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"}))
+    assert not bar.build_label.isVisible() and bar.build_label.text() == ""

@@ -23,10 +23,15 @@ def shows_alpha(app: JourneyApp, title: str = "Alpha plans") -> None:
 
 
 def rename(app: JourneyApp, title: str, new_title: str) -> None:
-    """Right-click the chat, choose Rename, type the new name and press Enter."""
+    """Right-click the chat, choose Rename, type the new name over the old one and press Enter."""
     app.context_menu(app.one("list item", title), "Rename")
+    dialog = app.dialog("Rename chat")
+    box = app.one("text", "Chat name", within=dialog)
+    assert app.text(box) == title and "focused" in box.states  # typing replaces the old name
     app.type_keys(new_title)
+    app.wait(lambda: app.text(app.find_one("text", "Chat name", within=dialog)) == new_title, "the typed name")
     app.key("Return")
+    app.wait(lambda: not app.find("dialog", "Rename chat"), "the Rename dialog to close")
     app.wait(lambda: app.find("list item", new_title), f"{new_title!r} in the sidebar")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.journey import Home, JourneyApp
+from tests.journey import Home, JourneyApp, Node
 
 TOKENS = re.compile(r"\d+ / 2048 tokens")
 FORGETTING = re.compile(r"\d+ / 2048 tokens · \d+ older not in context")
@@ -57,11 +57,19 @@ def test_a_chat_longer_than_the_context_says_so_once_and_the_meter_shows_it_in_f
         # Scroll up to where the model's memory ends: one line there says so, not a note per message.
         chat = app.find_one(id_suffix="ChatScroll")
 
-        def scrolled_to_the_notes() -> list:
-            found = app.find("label", within=chat, name_contains="in context")
+        pane = app.find_one(id_suffix="ChatScroll.qt_scrollarea_viewport", with_extents=True).extents
+        assert pane is not None
+
+        def on_screen(node: Node) -> bool:
+            return node.extents is not None and pane[1] <= node.extents[1] < pane[1] + pane[3]
+
+        def scrolled_to_the_note() -> list:
+            found = [n for n in app.find("label", within=chat, name_contains="in context", with_extents=True)
+                     if on_screen(n)]
             if not found:
                 app.wheel(chat, 10)
             return found
-        notes = app.wait(scrolled_to_the_notes, "scrolling up to the oldest messages the model sees")
+        seen = app.wait(scrolled_to_the_note, "scrolling up to the oldest messages the model sees")
+        assert seen[0].name.startswith("Older messages")
+        notes = app.find("label", within=chat, name_contains="in context")
         assert len(notes) == 1, [n.name for n in notes]
-        assert notes[0].name.startswith("Older messages")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import mlx_backend
 from engine.mlx_backend import MlxEngine
 from engine.select import choose_engine, create_engine
 from engine.types import EngineError, GenerationParams, LoadOptions, Message, ModelFileError, ModelInfo
@@ -92,6 +93,29 @@ def test_cancel_mid_prompt_keeps_the_evaluated_part_for_the_next_try():
         assert 0 < retry.stats.reused_tokens < retry.stats.prompt_tokens - 1
     finally:
         engine.unload()
+
+
+def test_a_long_prompt_reports_how_far_it_was_read_before_the_first_word_and_answers_the_same(monkeypatch):
+    long_chat = [Message("user", "hello world " * 300)]
+    engine = load("tiny", scripted=False)
+    try:
+        chunks = list(engine.generate(long_chat, GREEDY, threading.Event()))
+        first_text = next(i for i, c in enumerate(chunks) if c.text)
+        reads = [c.prompt_read for c in chunks if c.prompt_read is not None]
+        to_read = chunks[-1].stats.prompt_tokens - 1  # the last prompt token is read with the first answer token
+        assert reads and all(c.prompt_read is not None and not c.text for c in chunks[:first_text])
+        assert [d for d, _ in reads] == sorted({d for d, _ in reads}) and reads[-1] == (to_read, to_read)
+        assert {total for _, total in reads} == {to_read}
+        assert all(c.prompt_read is None for c in engine.generate(HELLO, GREEDY, threading.Event()))
+    finally:
+        engine.unload()
+    monkeypatch.setattr(mlx_backend, "PROGRESS_AFTER", 10**9)  # read by mlx-lm alone, as short prompts are
+    engine = load("tiny", scripted=False)
+    try:
+        text, _ = run(engine, long_chat)
+    finally:
+        engine.unload()
+    assert text and text == "".join(c.text for c in chunks)
 
 
 def test_a_stop_string_in_the_params_ends_the_answer_before_it(scripted):

@@ -12,7 +12,15 @@ import pytest
 from engine.catalog import Catalog
 from engine.download import TransferSettings
 from engine.models import MANIFEST, ModelManager
-from engine.types import DownloadError, EngineError, GenerationParams, LoadOptions, Message, ModelFileError
+from engine.types import (
+    DownloadCancelled,
+    DownloadError,
+    EngineError,
+    GenerationParams,
+    LoadOptions,
+    Message,
+    ModelFileError,
+)
 from tests.fakehub import FakeHub, gguf_entry, mlx_entry, write_catalog
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.hf_model import build_hf_cached
@@ -298,3 +306,37 @@ def test_a_second_download_of_the_same_model_is_refused_while_one_runs(mm, hub):
         mm.ensure_available("tiny", "Q4_K_M")
     assert hub.served("tiny.q4_k_m.gguf") == 0
     assert mm.ensure_available("tiny", "Q4_K_M").is_file()  # free again once the other one is done
+
+
+def test_a_cancelled_conversion_is_a_cancel_and_keeps_the_original(mm, hub):
+    pytest.importorskip("mlx.core")
+    cancel = threading.Event()
+    with pytest.raises(DownloadCancelled) as e:
+        mm.ensure_available("tiny", "4bit", progress=lambda p: p.phase == "converting" and cancel.set(), cancel=cancel)
+    assert e.value.message.startswith("Conversion cancelled.")
+    assert {u.id: u.state for u in mm.disk_usage()} == {"tiny-hf": "source"}
+    hub.reset_counters()
+    assert mm.ensure_available("tiny", "4bit").is_dir()
+    assert hub.requests == []  # the retry converted the kept original
+
+
+def test_conversion_progress_counts_through_the_originals_real_size_and_ends_at_the_levels_size(mm, hub):
+    pytest.importorskip("mlx.core")
+    seen = []
+    path = mm.ensure_available("tiny", "4bit", progress=seen.append)
+    original = sum((build_hf_cached("tiny") / name).stat().st_size for name in SNAPSHOT)
+    converting = [p for p in seen if p.phase == "converting"]
+    assert converting and {p.total for p in converting} == {original}
+    assert [p.done for p in converting] == sorted(p.done for p in converting)
+    made = sum(p.stat().st_size for p in path.iterdir() if p.name != MANIFEST)
+    assert (seen[-1].phase, seen[-1].done, seen[-1].total) == ("done", made, made)
+
+
+def test_download_size_is_the_hubs_figure_until_the_original_is_kept(mm, hub, files):
+    pytest.importorskip("mlx.core")
+    four = mm.catalog.get("tiny", "4bit")
+    original = sum((build_hf_cached("tiny") / name).stat().st_size for name in SNAPSHOT)
+    assert mm.download_size(four) == original != four.size_mb * 1_000_000
+    mm.ensure_available("tiny", "4bit")
+    assert mm.download_size(four) == 0
+    assert mm.download_size(mm.catalog.get("tiny", "Q8_0")) == files["tiny.q8_0.gguf"].stat().st_size

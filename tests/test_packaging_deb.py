@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.hf_model import build_mlx_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
+from tests.journey import Home, JourneyApp
 from tests.test_packaging import png_size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,6 +198,23 @@ def test_deb_puts_a_launcher_a_desktop_entry_and_an_icon_where_desktops_look(ins
         assert proc.returncode == 0 and proc.stdout == "", proc.stdout
 
 
+def test_installed_app_about_names_the_libraries_it_runs_on(installed: Path, desktop, hub, tmp_path: Path) -> None:
+    # Through the window, as a user files a bug report: Help ▸ About in the installed app, read on the
+    # accessibility bus. The frozen app has no package metadata, so "not installed" here was a real risk.
+    home = Home.create(tmp_path / "home", hub)
+    with JourneyApp(desktop, home, tmp_path, command=["/usr/bin/tinychat"]) as app:
+        app.menu("Help", "About TinyChat")
+        about = app.dialog("About TinyChat")
+        shown = app.text(app.one(None, "Diagnostics", within=about))
+    # Qt reads a table out cell by cell, between the frame marks U+FDD0/U+FDD1.
+    cells = [c.strip() for c in re.split("[\ufdd0\ufdd1\n]", shown)]
+    value = {label: cells[i + 1] for i, label in enumerate(cells[:-1]) if label}
+    pyside = importlib.metadata.version("PySide6-Essentials")
+    assert value["Qt / PySide6"].endswith(f" / {pyside}"), shown
+    assert value["llama-cpp-python"] == importlib.metadata.version("llama_cpp_python"), shown
+    assert value["TinyChat"] == VERSION, shown
+
+
 def test_removing_the_package_removes_its_files_and_says_nothing_about_opt(installed: Path) -> None:
     listed = subprocess.run(["dpkg", "-L", "tinychat"], capture_output=True, text=True).stdout.splitlines()
     assert str(INSTALL_DIR) in listed and "/opt" not in listed  # /opt belongs to the system, not to TinyChat
@@ -237,10 +256,21 @@ def test_tarball_runs_from_wherever_it_is_unpacked_and_adds_itself_to_the_menu(b
     assert engine.returncode == 0 and engine.stdout.endswith("<|im_start|>assistant\n"), engine.stderr
 
 
+def _emulated(cpu: str, onedir: Path) -> list[str]:
+    """qemu-user running the frozen app as `cpu`. PyInstaller's bootloader re-executes itself once with
+    LD_LIBRARY_PATH at _internal/, and qemu-user does not follow an exec: the app would run natively. So the
+    emulated process starts as that second stage, with the environment the bootloader gives it (read from
+    /proc/PID/environ of a native run)."""
+    stage2 = {"_PYI_ARCHIVE_FILE": str(onedir / "tinychat"), "_PYI_PARENT_PROCESS_LEVEL": "-1",
+              "_PYI_LINUX_PROCESS_NAME": "tinychat", "LD_LIBRARY_PATH": str(onedir / "_internal")}
+    return ["qemu-x86_64", "-cpu", cpu, *(arg for k, v in stage2.items() for arg in ("-E", f"{k}={v}"))]
+
+
 @pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="qemu-user is installed by `make dist-deps`")
 def test_frozen_app_generates_on_a_haswell_cpu_without_avx512(built: Path) -> None:
     model = build_cached("tiny", scripted=True)
-    proc = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", str(built / "tinychat" / "tinychat"), "--self-test",
+    onedir = built / "tinychat"
+    proc = subprocess.run([*_emulated("Haswell", onedir), str(onedir / "tinychat"), "--self-test",
                            "--model", str(model)], env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok    model: " in proc.stdout
@@ -258,3 +288,65 @@ def test_haswell_emulation_rejects_avx512_code(tmp_path: Path) -> None:
     subprocess.run(["cc", "-O1", "-mavx512f", str(src), "-o", str(exe)], check=True)
     proc = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", str(exe)], capture_output=True, timeout=60)
     assert proc.returncode in (-4, 132)  # SIGILL: qemu re-raises it on itself
+
+
+# The oldest processor the baseline llama.cpp build is made for, as qemu names it (no AVX2, FMA or F16C).
+OLD_CPU = "SandyBridge"
+
+
+def _forced_self_test(program: Path, build: str, *emulator: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*emulator, str(program), "--self-test", "--model", str(build_cached("tiny", scripted=True))],
+                          env=_env(TINYCHAT_LLAMA_BUILD=build), capture_output=True, text=True, timeout=900)
+
+
+def test_frozen_app_answers_on_its_baseline_build_when_forced(built: Path) -> None:
+    proc = _forced_self_test(built / "tinychat" / "tinychat", "baseline")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    engine_line = next(line for line in proc.stdout.splitlines() if "engine libraries:" in line)
+    assert engine_line.startswith("ok    engine libraries: llama.cpp 0.3.36 (baseline build: ")
+    assert "AVX2" not in engine_line and "FMA" not in engine_line  # what the loaded CPU backend reports
+    assert "ok    model: tiny-scripted-f32.gguf via llama.cpp: 8 tokens" in proc.stdout
+
+
+def test_baseline_libraries_load_each_other_not_the_main_builds_namesakes(built: Path) -> None:
+    """The frozen app runs with LD_LIBRARY_PATH at _internal/, which holds the main build's libggml*.so.0: the
+    baseline libraries must still find their own (DT_RPATH comes before LD_LIBRARY_PATH), and OpenMP's
+    runtime in the bundle."""
+    internal = built / "tinychat" / "_internal"
+    folder = internal / "llama_cpp" / "lib-baseline"
+    found: dict[str, str] = {}
+    for library in ("libllama.so", "libggml.so.0", "libggml-cpu.so.0"):
+        ldd = subprocess.run(["ldd", str(folder / library)], env={"LD_LIBRARY_PATH": str(internal)},
+                             capture_output=True, text=True, check=True).stdout
+        found |= {line.split()[0]: line.split()[2] for line in ldd.splitlines() if " => /" in line}
+    for name in ("libggml.so.0", "libggml-base.so.0", "libggml-cpu.so.0"):
+        assert found[name] == str(folder / name)
+    assert found["libgomp.so.1"] == str(internal / "libgomp.so.1")
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None, reason="qemu-user is installed by `make dist-deps`")
+def test_frozen_app_generates_on_a_cpu_without_avx2_with_its_baseline_build(built: Path) -> None:
+    program = built / "tinychat" / "tinychat"
+    proc = _forced_self_test(program, "baseline", *_emulated(OLD_CPU, program.parent))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok    model: " in proc.stdout
+    # The main build on the same emulated processor dies of an illegal instruction: the baseline is needed.
+    # (Chosen by force: under qemu-user /proc/cpuinfo still lists this machine's own flags.)
+    main = _forced_self_test(program, "avx2", *_emulated(OLD_CPU, program.parent))
+    assert main.returncode in (-4, 132), main.stdout + main.stderr
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None or shutil.which("cc") is None,
+                    reason="needs qemu-user and a C compiler")
+@pytest.mark.parametrize("instruction", ["vpaddd %%ymm0, %%ymm0, %%ymm0", "vfmadd231ps %%xmm0, %%xmm0, %%xmm0"],
+                         ids=["avx2", "fma"])
+def test_old_cpu_emulation_rejects_avx2_and_fma_code(tmp_path: Path, instruction: str) -> None:
+    """The control for the test above: the emulated processor refuses what the main build executes."""
+    src = tmp_path / "op.c"
+    src.write_text(f'int main(void) {{ __asm__ volatile("vxorps %%xmm0, %%xmm0, %%xmm0\\n\\t{instruction}"'
+                   ' ::: "xmm0"); return 0; }\n')
+    exe = tmp_path / "op"
+    subprocess.run(["cc", "-O1", str(src), "-o", str(exe)], check=True)
+    assert subprocess.run([str(exe)], timeout=60).returncode == 0  # this machine runs it
+    proc = subprocess.run(["qemu-x86_64", "-cpu", OLD_CPU, str(exe)], capture_output=True, timeout=60)
+    assert proc.returncode in (-4, 132)  # SIGILL

@@ -74,11 +74,22 @@ class DownloadWorker:
         self._factory = manager_factory
         self._manager: ModelManager | None = None
 
-    def run(self, job: DownloadJob, cancel: threading.Event, report: Callable[[Progress], None]) -> JobResult:
-        """Do `job`. Raises DownloadCancelled when `cancel` is set, EngineError or OSError when it fails."""
+    def _ensure_manager(self) -> ModelManager:
         if self._manager is None:
             self._manager = self._factory()
-        manager = self._manager
+        return self._manager
+
+    def download_size(self, entry: CatalogEntry) -> int | None:
+        """Bytes getting `entry` would download now, from the Hub's metadata; None when it cannot be asked."""
+        try:
+            return self._ensure_manager().download_size(entry)
+        except (EngineError, OSError) as e:
+            log.info("download size of %s unknown: %r", entry.id, e)
+            return None
+
+    def run(self, job: DownloadJob, cancel: threading.Event, report: Callable[[Progress], None]) -> JobResult:
+        """Do `job`. Raises DownloadCancelled when `cancel` is set, EngineError or OSError when it fails."""
+        manager = self._ensure_manager()
         if job.kind == "download":
             manager.ensure_available(job.model, job.level, report, cancel)
             return JobResult(job, "done", model=manager.find(job.model, job.level))
@@ -101,6 +112,7 @@ class DownloadThread(QObject):
 
     progress = Signal(object)  # JobProgress
     jobFinished = Signal(object)  # JobResult, once the job is no longer active
+    sizeKnown = Signal(str, object)  # catalog entry id, bytes it would download now (None: unknown)
 
     def __init__(self, manager_factory: Callable[[], ModelManager]) -> None:
         super().__init__()
@@ -119,6 +131,15 @@ class DownloadThread(QObject):
         online_once = (job not in self._jobs and network_log.airplane() and self.manager.find(model, level) is None
                        and self.confirm_network is not None and self.confirm_network(entry))
         return self._submit(job, online_once)
+
+    def ask_download_size(self, entry: CatalogEntry) -> None:
+        """Ask the Hub (on the download thread, behind any running job) how much getting `entry` would
+        download; `sizeKnown` answers. Not asked in airplane mode: the catalog's figure stands."""
+        if network_log.airplane():
+            return
+        self.tasks.submit(lambda _task: self._worker.download_size(entry),
+                          lambda future: self.sizeKnown.emit(entry.id, None if future.cancelled() or
+                                                             future.exception() else future.result()))
 
     def import_file(self, path: Path, in_place: bool = False) -> DownloadJob:
         """Queue validating a user's GGUF file and copying it into the models folder (or, `in_place`,

@@ -97,14 +97,17 @@ class EngineWorker:
         return LoadedModel(model, self._engine.name, report)
 
     def generate(self, request_id: int, messages: tuple[Message, ...], params: GenerationParams,
-                 cancel: threading.Event, on_text: Callable[[str], None]) -> GenerationResult:
-        """Stream an answer, handing each text delta to `on_text`; returns how it ended."""
+                 cancel: threading.Event, on_text: Callable[[str | tuple[int, int]], None]) -> GenerationResult:
+        """Stream an answer, handing each text delta to `on_text` (and, before the first, how far a slow
+        prompt has been read, as (tokens read, tokens to read)); returns how it ended."""
         if self._engine is None or not self._n_ctx:
             return GenerationResult(request_id, "error", None, "No model is loaded. Choose a model first.")
         result = GenerationResult(request_id, "error", None, "The answer ended unexpectedly.")
         for c in self._engine.generate(messages, params, cancel):
             if c.text:
                 on_text(c.text)
+            elif c.prompt_read is not None:
+                on_text(c.prompt_read)
             if c.finish_reason is not None:
                 result = GenerationResult(request_id, c.finish_reason, c.stats, c.error)
         return result
@@ -138,6 +141,7 @@ class EngineThread(QObject):
     loaded = Signal(object)  # LoadedModel
     loadFailed = Signal(str)  # a sentence for the user
     chunk = Signal(int, str)  # request id, text delta (whole characters)
+    promptRead = Signal(int, int, int)  # request id, prompt tokens read, tokens to read (before the first text)
     finished = Signal(object)  # GenerationResult
     usage = Signal(object)  # ContextUsage
     # A job from any thread (the API server's); a connection to this GUI-thread object queues it here.
@@ -168,7 +172,7 @@ class EngineThread(QObject):
         rid = self._next_id
         self._generation = self.tasks.submit(
             lambda task: self._worker.generate(rid, messages, params, task.cancel_event, task.report),
-            partial(self._on_generated, rid), partial(self.chunk.emit, rid))
+            partial(self._on_generated, rid), partial(self._on_piece, rid))
         return rid
 
     def count(self, messages: tuple[Message, ...], max_tokens: int) -> int:
@@ -215,6 +219,12 @@ class EngineThread(QObject):
             self.loadFailed.emit(UNEXPECTED_LOAD_ERROR)
         else:
             self.loaded.emit(future.result())
+
+    def _on_piece(self, request_id: int, piece: str | tuple[int, int]) -> None:
+        if isinstance(piece, str):
+            self.chunk.emit(request_id, piece)
+        else:
+            self.promptRead.emit(request_id, *piece)
 
     def _on_generated(self, request_id: int, future: Future[GenerationResult]) -> None:
         if future.cancelled():  # stopped before it began

@@ -45,6 +45,11 @@ class _Generation:
     spoke_at: float = 0.0  # when the live speed was last announced
 
 
+def reading_text(done: int, total: int) -> str:
+    """What an answer shows while the model reads a long conversation before its first word."""
+    return f"*Reading the conversation… {done:,} of {total:,} tokens*"
+
+
 class ChatController(QObject):
     """Owns the active generation. Its signals name the conversation; the Session filters them."""
 
@@ -69,6 +74,7 @@ class ChatController(QObject):
         self.keeper.notice.connect(self.notice)
         self.keeper.savedLate.connect(self.branchChanged)
         engine.chunk.connect(self._on_chunk)
+        engine.promptRead.connect(self._on_prompt_read)
         engine.finished.connect(self._on_finished)
 
     @property
@@ -238,6 +244,14 @@ class ChatController(QObject):
             path.append(m)
             mid = m.parent_id
         return path[::-1]
+
+    @Slot(int, int, int)
+    def _on_prompt_read(self, request_id: int, done: int, total: int) -> None:
+        """Say how far a slowly read prompt got, in place of the answer's "…" (shown, never stored)."""
+        gen = self.active
+        if gen is None or request_id != gen.request_id or gen.writer.text:
+            return
+        self.streamText.emit(gen.conversation_id, gen.writer.message_id, reading_text(done, total))
 
     @Slot(int, str)
     def _on_chunk(self, request_id: int, text: str) -> None:

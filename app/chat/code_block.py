@@ -105,6 +105,7 @@ class CodeBlock(QFrame):
 
     def set_code(self, code: str, lang: str) -> None:
         self.lang_label.setText(lang or "code")
+        self.text.setAccessibleName(f"{lang} code" if lang else "Code")  # what a screen reader announces
         self.text.set_code(code, lang)
 
     def code(self) -> str:

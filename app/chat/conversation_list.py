@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.chat.conversation_model import HEADING_ROLE, PINNED, ConversationModel
+from app.chat.rename_dialog import RenameDialog
 from app.core.store_types import Conversation
 
 UNDO_SECONDS = 8
@@ -96,6 +97,7 @@ class ConversationList(QWidget):
         lay.setSpacing(8)
         self.new_button = QPushButton("+  New chat", self)  # a plain "+": the fullwidth one is missing from many fonts
         self.new_button.setObjectName("NewChatButton")
+        self.new_button.setAccessibleName("New chat")  # not "plus New chat"
         self.new_button.setToolTip("New chat (Ctrl+N)")
         self.new_button.clicked.connect(self.newChatRequested)
         self.filter_box = QLineEdit(self)
@@ -105,14 +107,13 @@ class ConversationList(QWidget):
         self.filter_box.setClearButtonEnabled(True)
         self.filter_box.textChanged.connect(self._apply_filter)
         self.model = ConversationModel(self)
-        self.model.renameRequested.connect(self.renameRequested)
         self.list = _ChatList(self)
         self.list.setObjectName("ConversationList")
         self.list.setAccessibleName("Conversations")
         self.list.setUniformItemSizes(True)
         self.list.setItemDelegate(_RowDelegate(self.list))
         self.list.setModel(self.model)
-        self.list.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed)  # F2 renames
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # renaming is a dialog
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._menu)
         self.list.selectionModel().currentChanged.connect(self._on_current)
@@ -219,11 +220,16 @@ class ConversationList(QWidget):
         if conv is not None:
             self.selected.emit(conv.id)
 
-    def start_rename(self, conversation_id: str) -> None:
-        index = self.model.index_of(conversation_id)
-        if index.isValid():
-            self.list.scrollTo(index)
-            self.list.edit(index)
+    def start_rename(self, conversation_id: str) -> RenameDialog | None:
+        """Ask for a new name in the Rename dialog; an accepted new name is a `renameRequested`."""
+        conv = self.model.conversation(conversation_id)  # the open chat may be filtered out: F2 still renames it
+        if conv is None:
+            return None
+        dialog = RenameDialog(conversation_id, conv.title, self.window())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.renamed.connect(self.renameRequested)
+        dialog.open()
+        return dialog
 
     def _menu(self, pos: QPoint) -> None:
         conv = self.model.conversation_at(self.list.indexAt(pos).row())

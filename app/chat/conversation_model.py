@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
 from app.core import timestamps
 from app.core.store_types import Conversation
@@ -62,10 +62,8 @@ def _key(row: Row) -> str:
 
 
 class ConversationModel(QAbstractListModel):
-    """Headings and conversations, top to bottom. `renameRequested` carries what the inline editor
-    committed; the title changes when the store's answer comes back through `put`."""
-
-    renameRequested = Signal(str, str)
+    """Headings and conversations, top to bottom; a conversation's new title (a rename, an answer)
+    arrives from the store through `put`."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -93,7 +91,7 @@ class ConversationModel(QAbstractListModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return (GENERATING_MARK if busy else "") + row.title
             return ("Generating an answer… " if busy else "") + row.title
-        if role in (Qt.ItemDataRole.EditRole, TITLE_ROLE):
+        if role == TITLE_ROLE:
             return row.title
         if role == ID_ROLE:
             return row.id
@@ -102,17 +100,7 @@ class ConversationModel(QAbstractListModel):
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid() or isinstance(self._rows[index.row()], str):
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable
-
-    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
-        """The inline editor's new title: asked for, not applied (an empty one is no rename)."""
-        row = self._rows[index.row()] if index.isValid() else None
-        if role != Qt.ItemDataRole.EditRole or not isinstance(row, Conversation):
-            return False
-        title = str(value).removeprefix(GENERATING_MARK).strip()
-        if title and title != row.title:
-            self.renameRequested.emit(row.id, title)
-        return True
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     # ------------------------------------------------------------- queries
     def index_of(self, conversation_id: str | None) -> QModelIndex:
@@ -123,6 +111,10 @@ class ConversationModel(QAbstractListModel):
     def conversation_at(self, row: int) -> Conversation | None:
         found = self._rows[row] if 0 <= row < len(self._rows) else None
         return found if isinstance(found, Conversation) else None
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        """A listed conversation by id, whether or not the filter shows it."""
+        return next((c for c in self._all if c.id == conversation_id), None)
 
     def heading_of(self, conversation_id: str) -> str:
         return self._groups.get(conversation_id, "")

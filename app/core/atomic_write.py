@@ -7,19 +7,30 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 
 def write_text_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` (UTF-8, `\\n` line ends). A crash or full disk leaves the previous
     file (or none), never half of one. Raises OSError."""
+    with atomic_text_file(path) as fh:
+        fh.write(text)
+
+
+@contextlib.contextmanager
+def atomic_text_file(path: Path) -> Iterator[TextIO]:
+    """A text file (UTF-8, `\\n` line ends) that replaces `path` when the block ends without an
+    exception, for writing a large file piece by piece; on any exception (a full disk, a cancel) the
+    previous file (or none) stays and the piece written so far is deleted. Raises OSError."""
     mode = _mode_for(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             if hasattr(os, "fchmod"):  # mkstemp makes the file private (0600); an export is a document
                 os.fchmod(fh.fileno(), mode)
-            fh.write(text)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.core import paths, transfer
-from app.core.atomic_write import write_text_atomically
-from app.core.import_source import read_import_file
 from app.core.logging_setup import setup_logging
 from app.core.store import Store, StoreError
 from app.core.store_file import damaged_copies
+from app.core.terminal_progress import TerminalProgress
 from app.core.terminal_text import terminal_safe
-from app.core.transfer import MAX_IMPORT_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +48,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                               description="Add the conversations of a TinyChat JSON export that are not here yet.")
     imp.add_argument("path", metavar="PATH", help="a JSON file written by `tinychat export`")
     for parser in (export, imp):
+        parser.add_argument("--verbose", action="store_true", help="list every conversation, not just the count")
         parser.set_defaults(run=run)
 
 
@@ -88,7 +87,7 @@ def _run(command: str, args: argparse.Namespace) -> int:
             if command == "export":
                 return _fail(notice + " Nothing was exported.")
             print(terminal_safe(notice), file=sys.stderr)
-        return _export(store, args) if command == "export" else _import(store, Path(args.path))
+        return _export(store, args) if command == "export" else _import(store, args)
     except StoreError as exc:
         return _fail(exc.message)
     finally:
@@ -111,14 +110,21 @@ def _silence_stdout() -> None:
 
 def _export(store: Store, args: argparse.Namespace) -> int:
     ids = args.conversation
-    if args.format == "json":
-        text = json.dumps(transfer.export_json(store, ids), ensure_ascii=False, indent=1) + "\n"
-    else:
-        text = transfer.export_markdown(store, ids)
-    count = len(ids) if ids else len(store.list_conversations())
+    markdown = args.format == "md"
+    titles: list[str] = []
+    listed = titles.append if args.verbose else None
     if args.out == "-":
-        try:  # the export is UTF-8 whatever the terminal's encoding
-            sys.stdout.buffer.write(text.encode("utf-8"))
+        def write(text: str) -> None:
+            try:  # the export is UTF-8 whatever the terminal's encoding
+                sys.stdout.buffer.write(text.encode("utf-8"))
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise _StdoutFailed(exc) from exc
+
+        writer = transfer.write_markdown if markdown else transfer.write_json
+        count = writer(store, write, ids, listed=listed)
+        try:
             sys.stdout.flush()
         except BrokenPipeError:
             raise
@@ -127,13 +133,29 @@ def _export(store: Store, args: argparse.Namespace) -> int:
     else:
         out = Path(args.out)
         try:
-            write_text_atomically(out, text)
+            with _progress("Exporting") as progress:
+                count = transfer.export_to_file(store, out, markdown, ids, progress, listed=listed)
         except OSError as exc:
             return _fail(f"Could not write {out}: {exc.strerror or exc}.")
         print(terminal_safe(f"Exported {count} conversation(s) to {out}."))
+    for title in titles:  # on stderr when the export itself goes to stdout
+        print(terminal_safe(f"  exported: {title}"), file=sys.stderr if args.out == "-" else sys.stdout)
     if count == 0 and not ids:
         _mention_damaged(store.path)
     return 0
+
+
+@contextlib.contextmanager
+def _progress(what: str) -> Iterator[transfer.ProgressFn | None]:
+    """A progress bar on stderr when it is a terminal (pipes and logs get only the summary line)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    bar = TerminalProgress()
+    try:
+        yield lambda fraction, count: bar.fraction(what, fraction, f"{count} conversation(s)")
+    finally:
+        bar.close()
 
 
 def _mention_damaged(db: Path) -> None:
@@ -144,11 +166,13 @@ def _mention_damaged(db: Path) -> None:
                             "its conversations are not in this export."), file=sys.stderr)
 
 
-def _import(store: Store, path: Path) -> int:
-    summary = transfer.import_json(store, read_import_file(path, MAX_IMPORT_BYTES))
+def _import(store: Store, args: argparse.Namespace) -> int:
+    with _progress("Importing") as progress:
+        summary = transfer.import_file(store, Path(args.path), progress)
     print(summary.describe())
-    for title in summary.added_titles:
-        print(terminal_safe(f"  added: {title}"))
-    for title in summary.skipped_titles:
-        print(terminal_safe(f"  already present: {title}"))
+    if args.verbose:
+        for title in summary.added_titles:
+            print(terminal_safe(f"  added: {title}"))
+        for title in summary.skipped_titles:
+            print(terminal_safe(f"  already present: {title}"))
     return 0

@@ -1,10 +1,8 @@
-"""Decoding an import file and checking each JSON value in it, with a sentence naming the place of
-every fault. Nothing here trusts the file: types, sizes, ids, dates and text are all checked."""
+"""Checking each JSON value of an import file, with a sentence naming the place of every fault.
+Nothing here trusts the file: types, sizes, ids, dates and text are all checked."""
 
 from __future__ import annotations
 
-import codecs
-import json
 import math
 import re
 from datetime import UTC, datetime
@@ -16,46 +14,6 @@ from app.core.store_types import ImportRejected
 MAX_SHORT_TEXT = 1_000  # titles, model ids, error lines
 INT32 = 2**31
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# UTF-8 is what TinyChat writes; a BOM-marked UTF-8 or UTF-16 file is what an editor may save it as.
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-
-
-def decode(raw: str | bytes) -> Any:
-    """Parse JSON text, refusing duplicate keys, NaN/Infinity and nesting deeper than Python allows."""
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(pairs)
-        if len(obj) != len(pairs):
-            raise ValueError("a key appears twice in one object")
-        return obj
-
-    def no_constants(name: str) -> Any:
-        raise ValueError(f"{name} is not a number JSON allows")
-
-    try:
-        text = _text(raw) if isinstance(raw, bytes) else raw
-    except UnicodeDecodeError as exc:
-        raise ImportRejected("This file is not UTF-8 text, so it is not a TinyChat export.",
-                             detail=repr(exc)) from exc
-    try:
-        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-    except RecursionError as exc:
-        raise ImportRejected("This file is nested too deeply to be a TinyChat export.") from exc
-    except ValueError as exc:  # JSONDecodeError, duplicate keys, constants, integers too long
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc).split(";")[0]
-        raise ImportRejected(f"This file is not valid JSON ({reason[:120]}).", detail=repr(exc)) from exc
-
-
-def _text(raw: bytes) -> str:
-    for bom, codec in _BOMS:
-        if raw.startswith(bom):
-            return raw.decode(codec)
-    return raw.decode("utf-8")
-
-
-def repair_text(value: str) -> str:
-    """JSON may spell half of a UTF-16 pair (`\\ud83d`) that no text can hold; it becomes U+FFFD."""
-    return _LONE_SURROGATE.sub("\ufffd", value)
 
 
 class Fields:
@@ -80,8 +38,7 @@ class Fields:
         if kind is int and ok:
             ok = -INT32 <= value < INT32
         if kind is str and ok:
-            ok = len(value) <= limit
-            value = repair_text(value)
+            ok = len(value) <= limit  # lone surrogate halves were made U+FFFD as the file was read
         if not ok:
             raise ImportRejected(f"In this file, “{key}” of {self.where} has a wrong type, size or value.")
         return value

@@ -12,6 +12,7 @@ import re
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from app.core.search_rank import rank
@@ -282,9 +283,10 @@ class Store(StoreConnection):
 
     # --- import (the export format and its validation live in app.core.transfer) -------------------
 
-    def insert_conversations(self, records: list[tuple[Conversation, list[StoredMessage]]]) -> ImportSummary:
+    def insert_conversations(self, records: Iterable[tuple[Conversation, list[StoredMessage]]]) -> ImportSummary:
         """Write whole conversations as they are (ids included) in one transaction; ones whose id is
-        already stored are skipped. Messages must come parents first. Used by import."""
+        already stored are skipped. Messages must come parents first. `records` may be a generator that
+        checks a file as it is read: anything it raises rolls every row back. Used by import."""
         added: list[str] = []
         skipped: list[str] = []
         count = 0
@@ -298,8 +300,8 @@ class Store(StoreConnection):
                     for m in msgs:
                         insert(db, "messages", message_row(m))
                 except sqlite3.IntegrityError as exc:  # a message id that another conversation already has
-                    raise ImportRejected(f"“{conv.title}” holds messages already stored in another "
-                                         "conversation; nothing was imported.", detail=repr(exc)) from exc
+                    raise ImportRejected(f"“{conv.title}” holds a message whose id another conversation "
+                                         "already has; nothing was imported.", detail=repr(exc)) from exc
                 count += len(msgs)
                 added.append(conv.title)
         return ImportSummary(tuple(added), count, tuple(skipped))

@@ -95,3 +95,14 @@ class StoreConnection:
             return self._conn.execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
             raise as_store_error(exc, self.path, "read your conversations") from exc
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Every read inside sees the database as it was at the first one, whatever other connections
+        write meanwhile: a long export stays consistent while the app keeps saving."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")

@@ -39,6 +39,8 @@ def describe(p: Progress) -> str:
     """One line a person reads at a glance."""
     if p.phase == "metadata":
         return PHASE_WORDS["metadata"]
+    if p.phase == "converting" and p.total:  # what is converted is the original, whatever the level's size
+        return f"Converting the original ({human(p.total)}) · {100 * min(p.done, p.total) // p.total} %"
     parts = [PHASE_WORDS.get(p.phase, p.phase.capitalize())]
     if p.total:
         parts[0] += f" {human(p.done)} of {human(p.total)}"

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.background.download_worker import DownloadJob, JobProgress, JobResult
 from app.models.download_panel import describe
 from app.models.import_choice import ask_in_place
+from app.models.level_words import level_note
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.models.model_table import ModelTable
 from app.models.welcome_view import choose_gguf_file
@@ -32,10 +33,12 @@ from app.ui import theme
 from app.ui.windows import set_up_window
 from engine.catalog import CatalogEntry
 from engine.download import free_bytes, human
-from engine.models import InstalledModel
+from engine.models import DiskUsage, InstalledModel
 from engine.types import EngineError
 
 log = logging.getLogger(__name__)
+
+KEPT_ORIGINAL = "Kept to make other MLX levels without downloading again"
 
 
 class ModelDialog(QDialog):
@@ -48,6 +51,8 @@ class ModelDialog(QDialog):
         self.downloads = switcher.downloads
         self._progress: dict[str, JobProgress] = {}  # row key → last progress of its running job
         self._jobs: dict[str, DownloadJob] = {}  # row key → queued or running job started here
+        self._usage: dict[str, DiskUsage] = {}  # folder id → its bytes on disk, as last read
+        self._shown: set[str] = set()  # folders a row stands for
 
         self.folder_label = QLabel(self)
         self.folder_label.setObjectName("Muted")
@@ -87,49 +92,67 @@ class ModelDialog(QDialog):
 
     # ------------------------------------------------------------------ rows
     def refresh(self) -> None:
-        """Rebuild every row from what is on disk and what is running."""
+        """Rebuild every row from what is on disk and what is running. Every folder under `models/` is
+        one row with its bytes on disk, so the rows add up to the total above them."""
         manager = self.switcher.manager
-        usage = manager.disk_usage()
-        used = sum(u.bytes for u in usage)
+        usage = {u.id: u for u in manager.disk_usage()}
+        used = sum(u.bytes for u in usage.values())
         try:
             free = human(free_bytes(manager.root))
         except OSError:
             free = "unknown"
         self.folder_label.setText(f"Models folder: {manager.root} — {human(used)} used, {free} free")
+        self.folder_label.setToolTip(f"{used:,} bytes used in the models folder")
         self.table.clear()
-        partial = {u.id: u.bytes for u in usage if u.state == "partial"}
+        self._usage, self._shown = usage, set()
         current = self.switcher.in_use()
         entries = levels_for(manager, self.switcher.settings.current)
         if entries:
             self.table.heading(entries[0].label.split(" · ")[0])
         for entry in entries:
-            installed = manager.find(entry.model, entry.level)
-            have = partial.get(entry.id) or partial.get(entry.source_id or "", 0)
-            self._add_catalog_row(entry, installed, have, current)
-        imported = [m for m in manager.installed() if m.kind == "imported"]
+            self._add_catalog_row(entry, manager.find(entry.model, entry.level), current)
+        for source_id in dict.fromkeys(e.source_id for e in entries if e.source_id):
+            if source_id in usage:
+                self._add_disk_row(usage[source_id], "Original weights")
+        imported = [m for m in manager.installed() if m.kind == "imported" and m.id not in self._shown]
         if imported:
             self.table.heading("Imported models")
         for model in imported:
             self._add_installed_row(model.id, model.label, model, current)
+        others = [u for u in usage.values() if u.id not in self._shown]
+        if others:
+            self.table.heading("Other files in the models folder")
+        for u in others:
+            self._add_disk_row(u, u.label)
 
-    def _add_catalog_row(self, entry: CatalogEntry, installed: InstalledModel | None, have: int,
+    def _add_catalog_row(self, entry: CatalogEntry, installed: InstalledModel | None,
                          current: InstalledModel | None) -> None:
         name = entry.label.split(" · ")[0]
         if installed is not None:
             self._add_installed_row(entry.id, name, installed, current, entry)
             return
+        partial = self._usage.get(entry.id)
+        source = self._usage.get(entry.source_id or "")
         size = human(entry.size_mb * 1_000_000)
         if self._active(entry.id) is not None:
             status = "Queued" if entry.id not in self._progress else ""
             buttons = [("Cancel", self._cancel_job)]
-        elif have:
-            status = f"Paused — {human(have)} of {size} kept"
+        elif partial is not None:
+            status = f"Paused — {human(partial.bytes)} of {size} kept"
             buttons = [("Resume", self.download), ("Delete", self._delete)]
+        elif source is not None and source.state == "partial":
+            status = f"Paused — {human(source.bytes)} of the original kept"
+            buttons = [("Resume", self.download)]
+        elif source is not None:
+            status = "Not converted yet"
+            buttons = [("Convert", self.download)]
         else:
             status = "Not downloaded"
             buttons = [("Download", self.download)]
-        self._row(entry.id, entry.level, size, status, buttons,
-                  f"{entry.note}\nNeeds about {human(entry.memory_mb * 1_000_000)} of memory.")
+        how = (f"Made here from the original weights; takes about {size}." if entry.needs_conversion
+               else f"A {size} download.")
+        self._row(entry.id, entry.level, partial, status, buttons,
+                  f"{level_note(entry)}\n{how} Needs about {human(entry.memory_mb * 1_000_000)} of memory.")
 
     def _add_installed_row(self, key: str, name: str, model: InstalledModel, current: InstalledModel | None,
                            entry: CatalogEntry | None = None) -> None:
@@ -142,13 +165,29 @@ class ModelDialog(QDialog):
         level = model.level or "—"
         tip = f"{model.path}"
         if entry is not None:
-            tip = f"{entry.note}\n{tip}"
-        self._row(key, level if entry is not None else f"{name} · {level}", human(model.size_bytes), status,
+            tip = f"{level_note(entry)}\n{tip}"
+        outside = model.path.is_absolute() and not model.path.is_relative_to(model.folder)
+        if outside:
+            tip += f"\nUsed where it is ({human(model.size_bytes)}): it is not in the models folder."
+        self._row(key, level if entry is not None else f"{name} · {level}", self._usage.get(model.id), status,
                   buttons, tip)
 
-    def _row(self, key: str, level: str, size: str, status: str,
+    def _add_disk_row(self, usage: DiskUsage, name: str) -> None:
+        """A folder no level row stands for: the kept MLX original, another engine's model, a download
+        of a level no longer offered. Each says what it is for, and can be deleted."""
+        if usage.state == "source":
+            status = KEPT_ORIGINAL
+        elif usage.state == "partial":
+            status = "Unfinished download: resumes when this model is downloaded again"
+        else:
+            status = f"Installed for the {usage.engine} engine"
+        self._row(usage.id, name, usage, status, [("Delete", self._delete)], f"{usage.label}\n{usage.id}")
+
+    def _row(self, key: str, level: str, usage: DiskUsage | None, status: str,
              buttons: list[tuple[str, Callable[[str], None]]], tooltip: str) -> None:
-        self.table.add_row(key, level, size, status, buttons, tooltip)
+        if usage is not None:
+            self._shown.add(usage.id)
+        self.table.add_row(key, level, usage.bytes if usage is not None else None, status, buttons, tooltip)
         if key in self._progress:
             self.table.show_progress(key, self._progress[key])
 
@@ -188,8 +227,11 @@ class ModelDialog(QDialog):
 
     def _delete(self, key: str) -> None:
         label = self.table.text(key, "level") or key
+        later = ("The MLX levels already made keep working; making another one downloads the original again."
+                 if key in self._usage and self._usage[key].state == "source"
+                 else "A catalog level can be downloaded again later.")
         answer = QMessageBox.question(self, "Delete model", f"Delete {label} ({self.table.text(key, 'size')}) from "
-                                      "this computer? A catalog level can be downloaded again later.")
+                                      f"this computer? {later}")
         if answer == QMessageBox.StandardButton.Yes:
             self.delete(key)
 
@@ -256,17 +298,17 @@ class ModelDialog(QDialog):
     @Slot(object)
     def _on_finished(self, result: JobResult) -> None:
         key = self._row_key(result.job)
-        self._progress.pop(key, None)
+        last = self._progress.pop(key, None)
         started_here = self._jobs.pop(key, None) is not None
         if started_here or result.status != "done" or result.job.kind != "download":
-            self._report(result)
+            self._report(result, converting=last is not None and last.progress.phase == "converting")
         self.refresh()
 
-    def _report(self, result: JobResult) -> None:
+    def _report(self, result: JobResult, converting: bool = False) -> None:
         job = result.job
         if result.status == "cancelled":
             self.say("Download paused. What was downloaded is kept; Resume continues from there."
-                     if job.kind == "download" else result.message)
+                     if job.kind == "download" and not converting else result.message)
         elif result.status == "failed":
             what = Path(job.key).name if job.kind == "import" else job.key
             self.say(f"{what}: {result.message}" if job.kind == "import" else result.message, error=True)

@@ -25,8 +25,9 @@ from PySide6.QtWidgets import (
 
 from app.background.download_worker import JobProgress
 from app.models.download_panel import describe
+from engine.progress import human
 
-HEADERS = ("Level", "Size", "Status", "")
+HEADERS = ("Level", "On disk", "Status", "")
 
 
 class ModelTable(QScrollArea):
@@ -67,14 +68,18 @@ class ModelTable(QScrollArea):
         self._grid.addWidget(label, self._next_row, 0, 1, len(HEADERS))
         self._next_row += 1
 
-    def add_row(self, key: str, level: str, size: str, status: str,
+    def add_row(self, key: str, level: str, size: int | None, status: str,
                 buttons: list[tuple[str, Callable[[str], None]]], tooltip: str = "") -> None:
-        """One model; each button is named for the level too ("Use Q8_0"), since every row has a Use."""
+        """One model and the bytes it takes on disk (None: nothing there yet); each button is named for
+        the level too ("Use Q8_0"), since every row has a Use."""
         row = self._next_row
         self._next_row += 1
-        cells: dict[str, QWidget] = {"level": self._label(level), "size": self._label(size),
+        cells: dict[str, QWidget] = {"level": self._label(level), "size": self._label("—" if size is None else
+                                                                                     human(size)),
                                      "status": self._label(status)}
         cells["level"].setToolTip(tooltip)
+        if size is not None:  # the exact figure, for anyone adding the rows up
+            cells["size"].setToolTip(f"{size:,} bytes on disk")
         for col, name in enumerate(("level", "size", "status")):
             self._grid.addWidget(cells[name], row, col)
         box = QWidget(self._body)

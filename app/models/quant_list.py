@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.background.download_worker import JobProgress
 from app.models.download_panel import DownloadPanel, kept_bytes
+from app.models.level_words import level_note, recommended
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.ui import theme
 from engine.catalog import CatalogEntry
@@ -87,6 +88,9 @@ class QuantList(QWidget):
 
         self._offered: CatalogEntry | None = None
         self._downloading: CatalogEntry | None = None
+        self._phase = ""  # of the running download: "converting" once an MLX level is being made
+        self._sizes: dict[str, int] = {}  # entry id → bytes getting it would download, as the Hub said
+        switcher.downloads.sizeKnown.connect(self._on_size)
         switcher.progress.connect(self._on_progress)
         switcher.switched.connect(self._on_switched)
         switcher.failed.connect(self._on_failed)
@@ -113,23 +117,25 @@ class QuantList(QWidget):
             if in_use:
                 status = "Loading…" if model_state == "loading" else "● In use"
             elif self._downloading is not None and self._downloading.id == entry.id:
-                status = "Downloading…"
+                status = "Converting…" if self._phase == "converting" else "Downloading…"
             elif installed is not None:
                 status = "Installed"
             elif entry.id in partial or (entry.source_id and entry.source_id in partial):
                 status = f"Paused ({human(partial.get(entry.id) or partial.get(entry.source_id or '', 0))})"
             else:
                 status = "Not downloaded"
-            level = entry.level + (" ★" if entry.default else "")
-            note = entry.note
+            level = entry.level + (" ★" if recommended(entry) else "")
+            note = level_note(entry)
             if entry.needs_conversion and installed is None:
-                note += f" Converted here from the original ({human((entry.download_mb or 0) * 1_000_000)} " \
-                        "download, once for all levels)."
+                note += (" Made here from the original weights kept on this computer (no download)."
+                         if self._source_kept(entry) else
+                         f" Converted here from the original ({self._download_figure(entry)} download, once for "
+                         "all levels).")
             item = QTreeWidgetItem([level, size_text(entry, installed.size_bytes if installed else None),
                                     human(entry.memory_mb * 1_000_000), note, status])
             item.setData(0, ROLE_ENTRY, entry.id)
             item.setToolTip(3, note)
-            item.setToolTip(0, "Recommended" if entry.default else "")
+            item.setToolTip(0, "Recommended" if recommended(entry) else "")
             # Room for two lines: the view wraps the note instead of cutting it off.
             item.setSizeHint(3, QSize(200, 2 * self.tree.fontMetrics().lineSpacing() + 6))
             if in_use:
@@ -203,16 +209,47 @@ class QuantList(QWidget):
             return
         self._offer_download(entry)
 
+    def _source_kept(self, entry: CatalogEntry) -> bool:
+        """True for an MLX level whose original weights are on disk: getting it is a conversion only."""
+        manager = self.switcher.manager
+        return bool(entry.source_id) and manager.read_manifest(
+            manager.folder(entry.engine, entry.source_id or ""), entry.engine) is not None
+
+    def _download_figure(self, entry: CatalogEntry) -> str:
+        """What getting `entry` downloads: the Hub's figure once known, else "about" the catalog's."""
+        known = self._sizes.get(entry.id)
+        if known is not None:
+            return human(known)
+        return f"about {human((entry.download_mb or entry.size_mb) * 1_000_000)}"
+
     def _offer_download(self, entry: CatalogEntry) -> None:
         have = kept_bytes(self.switcher.manager, entry)
         size = human(entry.size_mb * 1_000_000)
-        text = (f"<b>{entry.level}</b> is not downloaded yet. It takes {size} on disk and needs about "
-                f"{human(entry.memory_mb * 1_000_000)} of memory.")
-        if entry.needs_conversion:
-            text += (f" TinyChat downloads the original weights ({human((entry.download_mb or 0) * 1_000_000)}) "
-                     "once and converts them on this computer.")
-        button = f"Resume download ({human(have)} already here)" if have else f"Download {size} and use it"
+        kept = self._source_kept(entry)
+        text = (f"<b>{entry.level}</b> is not {'made' if kept else 'downloaded'} yet. It takes about {size} on disk "
+                f"and needs about {human(entry.memory_mb * 1_000_000)} of memory.")
+        if kept:
+            text += " TinyChat makes it from the original weights it kept: nothing is downloaded."
+            button = f"Convert to {entry.level} and use it (no download)"
+        elif entry.needs_conversion:
+            figure = self._download_figure(entry)
+            text += (f" TinyChat downloads the original weights ({figure}{' more' if have else ''}) once and "
+                     "converts them on this computer.")
+            button = (f"Resume download ({human(have)} already here)" if have
+                      else f"Download {figure}, convert and use it")
+            if entry.id not in self._sizes:
+                self.switcher.downloads.ask_download_size(entry)
+        else:
+            button = f"Resume download ({human(have)} already here)" if have else f"Download {size} and use it"
         self._set_offer(entry, text, button)
+
+    @Slot(str, object)
+    def _on_size(self, entry_id: str, size: int | None) -> None:
+        if size is None:
+            return
+        self._sizes[entry_id] = size
+        if self._offered is not None and self._offered.id == entry_id and self._downloading is None:
+            self._offer_download(self._offered)
 
     def _set_offer(self, entry: CatalogEntry | None, text: str, button: str = "") -> None:
         self._offered = entry
@@ -228,7 +265,7 @@ class QuantList(QWidget):
             return
         self._downloading = entry
         self._set_offer(None, "")
-        self.panel.begin(f"Getting {entry.label}")
+        self.panel.begin(f"Making {entry.label}" if self._source_kept(entry) else f"Getting {entry.label}")
         self.switcher.choose(entry.model, entry.level)
         self.levelChosen.emit(entry.level)
         self.refresh()
@@ -241,10 +278,14 @@ class QuantList(QWidget):
     def _on_progress(self, p: JobProgress) -> None:
         if self._downloading is not None and p.job.key == self._downloading.id:
             self.panel.set_progress(p.progress)
+            if p.progress.phase != self._phase:
+                self._phase = p.progress.phase
+                self.refresh()
 
     def _download_ended(self) -> CatalogEntry | None:
         """Hide the progress and show the levels again; returns the level that was downloading."""
         entry, self._downloading = self._downloading, None
+        self._phase = ""
         self.panel.hide()
         self.refresh()
         return entry
@@ -261,11 +302,13 @@ class QuantList(QWidget):
             self._set_offer(entry, f"<span style='color:{color}'>{html.escape(message)}</span>", "Try again")
 
     @Slot(str)
-    def _on_cancelled(self, _message: str) -> None:
+    def _on_cancelled(self, message: str) -> None:
+        converting = self._phase == "converting"
         entry = self._download_ended()
         if entry is not None:
             self._offer_download(entry)
-            self.offer.setText("Download paused. What was downloaded is kept; resuming continues from there.")
+            self.offer.setText(message if converting else
+                               "Download paused. What was downloaded is kept; resuming continues from there.")
 
     @Slot(object)
     def _on_model_state(self, _status: object) -> None:

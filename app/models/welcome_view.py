@@ -40,9 +40,12 @@ def model_name(entry: CatalogEntry) -> str:
 
 
 def download_label(entry: CatalogEntry) -> str:
-    """The first-run button: "Download TinyLlama 1.1B Chat v0.4 (Q4_K_M, 668 MB)"."""
-    level = f"MLX {entry.bits}-bit" if entry.engine == "mlx" else entry.level
-    return f"Download {model_name(entry)} ({level}, {human(entry.size_mb * 1_000_000)})"
+    """The first-run button: "Download TinyLlama 1.1B Chat v0.4 (Q4_K_M, 668 MB)"; for a level made from
+    the original weights, what is downloaded is the original: "(MLX 4-bit, about 4.4 GB download)"."""
+    if entry.needs_conversion:
+        return (f"Download {model_name(entry)} (MLX {entry.bits}-bit, about "
+                f"{human((entry.download_mb or entry.size_mb) * 1_000_000)} download)")
+    return f"Download {model_name(entry)} ({entry.level}, {human(entry.size_mb * 1_000_000)})"
 
 
 class WelcomeView(QWidget):
@@ -146,9 +149,9 @@ class WelcomeView(QWidget):
     def _note_text(self) -> str:
         text = "You can switch to a smaller or more accurate level of the model later in Settings."
         if self.entry is not None and self.entry.needs_conversion:
-            text = (f"On Apple Silicon TinyChat downloads the original weights "
-                    f"({human((self.entry.download_mb or 0) * 1_000_000)}) once and converts them to MLX "
-                    "on this Mac. " + text)
+            text = (f"TinyChat downloads the original weights (about "
+                    f"{human((self.entry.download_mb or 0) * 1_000_000)}) once, keeps them to make other "
+                    "levels, and converts them to MLX on this computer. " + text)
         return text
 
     # ---------------------------------------------------------------- actions

@@ -1,4 +1,4 @@
-"""About / diagnostics: versions, the engine and how its backend was built (CPU features), the model
+"""About / diagnostics: versions, the engine and which llama.cpp build runs (and why), the model
 in use, where TinyChat keeps its files and its log. "Copy diagnostics" puts it all on the clipboard for a
 bug report; TinyChat itself sends nothing anywhere (no telemetry)."""
 
@@ -19,6 +19,7 @@ from app.core import network_report, paths
 from app.core.logging_setup import LOG_FILENAME
 from app.core.version import app_version, library_versions
 from app.ui.windows import set_up_window
+from engine import cpu_build
 from engine.hardware import cpu_flags, physical_cores
 from engine.select import choose_engine
 
@@ -66,7 +67,8 @@ def diagnostics(session: Session) -> list[tuple[str, list[tuple[str, str]]]]:
         ("Engine", [
             ("In use", loaded.engine_name if loaded else choice.name),
             ("Setting", settings.engine), ("Why", choice.reason),
-            ("llama.cpp build", _llama_build()),
+            ("llama.cpp build", cpu_build.describe(cpu_build.apply())),
+            ("llama.cpp CPU features", _llama_build()),
         ]),
         ("Model", model_rows),
         ("Computer", [

@@ -47,6 +47,7 @@ from app.core.store_types import StoreError
 from app.shell.status_bar import StatusBar
 from app.ui import theme
 from app.ui.wiring import connect_signals
+from engine import cpu_build
 from engine.backend import Engine
 from engine.select import create_engine
 from engine.types import ModelInfo
@@ -132,6 +133,7 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([250, 850])
         self.setCentralWidget(self.splitter)
         self.status = StatusBar(self)
+        self.status.set_build(cpu_build.apply())
         self.setStatusBar(self.status)
 
     def _build_menus(self) -> None:

@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.shell.self_test_engine import SelfTestFailed, generate_through_worker
+from engine import cpu_build
 
 # Each wait on the engine; generous because CI also runs this under CPU emulation (qemu), ~50× slower.
 STEP_TIMEOUT_S = float(os.environ.get("TINYCHAT_SELF_TEST_TIMEOUT", "600"))
 WINDOW_TIMEOUT_S = 60.0
 # What the model manager imports lazily, when the user starts a download.
-DOWNLOAD_MODULES = ("httpx2", "huggingface_hub.hf_api", "huggingface_hub.utils", "engine.download", "engine.hub")
+DOWNLOAD_MODULES = (
+    "httpx2", "urllib3", "huggingface_hub.hf_api", "huggingface_hub.utils", "engine.download", "engine.hub",
+)
 PROMPT = "Say hello."
 MAX_TOKENS = 8
 
@@ -193,7 +196,8 @@ def _engine_libraries() -> str:
     # "CPU : SSE3 = 1 | AVX2 = 1 | … |": the instruction sets this build uses on this CPU.
     flags = [part.rsplit(":", 1)[-1].strip() for part in info.split("|")]
     features = sorted({f.split("=")[0].strip() for f in flags if f.endswith("= 1")})
-    found = [f"llama.cpp {llama_cpp.__version__} ({', '.join(features) or 'no CPU extensions'})"]
+    build = cpu_build.apply().build
+    found = [f"llama.cpp {llama_cpp.__version__} ({build} build: {', '.join(features) or 'no CPU extensions'})"]
     if importlib.util.find_spec("mlx") is not None and sys.platform == "darwin":
         import mlx.core as mx
 

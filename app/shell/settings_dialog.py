@@ -8,7 +8,7 @@ import html
 import logging
 from dataclasses import replace
 
-from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -39,12 +39,15 @@ from app.ui.windows import set_up_window
 from engine.chat_format import GGUF_JINJA, format_names, get_format
 from engine.hardware import physical_cores
 from engine.models import InstalledModel
-from engine.select import choose_engine
+from engine.select import choose_engine, mlx_available, mlx_runs_on_cpu
 from engine.types import EngineError
 
 log = logging.getLogger(__name__)
 
 ENGINE_LABELS = {"auto": "Automatic", "mlx": "MLX (Apple Silicon)", "llama.cpp": "llama.cpp (GGUF, any CPU)"}
+MLX_ON_CPU_LABEL = "MLX (here on the CPU only: slow)"
+MLX_ON_CPU_NOTE = ("MLX is made for Apple Silicon's GPU. On this computer it runs on the CPU only, several times "
+                   "slower than llama.cpp, and its levels are converted here from a large download.")
 POLICY_LABELS = {"drop-oldest": "Leave out the oldest messages (the chat goes on)",
                  "refuse": "Stop and tell me, so I can start a new chat"}
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
@@ -59,6 +62,17 @@ def format_label(name: str) -> str:
         return get_format(name).label
     except EngineError:
         return name
+
+
+def engine_labels(current: str) -> dict[str, str]:
+    """The engines to offer here: MLX only where it can run (unless it is the saved choice, so the box
+    still shows it), and named for what it does on this computer."""
+    labels = dict(ENGINE_LABELS)
+    if not mlx_available() and current != "mlx":
+        del labels["mlx"]
+    elif mlx_runs_on_cpu():
+        labels["mlx"] = MLX_ON_CPU_LABEL
+    return labels
 
 
 def _combo(options: dict[str, str], current: str) -> QComboBox:
@@ -89,6 +103,9 @@ class SettingsDialog(QDialog):
         self.nav.setObjectName("SettingsNav")
         self.nav.setAccessibleName("Settings pages")
         self.nav.setFixedWidth(150)
+        # Styled now: a screen reader asks for the rows' places as they are added, and rows laid out
+        # before the style sheet's padding applies would overlap for as long as the dialog lives.
+        self.nav.ensurePolished()
         for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
                                        self._appearance_page, self._server_page), strict=True):
             self.nav.addItem(name)
@@ -124,7 +141,10 @@ class SettingsDialog(QDialog):
         s = self.settings
         page = QWidget()
         form = QFormLayout()
-        self.engine_box = _combo(ENGINE_LABELS, s.engine)
+        self.engine_box = _combo(engine_labels(s.engine), s.engine)
+        mlx_row = self.engine_box.findData("mlx")
+        if mlx_row >= 0 and mlx_runs_on_cpu():  # said before the user chooses it, in the list itself
+            self.engine_box.setItemData(mlx_row, MLX_ON_CPU_NOTE, Qt.ItemDataRole.ToolTipRole)
         self.engine_box.currentIndexChanged.connect(self._on_engine)
         self.engine_note = hint("")
         self._describe_engine()
@@ -219,6 +239,8 @@ class SettingsDialog(QDialog):
         text = choice.reason
         if choice.fallback_message:
             text = choice.fallback_message
+        elif choice.name == "mlx" and mlx_runs_on_cpu():
+            text += " " + MLX_ON_CPU_NOTE
         if running and running != choice.name and self._model_for(pref) is None:
             text += (f" No model for {choice.name} is installed yet: choose a level above to download it. "
                      f"Until then TinyChat keeps using {running}.")

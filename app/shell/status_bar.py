@@ -1,5 +1,5 @@
-"""The status bar: engine · model · quantization · chat format · speed, the local API's note, and the
-context meter."""
+"""The status bar: engine · model · quantization · chat format · speed, the local API's note, a note while
+the slower llama.cpp build runs, and the context meter."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 from app.chat.model_state import ModelStatus
 from app.chat.session import Speed
 from app.ui.elided_label import ElidedLabel
+from engine import cpu_build
 
 METER_MIN_WIDTH = 230
 METER_PADDING = 24  # the style's frame and a little air either side of the text
@@ -88,8 +89,12 @@ class StatusBar(QStatusBar):
         self.model_label = ElidedLabel("No model loaded", self)
         self.speed_label = ElidedLabel("", self)
         self.server_label = QLabel(self)
+        self.build_label = QLabel(self)
+        self.build_label.setObjectName("Muted")
+        self.build_label.hide()
         self.meter = ContextMeter(self)
         self.addWidget(self.model_label, 1)
+        self.addPermanentWidget(self.build_label)
         self.addPermanentWidget(self.server_label)
         self.addPermanentWidget(self.speed_label)
         self.addPermanentWidget(self.meter)
@@ -105,6 +110,13 @@ class StatusBar(QStatusBar):
             if p and not any(p in shown for shown in parts):  # catalog labels already name the level
                 parts.append(p)
         self.model_label.setText(" · ".join(parts))
+
+    def set_build(self, choice: cpu_build.Choice) -> None:
+        """A note while the slower llama.cpp build runs (this CPU has no AVX2); nothing for the main build."""
+        note = cpu_build.status_note(choice)
+        self.build_label.setText(note)
+        self.build_label.setToolTip(f"llama.cpp {cpu_build.describe(choice)}" if note else "")
+        self.build_label.setVisible(bool(note))
 
     def set_server_note(self, text: str, url: str = "") -> None:
         """Whether the local API is on and answering (empty: off); the tooltip gives its address."""

@@ -211,6 +211,7 @@ class WindowActions(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
             self.downloads.shutdown()  # a running download stops; its bytes stay for the next start
+            self.transfer.shutdown()  # a running import rolls back, a running export leaves no file
         return super().eventFilter(watched, event)
 
 
