@@ -28,13 +28,13 @@ def _said(hit: SearchHit) -> tuple[str, str]:
 
 
 def hit_html(hit: SearchHit, highlight: str) -> str:
-    """A result as rich text: conversation title, who said it and when, then the snippet with every
-    match on a coloured background."""
-    snippet = html.escape(hit.snippet).replace(MARK_START, f"<span style='background-color:{highlight};'>")
+    """A result as rich text: conversation title, who said it and when (class `said`), then the snippet
+    with every match (class `hit`) on a coloured background; the painter colours both classes' text."""
+    snippet = html.escape(hit.snippet).replace(MARK_START, f"<span class='hit' style='background-color:{highlight};'>")
     snippet = snippet.replace(MARK_END, "</span>")
     who, when = _said(hit)
     return (f"<b>{html.escape(hit.conversation_title or 'Untitled')}</b> "
-            f"<span style='color:{theme.current().muted}'>· {who} · {when}</span><br>{snippet}")
+            f"<span class='said'>· {who} · {when}</span><br>{snippet}")
 
 
 def hit_text(hit: SearchHit) -> str:
@@ -91,12 +91,18 @@ class HitDelegate(QStyledItemDelegate):
         doc = QTextDocument()
         doc.setDefaultFont(opt.font)  # type: ignore[attr-defined]
         doc.setDocumentMargin(0)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
+        # Muted grey on the selection's accent is unreadable: a selected row's byline takes its text
+        # colour; a match keeps the plain text colour on its own background, whatever the row's.
+        palette: QPalette = opt.palette  # type: ignore[attr-defined]
+        said = palette.color(QPalette.ColorRole.HighlightedText).name() if selected else theme.current().muted
+        plain = palette.color(QPalette.ColorRole.Text).name()
+        doc.setDefaultStyleSheet(f".said {{ color: {said}; }} .hit {{ color: {plain}; }}")
         doc.setHtml(str(index.data(HTML_ROLE)))
         doc.setTextWidth(rect.width() - 2 * PADDING[0])
         context = QAbstractTextDocumentLayout.PaintContext()
-        selected = bool(opt.state & QStyle.StateFlag.State_Selected)  # type: ignore[attr-defined]
         group = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
-        context.palette.setColor(QPalette.ColorRole.Text, opt.palette.color(group))  # type: ignore[attr-defined]
+        context.palette.setColor(QPalette.ColorRole.Text, palette.color(group))
         painter.save()
         painter.translate(rect.left() + PADDING[0], rect.top() + PADDING[1])
         painter.setClipRect(0, 0, rect.width() - 2 * PADDING[0], rect.height() - 2 * PADDING[1])
