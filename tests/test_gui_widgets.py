@@ -13,6 +13,7 @@ from app.chat.composer import Composer
 from app.chat.markdown import Block, prose_to_html, split_blocks
 from app.chat.message_widget import MessageView, MessageWidget
 from app.chat.model_state import ModelStatus
+from app.chat.rename_dialog import RenameDialog
 from app.chat.session import Speed
 from app.core.store_types import StoredMessage
 from tests.gui_support import close_window, open_window, scripted_model, send
@@ -216,6 +217,20 @@ def test_the_rename_dialog_keeps_the_name_on_escape_and_refuses_an_empty_one(qtb
     assert not dialog.isVisible()
     assert window.store.get_conversation(cid).title == "Keep this name"
     assert window.windowTitle() == "Keep this name — TinyChat"
+
+
+def test_f2_renames_the_open_chat_even_while_the_filter_hides_it(qtbot, window):
+    send(qtbot, window, "Hidden by the filter")
+    cid = window.session.open_id
+    window.sidebar.filter_box.setText("nothing like it")
+    assert window.sidebar.titles() == []
+    qtbot.keyClick(window, Qt.Key.Key_F2)  # Chat ▸ Rename chat
+    dialog = window.findChild(RenameDialog)
+    assert dialog is not None and dialog.isVisible() and dialog.name_box.text() == "Hidden by the filter"
+    qtbot.keyClicks(dialog.name_box, "Found again")
+    qtbot.keyClick(dialog.name_box, Qt.Key.Key_Return)
+    assert window.store.get_conversation(cid).title == "Found again"
+    assert window.windowTitle() == "Found again — TinyChat"
 
 
 def test_deleting_the_open_chat_shows_a_new_chat_and_undo_reopens_it(qtbot, window):
