@@ -28,6 +28,7 @@ from engine.llamacpp_lookup import lookup_tokens
 from engine.llamacpp_state import LlamaStateIO, build
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.resume import Resumer
+from engine.state_cache import StateCache
 from engine.stats import PromptStats
 from engine.types import (
     Chunk,
@@ -174,6 +175,11 @@ class LlamaCppEngine:
     @property
     def loaded(self) -> bool:
         return self._llm is not None
+
+    @property
+    def saved_states(self) -> StateCache | None:
+        """The loaded model's saved conversation states (None while nothing is loaded)."""
+        return self._resume.cache if self._resume is not None else None
 
     @property
     def chat_format(self) -> str:

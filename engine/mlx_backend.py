@@ -33,6 +33,7 @@ from engine.mlx_lookup import lookup_steps
 from engine.mlx_state import MlxStateIO, build
 from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.resume import Resumer
+from engine.state_cache import StateCache
 from engine.stats import PromptStats
 from engine.types import (
     Chunk,
@@ -170,6 +171,11 @@ class MlxEngine:
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    @property
+    def saved_states(self) -> StateCache | None:
+        """The loaded model's saved conversation states (None while nothing is loaded)."""
+        return self._resume.cache if self._resume is not None else None
 
     @property
     def chat_format(self) -> str:
