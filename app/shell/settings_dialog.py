@@ -1,5 +1,6 @@
 """Settings: model and quantization level, engine, chat format, system prompt, sampling, context,
-threads, theme and font size. Every change applies at once and is saved; nothing needs a restart.
+threads, prompt lookup and saved conversation states, theme and font size. Every change applies at once
+and is saved; nothing needs a restart.
 Choosing the other engine loads its installed model at once, or says which level to download."""
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from app.models.quant_list import QuantList
 from app.shell.network_dialog import AIRPLANE_HINT, AIRPLANE_TEXT
 from app.shell.sampling_page import SamplingPage
 from app.shell.server_page import ServerPage
+from app.shell.speed_page import SpeedPage
 from app.ui import panel_style, theme
 from app.ui.panel_style import hint
 from engine.chat_format import GGUF_JINJA, format_names, get_format
@@ -47,7 +49,7 @@ ENGINE_LABELS = {"auto": "Automatic", "mlx": "MLX (Apple Silicon)", "llama.cpp":
 POLICY_LABELS = {"drop-oldest": "Leave out the oldest messages (the chat goes on)",
                  "refuse": "Stop and tell me, so I can start a new chat"}
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
-PAGES = ("Model", "Chat", "Sampling", "Appearance", "Server")
+PAGES = ("Model", "Chat", "Sampling", "Speed", "Appearance", "Server")
 
 
 def format_label(name: str) -> str:
@@ -91,7 +93,7 @@ class SettingsDialog(QDialog):
         self.nav.setObjectName("SettingsNav")
         self.nav.setAccessibleName("Settings pages")
         self.nav.setFixedWidth(150)
-        for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
+        for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page, self._speed_page,
                                        self._appearance_page, self._server_page), strict=True):
             self.nav.addItem(name)
             self.pages.addWidget(panel_style.scrolling(build()))
@@ -192,6 +194,10 @@ class SettingsDialog(QDialog):
         self.sampling_page.presetChosen.connect(self._on_preset)
         self.sampling_page.valuesChanged.connect(self._on_sampling)
         return self.sampling_page
+
+    def _speed_page(self) -> QWidget:
+        self.speed_page = SpeedPage(self, self.switcher.model.engine)
+        return self.speed_page
 
     def _server_page(self) -> QWidget:
         self.server_page = ServerPage(self)
