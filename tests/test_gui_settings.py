@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 from app.core import paths
 from app.core.settings import Settings, load_settings
 from app.shell.settings_dialog import SettingsDialog
-from app.shell.speed_page import megabytes
+from app.shell.speed_page import disk_size
 from app.shell.window_actions import install
 from app.ui import theme
 from tests.fakehub import FakeHub
@@ -169,7 +169,7 @@ def test_the_speed_page_shows_the_saved_states_size_and_removing_them_shows_0_by
     dialog.show()
     shown = measured(dialog, qtbot, lambda: dialog.show_page("Speed"))
     files = saved_state_files()
-    assert len(files) >= 2 and shown == megabytes(sum(f.stat().st_size for f in files)) != "0 bytes"
+    assert len(files) >= 2 and shown == disk_size(sum(f.stat().st_size for f in files)) != "0 bytes"
 
     shown = measured(dialog, qtbot, dialog.speed_page.remove_button.click)
     assert shown == "0 bytes" and saved_state_files() == []

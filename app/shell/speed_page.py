@@ -29,10 +29,12 @@ REMOVE_TEXT = "Remove saved states"
 CAP_NAME = "Disk space for saved states"
 
 
-def megabytes(n: int) -> str:
-    """Bytes in the spin box's unit (MB of 2^20 bytes), exactly 0 shown as "0 bytes"."""
-    if n == 0:
-        return "0 bytes"
+def disk_size(n: int) -> str:
+    """Bytes in the spin box's units (KB and MB of 2^10 and 2^20 bytes): "0 bytes", "12 KB", "34 MB"."""
+    if n < 2**10:
+        return f"{n} bytes"
+    if n < MIB:
+        return f"{n / 2**10:,.0f} KB"
     return f"{n / MIB:,.1f} MB" if n < 10 * MIB else f"{n / MIB:,.0f} MB"
 
 
@@ -92,7 +94,7 @@ class SpeedPage(QWidget):
 
     @Slot(object)
     def _show(self, states: SavedStates) -> None:
-        self.size_label.setText(megabytes(states.size))
+        self.size_label.setText(disk_size(states.size))
         self.remove_button.setEnabled(True)
         self.error.setText(states.error)
         self.error.setVisible(bool(states.error))
