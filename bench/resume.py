@@ -10,7 +10,7 @@ Measures (targets in docs/benchmarks.md):
   its answer: ≥ 1.5×) and on answers with nothing to quote (the random-weight model: ≥ 0.97×). Rounds
   interleave both sides with the same seed, so both produce the same tokens.
 
-    python -m bench.resume [--rounds 5] [--mlx] [--only reopen,alternate,lookup]
+    python -m bench.resume [--rounds 5] [--mlx] [--only reopen,alternate,lookup] [--threads N]
 
 `--mlx` adds prompt lookup on the MLX engine (mlx-lm on this CPU, the reduced `bench` shape, 4-bit).
 
@@ -35,11 +35,12 @@ from engine.types import DEFAULT_STATE_MEMORY, GenerationParams, GenerationStats
 from tests.fixtures.gguf_model import build_cached
 
 TARGET_TOKENS = 1500
+THREADS = [physical_cores()]  # --threads: one thread suffers least when other jobs crowd the cores
 
 
 def load(path: Path, state_dir: Path | None = None, engine: str = "llama.cpp") -> Engine:
     loaded = create_engine(engine)
-    loaded.load(ModelInfo(path=path, engine=engine), LoadOptions(n_threads=physical_cores(), state_dir=state_dir))
+    loaded.load(ModelInfo(path=path, engine=engine), LoadOptions(n_threads=THREADS[0], state_dir=state_dir))
     return loaded
 
 
@@ -137,17 +138,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--mlx", action="store_true", help="also prompt lookup on the MLX engine")
+    ap.add_argument("--threads", type=int, default=physical_cores())
     ap.add_argument("--only", default="reopen,alternate,lookup",
                     help="the parts to measure, comma-separated (a short run on a busy machine)")
     args = ap.parse_args()
     parts = set(args.only.split(","))
+    THREADS[0] = args.threads
     sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("engine.resume").setLevel(logging.INFO)  # on stderr: how long each restore took
     path = build_cached("tinyllama", "Q4_K_M")
     scripted_path = build_cached("tinyllama", "Q4_K_M", scripted=True, script=QUOTE_SCRIPT)
     print("## Resuming conversations and prompt lookup\n")
-    print(f"llama.cpp, TinyLlama shape, Q4_K_M, {physical_cores()} threads; "
+    print(f"llama.cpp, TinyLlama shape, Q4_K_M, {args.threads} threads; "
           f"`python -m bench.resume {' '.join(sys.argv[1:])}`, one run.\n")
     if "reopen" in parts:
         print_reopen(path)
