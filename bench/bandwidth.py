@@ -5,7 +5,7 @@ the KV cache of the context so far, so memory bandwidth ÷ bytes read per token 
 This measures the bandwidth with a large NumPy array copy and, for each quantization level of the
 TinyLlama-shaped model in the models cache, reports generation speed as a fraction of that ceiling.
 
-    python -m bench.bandwidth [--tokens 96] [--rounds 3]
+    python -m bench.bandwidth [--tokens 96] [--rounds 3] [--levels q4_k_m,q8_0] [--threads N]
 
 Prints a Markdown section for docs/benchmarks.md.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -53,10 +54,10 @@ def weight_bytes_per_token(path: Path) -> int:
     return sum(int(t.n_bytes) for t in reader.tensors if t.name != "token_embd.weight")
 
 
-def generation_speed(path: Path, tokens: int, rounds: int) -> tuple[float, int]:
+def generation_speed(path: Path, tokens: int, rounds: int, threads: int) -> tuple[float, int]:
     """Median generation tokens/s over `rounds`, and the context length at the middle of an answer."""
     engine = LlamaCppEngine()
-    engine.load(ModelInfo(path=path), LoadOptions(n_threads=physical_cores()))
+    engine.load(ModelInfo(path=path), LoadOptions(n_threads=threads))
     prompt = [Message("user", "Write a long story about python code. " * 12)]
     speeds, context = [], 0
     try:
@@ -74,26 +75,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=physical_cores())
+    ap.add_argument("--levels", default="", help="only these levels, comma-separated (default: every one cached)")
     args = ap.parse_args()
-    levels = sorted(CACHE_DIR.glob("tinyllama-random-*.gguf"))
+    wanted = {level.lower() for level in args.levels.split(",") if level}
+    levels = [p for p in sorted(CACHE_DIR.glob("tinyllama-random-*.gguf"))
+              if not wanted or p.stem.removeprefix("tinyllama-random-") in wanted]
     if not levels:
         raise SystemExit(f"No TinyLlama-shaped model in {CACHE_DIR}: python -m tests.fixtures.gguf_model tinyllama")
-    bandwidth = copy_bandwidth(physical_cores())
-    rows = []
-    for path in levels:
-        speed, context = generation_speed(path, args.tokens, args.rounds)
-        per_token = weight_bytes_per_token(path) + context * KV_BYTES_PER_TOKEN
-        rows.append((path.name.removeprefix("tinyllama-random-").removesuffix(".gguf").upper(), per_token, speed,
-                     bandwidth / per_token))
+    sys.stdout.reconfigure(line_buffering=True)  # each level as soon as it is measured
     print("## Memory bandwidth\n")
-    print(f"Array copy (512 MiB over {physical_cores()} threads, best of 5, read + written): "
-          f"**{bandwidth / 1e9:.1f} GB/s**; "
-          f"{args.tokens} generated tokens, median of {args.rounds}.\n")
-    print("| level | bytes read per token | generation tok/s | ceiling tok/s | fraction of the ceiling |")
-    print("|---|---|---|---|---|")
-    for level, per_token, speed, ceiling in rows:
-        print(f"| {level} | {per_token / 1e6:.0f} MB | {speed:.1f} | {ceiling:.1f} | {speed / ceiling:.2f} |")
-
+    print(f"Array copy: 512 MiB over {args.threads} threads, best of 5, bytes read + written, measured again "
+          f"right before each level (other jobs on the machine move it); {args.tokens} generated tokens, "
+          f"median of {args.rounds}.\n")
+    print("| level | copy bandwidth | bytes read per token | generation tok/s | ceiling tok/s "
+          "| fraction of the ceiling |")
+    print("|---|---|---|---|---|---|")
+    for path in levels:
+        bandwidth = copy_bandwidth(args.threads)
+        speed, context = generation_speed(path, args.tokens, args.rounds, args.threads)
+        per_token = weight_bytes_per_token(path) + context * KV_BYTES_PER_TOKEN
+        level = path.name.removeprefix("tinyllama-random-").removesuffix(".gguf").upper()
+        ceiling = bandwidth / per_token
+        print(f"| {level} | {bandwidth / 1e9:.1f} GB/s | {per_token / 1e6:.0f} MB | {speed:.1f} | {ceiling:.1f} | "
+              f"{speed / ceiling:.2f} |")
 
 if __name__ == "__main__":
     main()

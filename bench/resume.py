@@ -10,7 +10,7 @@ Measures (targets in docs/benchmarks.md):
   its answer: ≥ 1.5×) and on answers with nothing to quote (the random-weight model: ≥ 0.97×). Rounds
   interleave both sides with the same seed, so both produce the same tokens.
 
-    python -m bench.resume [--rounds 5] [--mlx]
+    python -m bench.resume [--rounds 5] [--mlx] [--only reopen,alternate,lookup] [--threads N]
 
 `--mlx` adds prompt lookup on the MLX engine (mlx-lm on this CPU, the reduced `bench` shape, 4-bit).
 
@@ -20,6 +20,7 @@ Prints a Markdown section for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import tempfile
@@ -34,11 +35,12 @@ from engine.types import DEFAULT_STATE_MEMORY, GenerationParams, GenerationStats
 from tests.fixtures.gguf_model import build_cached
 
 TARGET_TOKENS = 1500
+THREADS = [physical_cores()]  # --threads: one thread suffers least when other jobs crowd the cores
 
 
 def load(path: Path, state_dir: Path | None = None, engine: str = "llama.cpp") -> Engine:
     loaded = create_engine(engine)
-    loaded.load(ModelInfo(path=path, engine=engine), LoadOptions(n_threads=physical_cores(), state_dir=state_dir))
+    loaded.load(ModelInfo(path=path, engine=engine), LoadOptions(n_threads=THREADS[0], state_dir=state_dir))
     return loaded
 
 
@@ -136,28 +138,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--mlx", action="store_true", help="also prompt lookup on the MLX engine")
+    ap.add_argument("--threads", type=int, default=physical_cores())
+    ap.add_argument("--only", default="reopen,alternate,lookup",
+                    help="the parts to measure, comma-separated (a short run on a busy machine)")
     args = ap.parse_args()
+    parts = set(args.only.split(","))
+    THREADS[0] = args.threads
     sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("engine.resume").setLevel(logging.INFO)  # on stderr: how long each restore took
     path = build_cached("tinyllama", "Q4_K_M")
     scripted_path = build_cached("tinyllama", "Q4_K_M", scripted=True, script=QUOTE_SCRIPT)
     print("## Resuming conversations and prompt lookup\n")
-    print(f"llama.cpp, TinyLlama shape, Q4_K_M, {physical_cores()} threads; "
-          f"`python -m bench.resume --rounds {args.rounds}{' --mlx' if args.mlx else ''}`, one run.\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        r = reopen(path, Path(tmp))
-    print(f"Reopen a {r['tokens']}-token conversation after restarting the engine: time to first token "
-          f"**{r['warm']:.3f} s** from its saved state ({r['reused']} tokens restored from the state folder) vs "
-          f"{r['cold']:.2f} s re-reading it — **{r['cold'] / r['warm']:.1f}× faster** (targets ≤ 1.0 s, ≥ 10×). "
-          f"The state of {r['state_tokens']} tokens takes {r['state_bytes'] / 1e6:.1f} MB on disk "
-          f"({r['state_bytes'] / r['state_tokens'] / 1e3:.1f} kB a token).\n")
-    a = alternate(path)
-    ttfts = a["ttfts"]
-    print(f"Alternate between two ~{a['tokens']}-token conversations five times ({len(ttfts)} turns, each "
-          f"resuming at least {a['reused']} tokens from memory): time to first token median "
-          f"**{statistics.median(ttfts):.3f} s**, max **{max(ttfts):.3f} s** (target ≤ 0.5 s each): "
-          f"{', '.join(f'{t:.2f}' for t in ttfts)} s. States in memory at the end: {a['memory'] / 1e6:.0f} MB "
-          f"(budget {DEFAULT_STATE_MEMORY / 1e6:.0f} MB).\n")
-    print_lookup("llama.cpp, TinyLlama shape, Q4_K_M", lookup_ratios(path, scripted_path, args.rounds))
+    print(f"llama.cpp, TinyLlama shape, Q4_K_M, {args.threads} threads; "
+          f"`python -m bench.resume {' '.join(sys.argv[1:])}`, one run.\n")
+    if "reopen" in parts:
+        print_reopen(path)
+    if "alternate" in parts:
+        print_alternate(path)
+    if "lookup" in parts:
+        print_lookup("llama.cpp, TinyLlama shape, Q4_K_M", lookup_ratios(path, scripted_path, args.rounds))
     if args.mlx:
         from tests.fixtures.hf_model import build_mlx_cached
 
@@ -165,6 +165,26 @@ def main() -> None:
         print_lookup("MLX on this CPU, `bench` shape, 4-bit", lookup_ratios(
             build_mlx_cached("bench", 4), build_mlx_cached("bench", 4, scripted=True, script=QUOTE_SCRIPT),
             args.rounds, "mlx"))
+
+
+def print_reopen(path: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        r = reopen(path, Path(tmp))
+    print(f"Reopen a {r['tokens']}-token conversation after restarting the engine: time to first token "
+          f"**{r['warm']:.3f} s** from its saved state ({r['reused']} tokens restored from the state folder) vs "
+          f"{r['cold']:.2f} s re-reading it — **{r['cold'] / r['warm']:.1f}× faster** (targets ≤ 1.0 s, ≥ 10×). "
+          f"The state of {r['state_tokens']} tokens takes {r['state_bytes'] / 1e6:.1f} MB on disk "
+          f"({r['state_bytes'] / r['state_tokens'] / 1e3:.1f} kB a token).\n")
+
+
+def print_alternate(path: Path) -> None:
+    a = alternate(path)
+    ttfts = a["ttfts"]
+    print(f"Alternate between two ~{a['tokens']}-token conversations five times ({len(ttfts)} turns, each "
+          f"resuming at least {a['reused']} tokens from memory): time to first token median "
+          f"**{statistics.median(ttfts):.3f} s**, max **{max(ttfts):.3f} s** (target ≤ 0.5 s each): "
+          f"{', '.join(f'{t:.2f}' for t in ttfts)} s. States in memory at the end: {a['memory'] / 1e6:.0f} MB "
+          f"(budget {DEFAULT_STATE_MEMORY / 1e6:.0f} MB).\n")
 
 
 def print_lookup(title: str, lookup: dict[str, list[tuple[float, float]]]) -> None:

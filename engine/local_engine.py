@@ -22,6 +22,7 @@ from engine.format_vocab import bind_to_vocab
 from engine.literal_tokens import LiteralTokenizer
 from engine.prompt_tokens import control_token_ids, prompt_ids
 from engine.resume import Resumer
+from engine.state_cache import StateCache
 from engine.stats import PromptStats
 from engine.types import Chunk, EngineError, GenerationParams, Message
 
@@ -53,6 +54,11 @@ class LocalEngine:
     @property
     def chat_format(self) -> str:
         return self._fmt.name if self._fmt else ""
+
+    @property
+    def saved_states(self) -> StateCache | None:
+        """The loaded model's saved conversation states (None while nothing is loaded)."""
+        return self._resume.cache if self._resume is not None else None
 
     def _use_format(self, fmt: ChatFormat, eos_ids: Iterable[int]) -> tuple[str, ...]:
         """Render with `fmt` from now on: its stops and control tokens end an answer. Returns the

@@ -5,7 +5,9 @@ samples differently. Answers that quote the conversation (code being edited, a t
 name repeated) then take one forward pass for several tokens.
 
 A batch costs more than one token on a CPU, so the draft length adapts: it grows while drafts are taken
-whole and shrinks to what was taken when they are not.
+whole and shrinks to what was taken when they are not. A draft refused outright pauses drafting for 1, 2,
+4 … up to 32 tokens (back to none once a draft is taken), so an answer with nothing to quote, whose
+history still repeats itself here and there, pays a refused batch at most about once in 32 tokens.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 MAX_DRAFT = 16
 FIRST_DRAFT = 4
+MAX_PAUSE = 32
 
 
 class Drafter:
@@ -23,6 +26,8 @@ class Drafter:
 
     def __init__(self) -> None:
         self.length = FIRST_DRAFT
+        self.pause = 0  # steps left without drafting
+        self.backoff = 0  # the pause after the next draft refused outright
         self.drafted = 0  # totals, for the log
         self.taken = 0
 
@@ -30,6 +35,9 @@ class Drafter:
         """Up to min(current length, `limit`) tokens that followed the latest earlier occurrence of
         `history`'s last 3 tokens, else of its last 2 (one token alone predicts too little in prose);
         empty if neither occurred. Runs once per answer token: one pass over the history."""
+        if self.pause:
+            self.pause -= 1
+            return []
         k = min(self.length, limit)
         ids = np.asarray(history)
         m = len(ids)
@@ -53,4 +61,6 @@ class Drafter:
             return True
         if draft:
             self.length = min(self.length * 2, MAX_DRAFT) if i == len(draft) else max(i, 1)
+            self.backoff = 0 if i else min(max(self.backoff * 2, 1), MAX_PAUSE)
+            self.pause = self.backoff
         return False

@@ -119,6 +119,13 @@ class StateCache:
             for path, _, _ in self._files("*"):
                 path.unlink(missing_ok=True)
 
+    def set_disk_cap(self, cap: int) -> None:
+        """Make `cap` the folder's cap from now on, deleting least recently used files until it holds."""
+        self.flush()  # a write in flight was sized against the old cap
+        with self._lock:
+            self.disk_cap = cap
+            self._evict(cap)
+
     def best(self, key: StateKey, prompt: Sequence[int], beyond: int,
              cancel: threading.Event | None = None) -> tuple[SavedState, int] | None:
         """The state under `key` that agrees with `prompt` over the most tokens, if more than

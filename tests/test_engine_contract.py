@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 import time
 
@@ -18,6 +17,7 @@ from engine.state_cache import StateCache
 from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, Message, ModelFileError, ModelInfo
 from tests.engine_backends import BACKENDS, PUBLISHED_BACKENDS, REMOTE_BACKENDS, BackendCase
 from tests.fixtures.vocab import SCRIPT_TEXT
+from tests.lookup_log import drafts_taken
 
 GREEDY = GenerationParams(temperature=0.0, max_tokens=64, repeat_penalty=1.0)
 
@@ -542,12 +542,6 @@ def test_states_in_memory_stay_within_their_budget(base_case, tmp_path):
 
 
 # ------------------------------------------------------------------ prompt lookup
-def drafts_taken(caplog) -> list[tuple[int, int]]:
-    """(taken, drafted) of each answer that drafted, from the engine's debug log."""
-    found = [re.search(r"(\d+) of (\d+) drafted tokens taken", r.getMessage()) for r in caplog.records]
-    return [(int(m[1]), int(m[2])) for m in found if m]
-
-
 @pytest.mark.needs("own_cache")
 def test_prompt_lookup_gives_token_for_token_the_answer_plain_decoding_gives_at_temperature_zero(randomized, caplog):
     repetitive = [Message("user", "hello world the code " * 3)]  # the random model falls into loops here

@@ -3,6 +3,7 @@ once, without a restart, and is still there after one."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import QApplication
 from app.core import paths
 from app.core.settings import Settings, load_settings
 from app.shell.settings_dialog import SettingsDialog
+from app.shell.speed_page import disk_size
 from app.shell.window_actions import install
 from app.ui import theme
 from engine import select
@@ -20,6 +22,7 @@ from engine.select import is_apple_silicon
 from tests.fakehub import FakeHub
 from tests.gui_app import GuiApp, make_catalog, start_app
 from tests.gui_support import close_window, open_window
+from tests.lookup_log import drafts_taken
 
 WAIT_MS = 20_000
 
@@ -45,9 +48,25 @@ def dialog(app, qtbot) -> SettingsDialog:
 def ask(app: GuiApp, qtbot, text: str = "hi"):
     """Send `text` in a new chat; returns the stored answer and what generating it cost."""
     app.session.new_chat()
+    return follow_up(app, qtbot, text)
+
+
+def follow_up(app: GuiApp, qtbot, text: str):
+    """Send `text` in the open chat; returns the stored answer and what generating it cost."""
     with qtbot.waitSignal(app.session.controller.generationFinished, timeout=WAIT_MS) as done:
         assert app.session.send(text)
     return done.args[1], done.args[2]
+
+
+def saved_state_files() -> list[Path]:
+    return sorted(paths.states_dir().glob("*"))
+
+
+def measured(dialog: SettingsDialog, qtbot, action) -> str:
+    """What the Speed page shows as the saved states' size once the engine thread has answered `action`."""
+    with qtbot.waitSignal(dialog.switcher.model.engine.savedStates, timeout=WAIT_MS):
+        action()
+    return dialog.speed_page.size_label.text()
 
 
 def test_a_sampling_preset_applies_to_the_next_answer_and_is_saved(app, dialog):
@@ -170,3 +189,48 @@ def test_choosing_mlx_without_an_mlx_model_says_which_level_to_download_and_keep
     # The list now offers the MLX levels (this test catalog has none), no longer the GGUF ones.
     assert listed() == {e.level for e in app.catalog.levels("tiny", "mlx")}
     assert app.settings_on_disk().engine == "mlx"
+
+
+def test_the_speed_page_shows_the_saved_states_size_and_removing_them_shows_0_bytes_and_deletes_them(
+        app, dialog, qtbot):
+    ask(app, qtbot, "Tell me about gardens.")
+    ask(app, qtbot, "Tell me about the stars.")  # two conversations, a state each
+    dialog.show()
+    shown = measured(dialog, qtbot, lambda: dialog.show_page("Speed"))
+    files = saved_state_files()
+    assert len(files) >= 2 and shown == disk_size(sum(f.stat().st_size for f in files)) != "0 bytes"
+
+    shown = measured(dialog, qtbot, dialog.speed_page.remove_button.click)
+    assert shown == "0 bytes" and saved_state_files() == []
+    assert dialog.speed_page.remove_button.isEnabled()
+    _, stats = follow_up(app, qtbot, "And the moon?")
+    assert stats.reused_tokens > 0  # the live cache is untouched: the open chat goes on as before
+
+
+def test_a_cap_of_nothing_empties_the_folder_at_once_and_keeps_the_next_states_off_disk(app, dialog, qtbot):
+    ask(app, qtbot, "Tell me about gardens.")
+    dialog.show()
+    assert measured(dialog, qtbot, lambda: dialog.show_page("Speed")) != "0 bytes"
+    assert measured(dialog, qtbot, lambda: dialog.speed_page.cap_box.setValue(0)) == "0 bytes"
+    assert app.settings_on_disk().saved_states_cap_mb == 0 and saved_state_files() == []
+    ask(app, qtbot, "Tell me about the stars.")
+    assert measured(dialog, qtbot, dialog.speed_page.refresh) == "0 bytes" and saved_state_files() == []
+
+    measured(dialog, qtbot, lambda: dialog.speed_page.cap_box.setValue(256))
+    ask(app, qtbot, "Tell me about the sea.")
+    assert measured(dialog, qtbot, dialog.speed_page.refresh) != "0 bytes" and saved_state_files() != []
+
+
+def test_the_prompt_lookup_switch_is_honoured_by_the_next_answer(app, dialog, qtbot, caplog):
+    first, _ = ask(app, qtbot)  # the scripted answer is now part of the conversation: lookup can quote it
+    with caplog.at_level(logging.DEBUG, logger="engine"):
+        dialog.speed_page.lookup_box.setChecked(True)
+        again, _ = follow_up(app, qtbot, "Say that again, please.")
+        ((taken, _),) = drafts_taken(caplog)
+        assert taken > 10 and again.content == first.content
+
+        caplog.clear()
+        dialog.speed_page.lookup_box.setChecked(False)
+        assert app.settings_on_disk().prompt_lookup is False
+        plain, _ = follow_up(app, qtbot, "Once more, please.")
+        assert drafts_taken(caplog) == [] and plain.content == first.content

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.prompt_lookup import FIRST_DRAFT, MAX_DRAFT, Drafter
+from engine.prompt_lookup import FIRST_DRAFT, MAX_DRAFT, MAX_PAUSE, Drafter
 
 
 def test_the_draft_is_what_followed_the_latest_earlier_occurrence_of_the_last_tokens():
@@ -57,3 +57,28 @@ def test_tokens_taken_are_counted_as_they_are_taken():
     assert draft == [7, 8, 9, 5] and drafter.drafted == 4
     assert drafter.verdict(7, draft, 0) and drafter.verdict(8, draft, 1)
     assert drafter.taken == 2  # an answer that stops here has its count right
+
+
+
+def next_draft(drafter: Drafter, history: list[int]) -> tuple[int, list[int]]:
+    """The steps without a draft before the next draft, and that draft."""
+    skipped = 0
+    while not (draft := drafter.draft(history)):
+        skipped += 1
+    return skipped, draft
+
+
+def test_drafts_refused_outright_pause_drafting_longer_each_time_and_a_taken_draft_ends_the_pause():
+    history = [5, 6, 7, 8, 9, 5, 6]  # the last tokens occurred before: there is always a draft
+    drafter = Drafter()
+    pauses = []
+    draft = drafter.draft(history)
+    for _ in range(8):
+        step(drafter, draft, 0)
+        skipped, draft = next_draft(drafter, history)
+        pauses.append(skipped)
+    assert pauses == [1, 2, 4, 8, 16, MAX_PAUSE, MAX_PAUSE, MAX_PAUSE]
+    step(drafter, draft, 1)  # quoting starts: drafting goes on at once
+    assert next_draft(drafter, history)[0] == 0
+    step(drafter, [7], 0)
+    assert next_draft(drafter, history)[0] == 1

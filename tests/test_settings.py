@@ -167,3 +167,23 @@ def test_airplane_mode_is_off_unless_stored_as_true(tmp_path: Path, stored: obje
     assert settings.airplane_mode is loaded and bool(warnings) is warned
     save_settings(settings, path)
     assert json.loads(path.read_text())["airplane_mode"] is loaded
+
+
+def test_the_saved_state_cap_and_prompt_lookup_round_trip_and_reach_the_engine(tmp_path: Path) -> None:
+    assert Settings().saved_states_cap == 2 * 2**30  # the engine's default cap, 2 GB
+    path = tmp_path / "settings.json"
+    s = replace(Settings(), saved_states_cap_mb=300, prompt_lookup=not Settings().prompt_lookup)
+    save_settings(s, path)
+    assert load_settings(path) == (s, [])
+    assert s.saved_states_cap == 300 * 2**20
+    assert s.generation_params().prompt_lookup is s.prompt_lookup
+    assert replace(s, prompt_lookup=True).generation_params().prompt_lookup is True
+
+
+@pytest.mark.parametrize("stored", [-1, "big", 1.5, True, 10**9])
+def test_a_bad_saved_state_cap_falls_back_to_2_gb_with_a_warning(tmp_path: Path, stored: object) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"saved_states_cap_mb": stored, "prompt_lookup": "no"}))
+    settings, warnings = load_settings(path)
+    assert settings.saved_states_cap_mb == 2048 and settings.prompt_lookup is Settings().prompt_lookup
+    assert len(warnings) == 2

@@ -153,6 +153,24 @@ def test_a_state_larger_than_the_cap_is_not_written(tmp_path):
     assert files(tmp_path) == [] and cache.size() == 0
 
 
+def test_a_lower_cap_takes_effect_at_once_keeping_the_most_recently_used(tmp_path):
+    cache = StateCache(tmp_path)
+    for i in range(4):
+        before = set(files(tmp_path))
+        put(cache, [100 + i, *IDS], payload(1000, i))
+        (new,) = set(files(tmp_path)) - before
+        os.utime(new, ns=(10**18 + i, 10**18 + i))  # used in this order, on a clock nothing else moves
+    one = files(tmp_path)[0].stat().st_size
+    cache.set_disk_cap(2 * one)
+    assert cache.size() <= 2 * one and len(files(tmp_path)) == 2
+    kept = {i for i in range(4) if StateCache(tmp_path).best(KEY, [100 + i, *IDS], beyond=0)}
+    assert kept == {2, 3}
+    put(cache, [200, *IDS], payload(1000, 9))
+    assert cache.size() <= 2 * one  # later writes keep to the new cap too
+    cache.set_disk_cap(0)
+    assert files(tmp_path) == []
+
+
 def test_writes_leave_no_temporary_files_and_a_dead_writes_leftover_is_counted_then_cleaned(tmp_path):
     cache = StateCache(tmp_path)
     put(cache, IDS, payload(100))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -24,6 +25,7 @@ from app.background.tasks import Task, TaskThread
 from engine.backend import Engine
 from engine.context import fit_prompt
 from engine.select import create_engine
+from engine.state_cache import StateCache
 from engine.types import (
     ContextOverflowError,
     EngineError,
@@ -64,6 +66,15 @@ class ContextUsage:
 
 
 @dataclass(frozen=True)
+class SavedStates:
+    """The saved-conversation-state folder: bytes it holds, and its cap."""
+
+    size: int
+    cap: int
+    error: str = ""  # a sentence for the user when some files could not be removed
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A model the worker loaded, and what the load reported."""
 
@@ -79,6 +90,7 @@ class EngineWorker:
         self._factory = engine_factory
         self._engine: Engine | None = None
         self._n_ctx = 0
+        self._idle_states: StateCache | None = None  # the folder's cache while no loaded engine holds it
 
     def load(self, model: ModelInfo, options: LoadOptions) -> LoadedModel:
         """Load `model`, switching backends when it needs the other one. Raises EngineError."""
@@ -122,6 +134,24 @@ class EngineWorker:
         except ContextOverflowError as e:
             return ContextUsage(request_id, self._engine.count_tokens(messages), self._n_ctx, (), e.message)
 
+    def saved_states(self, folder: Path, cap: int, clear: bool) -> SavedStates:
+        """Apply `cap` to the saved states in `folder` (and `clear` them), through the loaded engine's
+        cache when it keeps its states there, so its memory and writes follow too."""
+        cache = getattr(self.loaded_engine(), "saved_states", None)
+        if cache is None or cache.folder != folder:
+            if self._idle_states is None or self._idle_states.folder != folder:
+                self._idle_states = StateCache(folder, disk_cap=cap)
+            cache = self._idle_states
+        try:
+            if clear:
+                cache.clear()
+            cache.set_disk_cap(cap)
+        except OSError as e:
+            log.warning("could not remove saved conversation states in %s: %r", folder, e)
+            return SavedStates(cache.size(), cap, "Some saved conversation states could not be removed. "
+                               f"Check that you may change the folder {folder}, then try again.")
+        return SavedStates(cache.size(), cap)
+
     def loaded_engine(self) -> Engine | None:
         """The engine when a model is loaded, else None."""
         return self._engine if self._n_ctx else None
@@ -144,6 +174,7 @@ class EngineThread(QObject):
     promptRead = Signal(int, int, int)  # request id, prompt tokens read, tokens to read (before the first text)
     finished = Signal(object)  # GenerationResult
     usage = Signal(object)  # ContextUsage
+    savedStates = Signal(object)  # SavedStates
     # A job from any thread (the API server's); a connection to this GUI-thread object queues it here.
     _job = Signal(object)
 
@@ -181,6 +212,11 @@ class EngineThread(QObject):
         rid = self._next_id
         self.tasks.submit(lambda _task: self._worker.count(rid, messages, max_tokens), self._on_counted)
         return rid
+
+    def saved_states(self, folder: Path, cap: int, clear: bool = False) -> None:
+        """Apply the saved-state folder's cap (and clear it) after the work queued before; the
+        folder's size then comes as `savedStates`."""
+        self.tasks.submit(lambda _task: self._worker.saved_states(folder, cap, clear), self._on_saved_states)
 
     def submit(self, job: Callable[[Engine | None], None]) -> None:
         """Run `job(engine)` on the engine thread after everything queued before it (None: no model is
@@ -240,6 +276,14 @@ class EngineThread(QObject):
             job(None)
         elif (error := future.exception()) is not None:
             log.error("an engine job failed", exc_info=error)
+
+    def _on_saved_states(self, future: Future[SavedStates]) -> None:
+        if future.cancelled():
+            return
+        if (error := future.exception()) is not None:
+            log.error("the saved conversation states could not be measured or removed", exc_info=error)
+        else:
+            self.savedStates.emit(future.result())
 
     def _on_counted(self, future: Future[ContextUsage | None]) -> None:
         if future.cancelled():

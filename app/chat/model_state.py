@@ -2,7 +2,8 @@
 
 `ModelState.load(model)` hands a model to the engine thread; the worker's answers come back here, and
 `changed(ModelStatus)` tells the window what to show (status bar, meter, composer). A change of chat
-format or thread count in the settings reloads the model in use; nothing else has to remember that.
+format or thread count in the settings reloads the model in use, and a new cap on the saved conversation
+states applies to the folder at once; nothing else has to remember that.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class ModelState(QObject):
         self._set(ModelStatus("loading", f"Loading {model.label or model.path.name}…", n_ctx=self.n_ctx))
         s = self.settings.current
         self.engine.load(model, LoadOptions(n_ctx=model.n_ctx, n_threads=s.n_threads, chat_format=s.chat_format,
-                                                        state_dir=paths.cache_dir() / "states"))
+                                            state_dir=paths.states_dir(), state_disk_cap=s.saved_states_cap))
 
     @property
     def n_ctx(self) -> int:
@@ -103,3 +104,5 @@ class ModelState(QObject):
         if (old.chat_format, old.n_threads) != (new.chat_format, new.n_threads) and self.requested is not None:
             log.info("reloading %s for the new chat format or thread count", self.requested.path.name)
             self.load(self.requested)
+        if old.saved_states_cap != new.saved_states_cap:
+            self.engine.saved_states(paths.states_dir(), new.saved_states_cap)

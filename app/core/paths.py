@@ -74,3 +74,8 @@ def db_path() -> Path:
 def settings_path() -> Path:
     """The JSON settings file."""
     return config_dir() / SETTINGS_FILENAME
+
+
+def states_dir() -> Path:
+    """Saved conversation states (the engine's state cache): rebuilt by answering, so in the cache folder."""
+    return cache_dir() / "states"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
 from app.core.setting_checks import BAD, choice, flag, integer, nested_from_json, number, text, warn
-from engine.types import GenerationParams
+from engine.types import DEFAULT_STATE_DISK_CAP, GenerationParams
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ DEFAULT_MODEL_ID = "tinyllama-1.1b-chat-v0.4"
 DEFAULT_QUANT = "Q4_K_M"
 MAX_SYSTEM_PROMPT = 20_000
 CUSTOM_PRESET = "Custom"
+MIB = 2**20
+MAX_STATES_CAP_MB = 1_000_000  # about a terabyte: anything a disk holds
 
 
 class SettingsError(Exception):
@@ -149,11 +151,19 @@ class Settings:
     serve: ServeSettings = field(default_factory=ServeSettings)
     remote: RemoteSettings = field(default_factory=RemoteSettings)
     airplane_mode: bool = False  # why off by default: docs/user-guide.md, "Airplane mode"
+    saved_states_cap_mb: int = DEFAULT_STATE_DISK_CAP // MIB  # 0: no conversation states kept on disk
+    prompt_lookup: bool = True  # why on by default: docs/benchmarks.md, "Resuming conversations and prompt lookup"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def generation_params(self) -> GenerationParams:
-        """What the engine gets for the next answer: sampling plus the context policy."""
-        return replace(self.sampling.to_params(), forget_oldest=self.context_policy == "drop-oldest")
+        """What the engine gets for the next answer: sampling, the context policy and prompt lookup."""
+        return replace(self.sampling.to_params(), forget_oldest=self.context_policy == "drop-oldest",
+                       prompt_lookup=self.prompt_lookup)
+
+    @property
+    def saved_states_cap(self) -> int:
+        """The saved-state folder's cap in bytes."""
+        return self.saved_states_cap_mb * MIB
 
     def with_preset(self, name: str) -> Settings:
         """These settings with a named sampling preset applied (length and seed are kept)."""
@@ -205,6 +215,8 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "theme": choice(THEMES),
     "font_size": integer(6, 48),
     "airplane_mode": flag,
+    "saved_states_cap_mb": integer(0, MAX_STATES_CAP_MB),
+    "prompt_lookup": flag,
 }
 
 

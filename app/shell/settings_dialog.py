@@ -1,5 +1,6 @@
 """Settings: model and quantization level, engine, chat format, system prompt, sampling, context,
-threads, theme and font size. Every change applies at once and is saved; nothing needs a restart.
+threads, prompt lookup and saved conversation states, theme and font size. Every change applies at once
+and is saved; nothing needs a restart.
 Choosing the other engine loads its installed model at once, or says which level to download."""
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from app.models.quant_list import QuantList
 from app.shell.network_dialog import AIRPLANE_HINT, AIRPLANE_TEXT
 from app.shell.sampling_page import SamplingPage
 from app.shell.server_page import ServerPage
+from app.shell.speed_page import SpeedPage
 from app.ui import panel_style, theme
 from app.ui.panel_style import hint
 from app.ui.windows import set_up_window
@@ -51,7 +53,7 @@ MLX_ON_CPU_NOTE = ("MLX is made for Apple Silicon's GPU. On this computer it run
 POLICY_LABELS = {"drop-oldest": "Leave out the oldest messages (the chat goes on)",
                  "refuse": "Stop and tell me, so I can start a new chat"}
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
-PAGES = ("Model", "Chat", "Sampling", "Appearance", "Server")
+PAGES = ("Model", "Chat", "Sampling", "Speed", "Appearance", "Server")
 
 
 def format_label(name: str) -> str:
@@ -106,7 +108,7 @@ class SettingsDialog(QDialog):
         # Styled now: a screen reader asks for the rows' places as they are added, and rows laid out
         # before the style sheet's padding applies would overlap for as long as the dialog lives.
         self.nav.ensurePolished()
-        for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page,
+        for name, build in zip(PAGES, (self._model_page, self._chat_page, self._sampling_page, self._speed_page,
                                        self._appearance_page, self._server_page), strict=True):
             self.nav.addItem(name)
             self.pages.addWidget(panel_style.scrolling(build()))
@@ -210,6 +212,10 @@ class SettingsDialog(QDialog):
         self.sampling_page.presetChosen.connect(self._on_preset)
         self.sampling_page.valuesChanged.connect(self._on_sampling)
         return self.sampling_page
+
+    def _speed_page(self) -> QWidget:
+        self.speed_page = SpeedPage(self, self.switcher.model.engine)
+        return self.speed_page
 
     def _server_page(self) -> QWidget:
         self.server_page = ServerPage(self)
