@@ -59,7 +59,9 @@ def ours_generate(engine: LlamaCppEngine, messages: list[Message], n: int) -> tu
 def turn_ttft(path, threads: int, target_tokens: int = 1500) -> tuple[int, float, float]:
     """History tokens, warm TTFT (cache holds the conversation), cold TTFT (fresh engine)."""
     engine = LlamaCppEngine()
-    engine.load(ModelInfo(path=path), LoadOptions(n_threads=threads))
+    # No saved states: "cold" must re-read the history, as it did before states existed (bench.resume
+    # measures what restoring a saved state gives).
+    engine.load(ModelInfo(path=path), LoadOptions(n_threads=threads, state_memory=0))
     n = 1
     while engine.count_tokens([*history(n), Message("user", "x")]) < target_tokens:
         n += 1
