@@ -52,21 +52,23 @@ class LevelMeasurePanel(QWidget):
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.bar, 1)
         progress_row.addWidget(self.cancel_button)
-        left = QVBoxLayout()
-        left.addWidget(QLabel("<b>Measured on this computer</b>", self))
-        left.addWidget(hint("Speed, memory and how often a level picks the same next word as the best "
+        text = QVBoxLayout()
+        text.addWidget(QLabel("<b>Measured on this computer</b>", self))
+        text.addWidget(hint("Speed, memory and how often a level picks the same next word as the best "
                             "installed level, measured here in about a minute per level. Chatting goes on: "
                             "an answer you ask for waits for at most the level being measured."))
-        left.addWidget(self.advice)
-        left.addLayout(measure_row)
-        left.addLayout(progress_row)
-        left.addWidget(self.doing)
-        left.addWidget(self.outcome)
-        left.addStretch(1)
-        lay = QHBoxLayout(self)
+        text.addWidget(self.advice)
+        text.addStretch(1)
+        top = QHBoxLayout()
+        top.addLayout(text, 3)
+        top.addWidget(self.chart, 2, Qt.AlignmentFlag.AlignTop)
+        lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 6, 0, 6)
-        lay.addLayout(left, 3)
-        lay.addWidget(self.chart, 2, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(top)
+        lay.addLayout(measure_row)
+        lay.addLayout(progress_row)
+        lay.addWidget(self.doing)
+        lay.addWidget(self.outcome)
 
         measurer.progress.connect(self._on_progress)
         measurer.ended.connect(self._on_ended)
@@ -84,7 +86,7 @@ class LevelMeasurePanel(QWidget):
             self.buttons_row.removeWidget(button)
             button.deleteLater()
         self.level_buttons = {}
-        for m in levels:
+        for m in sorted(levels, key=lambda m: m.size_bytes):  # smallest first, as in the table
             b = _button(f"Measure {m.level}", f"Measure {m.level} on this computer", self)
             b.clicked.connect(lambda _checked=False, m=m: self.measurer.measure([m]))
             b.setEnabled(not self.measurer.busy)
