@@ -92,8 +92,9 @@ def main() -> None:
         f"{engine_build(args.engine)}; {args.threads} threads. Evaluation text: `assets/level_eval.txt`.\n")
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
+    # Kept next to the models (checked against file, text and windows), so a run of a few levels reuses it.
     reference = prepare_reference(info(ref_level), text, identity=file_identity(levels[ref_level]),
-                                  n_threads=args.threads)
+                                  n_threads=args.threads, cache=CACHE_DIR / f"levels-reference-{args.engine}.npz")
     say(f"Reference ({ref_level}) distributions measured once: {time.perf_counter() - t0:.0f} s wall, "
         f"{time.process_time() - c0:.0f} s CPU (load average {load0:.1f} → {os.getloadavg()[0]:.1f}); "
         f"{reference.windows.chunks} windows of {reference.windows.length} tokens, {reference.windows.scored} "
