@@ -55,7 +55,7 @@ class LevelMeasurePanel(QWidget):
         text = QVBoxLayout()
         text.addWidget(QLabel("<b>Measured on this computer</b>", self))
         text.addWidget(hint("Speed, memory and how often a level picks the same next word as the best "
-                            "installed level, measured here in about a minute per level. Chatting goes on: "
+                            "installed level, measured here: a minute or more per level. Chatting goes on: "
                             "an answer you ask for waits for at most the level being measured."))
         text.addWidget(self.advice)
         text.addStretch(1)
