@@ -23,7 +23,14 @@ import time
 from pathlib import Path
 
 from engine.hardware import cpu_name, physical_cores
-from engine.level_bench import LevelFigures, file_identity, measure_level, prepare_reference, read_eval_text
+from engine.level_bench import (
+    LevelFigures,
+    engine_build,
+    file_identity,
+    measure_level,
+    prepare_reference,
+    read_eval_text,
+)
 from engine.progress import human
 from engine.types import ModelInfo
 from tests.fixtures.gguf_model import CACHE_DIR, build_cached, quantize
@@ -81,38 +88,41 @@ def main() -> None:
     def info(level: str) -> ModelInfo:
         return ModelInfo(path=levels[level], engine=args.engine, quant=level, label=level)  # type: ignore[arg-type]
 
+    say(f"Machine: {platform.machine()}, {cpu_name()}, {physical_cores()} physical cores; "
+        f"{engine_build(args.engine)}; {args.threads} threads. Evaluation text: `assets/level_eval.txt`.\n")
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
+    # Kept next to the models (checked against file, text and windows), so a run of a few levels reuses it.
     reference = prepare_reference(info(ref_level), text, identity=file_identity(levels[ref_level]),
-                                  n_threads=args.threads)
-    ref_wall, ref_cpu, ref_load = time.perf_counter() - t0, time.process_time() - c0, (load0, os.getloadavg()[0])
-    rows = []
-    for level in levels:
+                                  n_threads=args.threads, cache=CACHE_DIR / f"levels-reference-{args.engine}.npz")
+    say(f"Reference ({ref_level}) distributions measured once: {time.perf_counter() - t0:.0f} s wall, "
+        f"{time.process_time() - c0:.0f} s CPU (load average {load0:.1f} → {os.getloadavg()[0]:.1f}); "
+        f"{reference.windows.chunks} windows of {reference.windows.length} tokens, {reference.windows.scored} "
+        "positions scored.\n")
+    say("| level | file | load s | prompt tok/s (range) | generation tok/s (range) | first token s | memory | "
+        "same top token | KL divergence | perplexity | took (wall / CPU) | load average |")
+    say("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    measured = []
+    for level in levels:  # each row as soon as it is measured: a stopped run keeps what it has
         load0 = os.getloadavg()[0]
         f = measure_level(info(level), identity=file_identity(levels[level]), text=text, reference=reference,
                           n_threads=args.threads)
         size = sum(p.stat().st_size for p in levels[level].rglob("*")) if levels[level].is_dir() \
             else levels[level].stat().st_size
-        rows.append((f, row(f, size, (load0, os.getloadavg()[0]))))
-    f0 = rows[0][0]
-    print(f"Machine: {platform.machine()}, {cpu_name()}, {physical_cores()} physical cores; {f0.engine_build}; "
-          f"{args.threads} threads. Evaluation text: `assets/level_eval.txt`, {reference.windows.chunks} windows of "
-          f"{reference.windows.length} tokens, {reference.windows.scored} positions scored; typical turn "
-          f"{f0.speed.prompt_tokens} prompt tokens, {f0.speed.gen_tokens} generated, 2 turns.\n")
-    print(f"Reference ({ref_level}) distributions measured once: {ref_wall:.0f} s wall, {ref_cpu:.0f} s CPU "
-          f"(load average {ref_load[0]:.1f} → {ref_load[1]:.1f}).\n")
-    print("| level | file | load s | prompt tok/s (range) | generation tok/s (range) | first token s | memory | "
-          "same top token | KL divergence | perplexity | took (wall / CPU) | load average |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for _, line in rows:
-        print(line)
-    print("\nPer window (KL; same top token):")
-    for f, _ in rows:
+        say(row(f, size, (load0, os.getloadavg()[0])))
+        measured.append(f)
+    s0 = measured[0].speed
+    say(f"\nTypical turn: {s0.prompt_tokens} prompt tokens, {s0.gen_tokens} generated, 2 turns.\n")
+    say("Per window (KL; same top token):")
+    for f in measured:
         if f.quality is not None:
             q = f.quality
-            print(f"- {f.level}: " + ", ".join(f"{k:.4f}; {100 * t:.1f} %" for k, t in zip(q.chunk_kl, q.chunk_top1,
-                                                                                         strict=True)))
+            say(f"- {f.level}: " + ", ".join(f"{k:.4f}; {100 * t:.1f} %" for k, t in zip(q.chunk_kl, q.chunk_top1,
+                                                                                       strict=True)))
 
+
+def say(line: str) -> None:
+    print(line, flush=True)
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -38,6 +39,7 @@ from engine.types import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 UNEXPECTED_LOAD_ERROR = ("The model could not be loaded because of an unexpected error. "
                          "Details are in the log file.")
 UNEXPECTED_GENERATION_ERROR = ("The model stopped with an unexpected error. Try again; details are in "
@@ -223,6 +225,13 @@ class EngineThread(QObject):
         loaded, or the thread has shut down). Callable from any thread: the local API server hands its
         requests in this way."""
         self._job.emit(job)
+
+    def queue_work(self, work: Callable[[threading.Event, Callable[[object], None]], T],
+                   on_done: Callable[[Future[T]], None], on_progress: Callable[[object], None]) -> Task[T]:
+        """Run `work(cancel, report)` on the engine thread in turn with answers and loads: long work of the
+        engine's own (measuring a level) waits for a running answer instead of competing with it for the
+        cores. `report(value)` reaches `on_progress` on the GUI thread; cancel the returned task to stop it."""
+        return self.tasks.submit(lambda task: work(task.cancel_event, task.report), on_done, on_progress)
 
     @Slot(object)
     def _queue_job(self, job: Callable[[Engine | None], None]) -> None:

@@ -6,6 +6,7 @@ to download it, shows the progress inline with Cancel, and switches when it is r
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QFont
@@ -22,15 +23,19 @@ from PySide6.QtWidgets import (
 )
 
 from app.background.download_worker import JobProgress
+from app.core.level_advice import agreement_text, memory_needed
 from app.models.download_panel import DownloadPanel, kept_bytes
 from app.models.level_words import level_note, recommended
 from app.models.model_switcher import ModelSwitcher, levels_for
 from app.ui import theme
 from engine.catalog import CatalogEntry
 from engine.download import human
+from engine.level_bench import LevelFigures
+from engine.level_report import describe
 from engine.models import InstalledModel
 
-COLUMNS = ("Level", "On disk", "Memory", "Quality and speed", "Status")
+COLUMNS = ("Level", "On disk", "Memory", "Quality and speed", "Status", "Measured here")
+MEASURED = 5
 ROLE_ENTRY = Qt.ItemDataRole.UserRole
 
 
@@ -41,14 +46,27 @@ def size_text(entry: CatalogEntry, installed_bytes: int | None) -> str:
     return human(entry.size_mb * 1_000_000)
 
 
+def show_measured(item: QTreeWidgetItem, figures: LevelFigures | None, installed: bool) -> None:
+    """The level's figures from this computer in two short lines; every figure in the tooltip."""
+    if figures is None:
+        item.setText(MEASURED, "Not measured yet" if installed else "")
+        return
+    memory = memory_needed(figures)
+    item.setText(MEASURED, f"{figures.speed.gen_tps:.1f} tokens/s · {human(memory) if memory else '?'}\n"
+                           f"{agreement_text(figures)}")
+    item.setToolTip(MEASURED, describe(figures))
+
+
 class QuantList(QWidget):
     """The level table plus the inline download offer. `levelChosen` fires when a switch starts."""
 
     levelChosen = Signal(str)  # level
 
-    def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None) -> None:
+    def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None,
+                 figures: Callable[[], dict[str, LevelFigures]] | None = None) -> None:
         super().__init__(parent)
         self.switcher = switcher
+        self._figures = figures or dict  # figures measured here, by installed id
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("QuantList")
         self.tree.setAccessibleName("Quantization levels")
@@ -61,7 +79,7 @@ class QuantList(QWidget):
         self.tree.setTextElideMode(Qt.TextElideMode.ElideNone)
         header = self.tree.header()
         header.setStretchLastSection(False)
-        for col in (0, 1, 2, 4):
+        for col in (0, 1, 2, 4, MEASURED):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.tree.itemClicked.connect(self._on_clicked)
@@ -110,6 +128,7 @@ class QuantList(QWidget):
         model_state = self.switcher.model.status.state
         current = self.switcher.in_use()
         selected = self._offered.id if self._offered else None
+        figures = self._figures()
         self.tree.clear()
         for entry in self.entries():
             installed = manager.find(entry.model, entry.level)
@@ -134,6 +153,8 @@ class QuantList(QWidget):
             item = QTreeWidgetItem([level, size_text(entry, installed.size_bytes if installed else None),
                                     human(entry.memory_mb * 1_000_000), note, status])
             item.setData(0, ROLE_ENTRY, entry.id)
+            show_measured(item, figures.get(installed.id) if installed is not None else None,
+                          installed is not None)
             item.setToolTip(3, note)
             item.setToolTip(0, "Recommended" if recommended(entry) else "")
             # Room for two lines: the view wraps the note instead of cutting it off.

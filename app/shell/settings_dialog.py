@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 
 from app.core.model_choice import resolve_model
 from app.core.settings import MAX_SYSTEM_PROMPT, Sampling, Settings
+from app.models.level_measure_panel import LevelMeasurePanel
+from app.models.level_measurer import LevelMeasurer
 from app.models.model_switcher import ModelSwitcher
 from app.models.quant_list import QuantList
 from app.shell.network_dialog import AIRPLANE_HINT, AIRPLANE_TEXT
@@ -173,7 +175,12 @@ class SettingsDialog(QDialog):
         form.addRow("Network", self.airplane_box)
         form.addRow("", hint(AIRPLANE_HINT))
 
-        self.quant_list = QuantList(self.switcher, page)
+        self.measurer = LevelMeasurer(self.switcher.model.engine, self.switcher, self)
+        self.quant_list = QuantList(self.switcher, page, figures=self.measurer.figures)
+        self.measure_panel = LevelMeasurePanel(self.measurer, page)
+        self.measurer.measured.connect(self.quant_list.refresh)
+        self.switcher.switched.connect(self.measure_panel.refresh)
+        self.switcher.model.changed.connect(self.measure_panel.refresh)
         lay = QVBoxLayout(page)
         levels = self.quant_list.entries()
         name = levels[0].label.split(" · ")[0] if levels else self.settings.model_id
@@ -183,6 +190,7 @@ class SettingsDialog(QDialog):
                             "better. Click a level to use it — the open chat stays, and the next answer "
                             "comes from the new level."))
         lay.addWidget(self.quant_list, 1)
+        lay.addWidget(self.measure_panel)
         lay.addLayout(form)
         return page
 
