@@ -20,10 +20,8 @@ airplane mode and progress are checked once per batch or report interval, not pe
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +32,7 @@ from engine import body_fetch, network_log
 from engine.catalog import FileSpec
 from engine.file_hash import BackgroundHasher, new_hasher, stream_file
 from engine.hub import HubSession, RemoteFile, RemoteSnapshot, http_error, network_error
+from engine.part_files import PART_SUFFIX, drop_empty_leftovers, free_bytes, part_bytes
 from engine.part_writer import PartWriter
 from engine.progress import Meter, ProgressFn, human
 from engine.progress import Progress as Progress  # re-exported: the GUI's download code imports it from here
@@ -41,7 +40,6 @@ from engine.types import DownloadCancelled, DownloadError
 
 log = logging.getLogger(__name__)
 
-PART_SUFFIX = ".part"
 MiB = 1 << 20
 
 
@@ -55,14 +53,6 @@ class TransferSettings:
     backoff_max_s: float = 30.0
     margin_bytes: int = 256 * MiB  # kept free beyond the model itself
     report_interval_s: float = 0.1
-
-
-def free_bytes(path: Path) -> int:
-    """Free space on the drive holding `path` (or its nearest existing parent)."""
-    p = Path(path)
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return shutil.disk_usage(p).free
 
 
 class _Retryable(Exception):
@@ -289,17 +279,6 @@ def _check_against_catalog(remote: RemoteFile, spec: FileSpec | None) -> None:
         )
 
 
-def part_bytes(dest_dir: Path, snapshot: RemoteSnapshot) -> int:
-    """Bytes of `snapshot` already on disk in `dest_dir` (finished files and partial ones)."""
-    total = 0
-    for f in snapshot.files:
-        for candidate in (dest_dir / f.name, dest_dir / (f.name + PART_SUFFIX)):
-            if candidate.exists():
-                total += min(candidate.stat().st_size, f.size)
-                break
-    return total
-
-
 def download_snapshot(
     session: HubSession,
     snapshot: RemoteSnapshot,
@@ -342,17 +321,7 @@ def download_snapshot(
                 session, snapshot.repo, remote, dest_dir, meter, cancel, settings
             ).run()
     except BaseException:
-        _drop_empty_leftovers(dest_dir)
+        drop_empty_leftovers(dest_dir)
         raise
     return placed
 
-
-def _drop_empty_leftovers(dest_dir: Path) -> None:
-    """After a failed job, remove what holds nothing to resume: empty part files, then an empty folder
-    (otherwise the Models window would list a 0-byte "partial download")."""
-    for part in dest_dir.glob("*" + PART_SUFFIX):
-        with contextlib.suppress(OSError):
-            if part.stat().st_size == 0:
-                part.unlink()
-    with contextlib.suppress(OSError):
-        dest_dir.rmdir()  # only succeeds when nothing is left in it

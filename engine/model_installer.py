@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from engine import network_log
 from engine.catalog import CatalogEntry, CatalogError, FileSpec
-from engine.download import PART_SUFFIX, TransferSettings, download_snapshot, free_bytes
+from engine.download import TransferSettings, download_snapshot
 from engine.file_hash import stream_file
 from engine.model_inventory import MANIFEST, InstalledFile, InstalledModel, Kind, ModelInventory
+from engine.part_files import PART_SUFFIX, free_bytes, part_bytes
 from engine.progress import ProgressFn, human, report
 from engine.types import DownloadCancelled, DownloadError, ModelFileError
 
@@ -266,7 +267,6 @@ class ModelInstaller:
         if inv.read_manifest(inv.folder(entry.engine, entry.id), entry.engine) is not None or (
                 entry.source_id and inv.read_manifest(inv.folder(entry.engine, folder_id), entry.engine)):
             return 0
-        from engine.download import part_bytes
         from engine.hub import HubSession
 
         network_log.require_network(entry.label)

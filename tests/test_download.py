@@ -13,9 +13,10 @@ import pytest
 
 from engine.body_fetch import CannotConnect
 from engine.catalog import Catalog
-from engine.download import PART_SUFFIX, Progress, TransferSettings
+from engine.download import Progress, TransferSettings
 from engine.hub import HubSession
 from engine.models import MANIFEST, ModelManager
+from engine.part_files import PART_SUFFIX
 from engine.types import DownloadCancelled, DownloadError
 from tests.fakehub import FakeHub, gguf_entry, write_catalog
 from tests.fixtures.gguf_model import build_cached

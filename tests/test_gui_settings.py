@@ -90,7 +90,7 @@ def test_changing_a_value_by_hand_makes_the_preset_custom(app, dialog):
 def test_the_system_prompt_is_saved_and_sent_with_the_next_answer(app, dialog, qtbot):
     _, before = ask(app, qtbot)
     dialog.show()
-    dialog.prompt_edit.setPlainText("You are a pirate. Answer like one, always.")
+    dialog.chat_page.prompt_edit.setPlainText("You are a pirate. Answer like one, always.")
     dialog.close()  # closing saves text still being typed
     assert app.settings_on_disk().system_prompt == "You are a pirate. Answer like one, always."
     _, after = ask(app, qtbot)

@@ -15,9 +15,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
-from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from app.chat.empty_state import INVITATION, EmptyState
+from app.chat.forgotten_divider import ForgottenDivider
 from app.chat.message_widget import MessageView, MessageWidget
 from app.chat.scroll_anchor import ScrollAnchor
 from app.chat.stream_painter import StreamPainter
@@ -30,8 +31,6 @@ EDGE_PX = 600  # how close to an edge (in pixels) building starts
 COLUMN_MAX = 860  # the readable line length of the chat column, like LM Studio and ChatGPT
 PAINT_FIRST_S = 0.05  # after opening, the first screenful is painted before the edge zone is built
 REVEAL_MARGIN = 40  # a revealed message sits this far below the top of the view
-FORGOTTEN_TEXT = ("Older messages above this line are not in context: the model's 2048-token window no "
-                  "longer holds them, so it does not see them.")
 
 
 class ChatView(QScrollArea):
@@ -57,11 +56,7 @@ class ChatView(QScrollArea):
         self._empty = EmptyState(self.column)
         self.empty_hint = self._empty.hint
         self._layout.insertWidget(0, self._empty)
-        self.divider = QLabel(FORGOTTEN_TEXT, self.column)
-        self.divider.setObjectName("ForgottenDivider")
-        self.divider.setWordWrap(True)
-        self.divider.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.divider.hide()
+        self.divider = ForgottenDivider(self.column)
         self._forgotten: frozenset[str] = frozenset()
         self._found: str | None = None
 
@@ -156,18 +151,14 @@ class ChatView(QScrollArea):
     def _place_divider(self) -> None:
         """After the newest forgotten message when it is built; at the top of the built window when it is
         older than all of them; hidden when there is none, or it is newer than the window."""
-        self._layout.removeWidget(self.divider)
         ids = self.message_ids()
         last = max((i for i, mid in enumerate(ids) if mid in self._forgotten), default=None)
         if last is None or not self._order or last >= len(self._above) + len(self._order):
-            self.divider.hide()
-            return
-        if last < len(self._above):
-            at = self._layout.indexOf(self._widgets[self._order[0]])
+            self.divider.place(self._layout, None)
+        elif last < len(self._above):
+            self.divider.place(self._layout, self._widgets[self._order[0]])
         else:
-            at = self._layout.indexOf(self._widgets[ids[last]]) + 1
-        self._layout.insertWidget(at, self.divider)
-        self.divider.show()
+            self.divider.place(self._layout, self._widgets[ids[last]], after=True)
 
     def restyle(self) -> None:
         """Build the messages again with the current theme and font, keeping what is shown."""

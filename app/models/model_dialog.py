@@ -32,8 +32,9 @@ from app.models.welcome_view import choose_gguf_file
 from app.ui import theme
 from app.ui.windows import set_up_window
 from engine.catalog import CatalogEntry
-from engine.download import free_bytes, human
 from engine.models import DiskUsage, InstalledModel
+from engine.part_files import free_bytes
+from engine.progress import human
 from engine.types import EngineError
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import html
 import logging
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
-    QPlainTextEdit,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -28,17 +27,18 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.model_choice import resolve_model
-from app.core.settings import MAX_SYSTEM_PROMPT, Sampling, Settings
+from app.core.settings import Sampling, Settings
 from app.models.level_measure_panel import LevelMeasurePanel
 from app.models.level_measurer import LevelMeasurer
 from app.models.model_switcher import ModelSwitcher
 from app.models.quant_list import QuantList
+from app.shell.chat_page import ChatPage
 from app.shell.network_dialog import AIRPLANE_HINT, AIRPLANE_TEXT
 from app.shell.sampling_page import SamplingPage
 from app.shell.server_page import ServerPage
 from app.shell.speed_page import SpeedPage
 from app.ui import panel_style, theme
-from app.ui.panel_style import hint
+from app.ui.panel_style import combo, hint
 from app.ui.windows import set_up_window
 from engine.chat_format import GGUF_JINJA, format_names, get_format
 from engine.hardware import physical_cores
@@ -52,8 +52,6 @@ ENGINE_LABELS = {"auto": "Automatic", "mlx": "MLX (Apple Silicon)", "llama.cpp":
 MLX_ON_CPU_LABEL = "MLX (here on the CPU only: slow)"
 MLX_ON_CPU_NOTE = ("MLX is made for Apple Silicon's GPU. On this computer it runs on the CPU only, several times "
                    "slower than llama.cpp, and its levels are converted here from a large download.")
-POLICY_LABELS = {"drop-oldest": "Leave out the oldest messages (the chat goes on)",
-                 "refuse": "Stop and tell me, so I can start a new chat"}
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 PAGES = ("Model", "Chat", "Sampling", "Speed", "Appearance", "Server")
 
@@ -77,14 +75,6 @@ def engine_labels(current: str) -> dict[str, str]:
     elif mlx_runs_on_cpu():
         labels["mlx"] = MLX_ON_CPU_LABEL
     return labels
-
-
-def _combo(options: dict[str, str], current: str) -> QComboBox:
-    box = QComboBox()
-    for key, label in options.items():
-        box.addItem(label, key)
-    box.setCurrentIndex(max(box.findData(current), 0))
-    return box
 
 
 class SettingsDialog(QDialog):
@@ -126,10 +116,6 @@ class SettingsDialog(QDialog):
         lay.addLayout(body, 1)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
-        self._prompt_timer = QTimer(self)
-        self._prompt_timer.setSingleShot(True)
-        self._prompt_timer.setInterval(400)
-        self._prompt_timer.timeout.connect(self._commit_prompt)
         switcher.settings.changed.connect(self._on_changed_elsewhere)
         self._loading = False
 
@@ -145,7 +131,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         page = QWidget()
         form = QFormLayout()
-        self.engine_box = _combo(engine_labels(s.engine), s.engine)
+        self.engine_box = combo(engine_labels(s.engine), s.engine)
         mlx_row = self.engine_box.findData("mlx")
         if mlx_row >= 0 and mlx_runs_on_cpu():  # said before the user chooses it, in the list itself
             self.engine_box.setItemData(mlx_row, MLX_ON_CPU_NOTE, Qt.ItemDataRole.ToolTipRole)
@@ -195,25 +181,8 @@ class SettingsDialog(QDialog):
         return page
 
     def _chat_page(self) -> QWidget:
-        s = self.settings
-        page = QWidget()
-        lay = QVBoxLayout(page)
-        lay.addWidget(QLabel("<b>System prompt</b>"))
-        lay.addWidget(hint("Sent before every conversation to tell the model how to behave. Leave it empty "
-                            "for the model's default behaviour."))
-        self.prompt_edit = QPlainTextEdit(s.system_prompt)
-        self.prompt_edit.setAccessibleName("System prompt")
-        self.prompt_edit.setPlaceholderText("For example: You are a concise assistant. Answer in English.")
-        self.prompt_edit.textChanged.connect(self._prompt_timer_start)
-        lay.addWidget(self.prompt_edit, 1)
-        form = QFormLayout()
-        self.policy_box = _combo(POLICY_LABELS, s.context_policy)
-        self.policy_box.currentIndexChanged.connect(self._on_policy)
-        form.addRow("When a chat outgrows the context", self.policy_box)
-        lay.addLayout(form)
-        lay.addWidget(hint("The model sees at most 2048 tokens (about 1500 words) at a time, the answer "
-                            "included."))
-        return page
+        self.chat_page = ChatPage(self)
+        return self.chat_page
 
     def _sampling_page(self) -> QWidget:
         self.sampling_page = SamplingPage(self.settings.sampling)
@@ -233,7 +202,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         page = QWidget()
         form = QFormLayout(page)
-        self.theme_box = _combo(THEME_LABELS, s.theme)
+        self.theme_box = combo(THEME_LABELS, s.theme)
         self.theme_box.currentIndexChanged.connect(self._on_appearance)
         self.font_box = QSpinBox()
         self.font_box.setRange(6, 48)
@@ -317,24 +286,6 @@ class SettingsDialog(QDialog):
     def _on_threads(self) -> None:
         self.commit(replace(self.settings, n_threads=self.threads_box.value() or None))
 
-    @Slot()
-    def _prompt_timer_start(self) -> None:
-        self._prompt_timer.start()
-
-    @Slot()
-    def _commit_prompt(self) -> None:
-        text = self.prompt_edit.toPlainText()
-        if len(text) > MAX_SYSTEM_PROMPT:
-            self.error.setText(f"The system prompt is limited to {MAX_SYSTEM_PROMPT} characters; the rest is "
-                               "not saved.")
-            self.error.show()
-            text = text[:MAX_SYSTEM_PROMPT]
-        self.commit(replace(self.settings, system_prompt=text))
-
-    @Slot()
-    def _on_policy(self) -> None:
-        self.commit(replace(self.settings, context_policy=self.policy_box.currentData()))
-
     @Slot(str)
     def _on_preset(self, name: str) -> None:
         new = self.settings.with_preset(name)
@@ -350,7 +301,5 @@ class SettingsDialog(QDialog):
         self.commit(replace(self.settings, theme=self.theme_box.currentData(), font_size=self.font_box.value()))
 
     def hideEvent(self, event: QHideEvent) -> None:  # Qt override: save a prompt still being typed
-        if self._prompt_timer.isActive():
-            self._prompt_timer.stop()
-            self._commit_prompt()
+        self.chat_page.save_typed_prompt()
         super().hideEvent(event)

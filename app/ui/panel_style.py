@@ -6,7 +6,7 @@ sheet in theme.py stays the chat window's.
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QWidget
+from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QScrollArea, QWidget
 
 from app.ui import theme
 
@@ -45,3 +45,12 @@ def hint(text: str) -> QLabel:
     label.setObjectName("Muted")
     label.setWordWrap(True)
     return label
+
+
+def combo(options: dict[str, str], current: str) -> QComboBox:
+    """A drop-down of `options` (stored value: label shown), `current` selected (the first if absent)."""
+    box = QComboBox()
+    for key, label in options.items():
+        box.addItem(label, key)
+    box.setCurrentIndex(max(box.findData(current), 0))
+    return box
