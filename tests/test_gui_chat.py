@@ -152,6 +152,8 @@ def test_reopening_restores_conversations_branches_and_the_last_open_chat(qtbot,
     try:
         assert again.session.open_id == first_conv and again.windowTitle() == "First chat — TinyChat"
         assert sorted(again.sidebar.titles()) == ["First chat", "Second chat"]
+        # The newest screenful is built first and the messages above it a moment later.
+        qtbot.waitUntil(lambda: all(again.chat_view.message_widget(i) for i in again.chat_view.message_ids()))
         assert [again.chat_view.message_widget(i).body.text for i in again.chat_view.message_ids()] == [
             "First chat", SCRIPT]
         assert again.splitter.sizes() == sizes
