@@ -11,9 +11,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPalette, QPen
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPen, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from app.ui import theme
 
@@ -37,8 +37,10 @@ def _nice_step(span: float) -> float:
     return next(m * magnitude for m in (1, 2, 5, 10) if raw <= m * magnitude)
 
 
-class LevelChart(QWidget):
-    """The chart; `set_points` replaces what it shows."""
+class LevelChart(QLabel):
+    """The chart; `set_points` replaces what it shows. Drawn into a pixmap the label shows: painting on the
+    widget from Python inside Qt's paint pass crashed in fillRect once accessibility and a style sheet
+    had been applied in the same process (PySide6 6.11); a pixmap has a painter of its own."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,7 +66,7 @@ class LevelChart(QWidget):
             described = "No level measured yet."
         self.setAccessibleDescription(described)
         self.setToolTip(described.replace("; ", "\n"))
-        self.update()
+        self._redraw()
 
     def _plot(self, fm: QFontMetrics) -> QRectF:
         """The plotting area: room for the percent labels on the left, the axis titles above and below."""
@@ -72,11 +74,28 @@ class LevelChart(QWidget):
         top, bottom = fm.height() + 8, 2 * fm.height() + fm.height() // 2 + 6
         return QRectF(left, top, self.width() - left - MARGIN_RIGHT, self.height() - top - bottom)
 
-    def paintEvent(self, _event: QPaintEvent) -> None:  # Qt override
-        p = QPainter(self)
+    def resizeEvent(self, event: QResizeEvent) -> None:  # Qt override
+        super().resizeEvent(event)
+        self._redraw()
+
+    def changeEvent(self, event: QEvent) -> None:  # Qt override: a theme or font change redraws
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._redraw()
+
+    def _redraw(self) -> None:
+        pix = QPixmap(self.size().expandedTo(QSize(1, 1)))
+        pix.fill(self.palette().color(QPalette.ColorRole.Base))
+        p = QPainter(pix)
+        try:
+            self._draw(p)
+        finally:
+            p.end()
+        self.setPixmap(pix)
+
+    def _draw(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         pal = self.palette()
-        p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Base))
         fm = QFontMetrics(self.font())
         plot = self._plot(fm)
         if not self.points:
