@@ -1,7 +1,7 @@
 """Quantization levels measured as the app measures them (engine/level_bench.py), on random-weight models
 with TinyLlama-1.1B's exact shape: Q2_K, Q4_K_M, Q8_0 and F16 built from the same weights (cached).
 
-    python -m bench.levels [--levels Q2_K Q4_K_M Q8_0 F16] [--threads 2]
+    python -m bench.levels [--levels Q2_K Q4_K_M Q8_0 F16] [--reference F16] [--threads 2]
     python -m bench.levels --engine mlx          # MLX 4/8/16-bit on the reduced `bench` shape
 
 Prints a Markdown section for docs/benchmarks.md: every figure with its spread, the time each
@@ -72,28 +72,33 @@ def row(f: LevelFigures, size: int, load: tuple[float, float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", nargs="*", default=list(LEVELS))
+    ap.add_argument("--reference", default="F16",
+                    help="the level the others are compared with (llama.cpp; measured once and cached)")
     ap.add_argument("--engine", choices=("llama.cpp", "mlx"), default="llama.cpp")
     ap.add_argument("--threads", type=int, default=physical_cores())
     args = ap.parse_args()
     text = read_eval_text()
     if args.engine == "mlx":
-        levels = {f"{b}bit": mlx_level(b) for b in (4, 8, 16)}
+        levels = files = {f"{b}bit": mlx_level(b) for b in (4, 8, 16)}
         ref_level = "16bit"
     else:
         t0 = time.perf_counter()
-        levels = {level: gguf_level(level) for level in args.levels}
+        # The reference is built even when it is not measured itself: `--levels Q4_K_M` alone is
+        # still compared with F16, not with itself.
+        ref_level = args.reference
+        files = {level: gguf_level(level) for level in {*args.levels, ref_level}}
+        levels = {level: files[level] for level in args.levels}
         print(f"<!-- models ready in {time.perf_counter() - t0:.0f} s -->")
-        ref_level = "F16" if "F16" in levels else args.levels[-1]
 
     def info(level: str) -> ModelInfo:
-        return ModelInfo(path=levels[level], engine=args.engine, quant=level, label=level)  # type: ignore[arg-type]
+        return ModelInfo(path=files[level], engine=args.engine, quant=level, label=level)  # type: ignore[arg-type]
 
     say(f"Machine: {platform.machine()}, {cpu_name()}, {physical_cores()} physical cores; "
         f"{engine_build(args.engine)}; {args.threads} threads. Evaluation text: `assets/level_eval.txt`.\n")
     load0 = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     # Kept next to the models (checked against file, text and windows), so a run of a few levels reuses it.
-    reference = prepare_reference(info(ref_level), text, identity=file_identity(levels[ref_level]),
+    reference = prepare_reference(info(ref_level), text, identity=file_identity(files[ref_level]),
                                   n_threads=args.threads, cache=CACHE_DIR / f"levels-reference-{args.engine}.npz")
     say(f"Reference ({ref_level}) distributions measured once: {time.perf_counter() - t0:.0f} s wall, "
         f"{time.process_time() - c0:.0f} s CPU (load average {load0:.1f} → {os.getloadavg()[0]:.1f}); "

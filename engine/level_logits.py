@@ -2,9 +2,16 @@
 level's answer quality (engine/level_quality.py).
 
 Chat generation needs only the last position's logits; comparing levels needs all of them. llama.cpp:
-a separate `Llama(logits_all=True)` with a context of one evaluation chunk (the chat engine's own
-instance keeps only the last row). MLX: the model called on the tokens, which returns every row.
-Both evaluate in slices of `SLICE` tokens and check the cancel Event between slices.
+a separate `Llama(logits_all=True)` with a context of one evaluation window (the chat engine's own
+instance keeps only the last row), each window decoded as one batch, cancelled through llama.cpp's
+abort callback. MLX: the model called on the tokens, which returns every row, in slices of `SLICE`
+tokens with the cancel Event checked between them.
+
+Why one batch on llama.cpp: ggml's threads meet at a busy-waiting barrier after every graph node, so
+when other programs share the cores a thread waits, spinning, for its descheduled partner at each
+node. Measured on 2 cores at load ≈ 4, a 384-token window of the TinyLlama-shaped Q4_K_M took 51–88 s
+in 64-token batches (six graphs) and 22 s as one batch; alone on one thread it is 10 s of CPU either
+way, so the batch size costs nothing when the machine is idle and saves the most when it is not.
 """
 
 from __future__ import annotations
@@ -22,8 +29,7 @@ from engine.types import EngineError, EngineName, ModelFileError
 
 log = logging.getLogger(__name__)
 
-# Tokens evaluated between two cancel checks: on 2 cores a TinyLlama-sized slice takes well under a
-# second, and slices this long cost nothing measurable against one big batch.
+# MLX: tokens evaluated between two cancel checks (a TinyLlama-sized slice takes well under a second).
 SLICE = 64
 
 
@@ -71,7 +77,7 @@ class LlamaLogits:
         try:
             # verbose=True for the reason LlamaCppEngine.load gives: no process-wide fd redirection.
             with contextlib.redirect_stderr(chatter):
-                self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=SLICE, n_ubatch=SLICE,
+                self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
                                             n_threads=n_threads, n_threads_batch=n_threads, logits_all=True,
                                             use_mmap=False, n_gpu_layers=0, verbose=True)
         except (ValueError, RuntimeError, OSError) as e:
@@ -80,21 +86,39 @@ class LlamaLogits:
         finally:
             log.debug("llama-cpp-python load output: %s", chatter.getvalue()[-2000:])
         self._llm.verbose = False
+        self._cancel: threading.Event | None = None
+        # Called by llama.cpp once per graph node while a window is decoded; kept referenced here so
+        # ctypes does not free it while the context holds it.
+        self._abort = llama_cpp.ggml_abort_callback(self._should_abort)
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, self._abort, None)
         self.bos = int(self._llm.token_bos())
         self.n_vocab = int(self._llm.n_vocab())
 
     def tokenize(self, text: str) -> list[int]:
         return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
+    def _should_abort(self, _data: object) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
+
     def logits(self, tokens: list[int], cancel: threading.Event | None) -> np.ndarray:
         llm = self._llm
-        llm.reset()  # the next eval drops the whole KV cache: every chunk starts afresh
-        for start in range(0, len(tokens), SLICE):
+        check_cancel(cancel)
+        llm.reset()  # the next eval drops the whole KV cache: every window starts afresh
+        self._cancel = cancel
+        try:
+            llm.eval(tokens)  # one batch (n_batch is the window): see the module docstring
+        except RuntimeError as e:  # llama_decode's status: aborted when cancel was set
             check_cancel(cancel)
-            llm.eval(tokens[start:start + SLICE])
+            raise EngineError("The model could not evaluate the measurement text; measure it again.",
+                              detail=repr(e)) from e
+        finally:
+            self._cancel = None
         return np.array(llm.scores[:len(tokens)], dtype=np.float32)
 
     def close(self) -> None:
+        import llama_cpp
+
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, llama_cpp.ggml_abort_callback(), None)
         self._llm.close()
 
 

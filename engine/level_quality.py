@@ -15,7 +15,8 @@ Choices, each with its reason:
   Positions before `first` are context only: llama.cpp scores the second half of each window; a
   quarter of context keeps each position conditioned on ~100 tokens (a chat turn's worth) for a
   third less evaluation. Three windows of 384 (861 positions) separate neighbouring levels by many
-  standard errors and keep a level's whole measurement near a minute on two cores (docs/benchmarks.md).
+  standard errors and keep a level's whole measurement (with the two speed turns) to 31–50 s on
+  two idle cores (docs/benchmarks.md).
 - The reference keeps, per position, its `top_k` most likely tokens' log-probabilities and the
   log of the remaining mass, not the whole vocabulary: 861 positions × 32,003 tokens would be
   55 MB even in llama.cpp's 16-bit form, against 7 MB here. KL is computed over those tokens plus
