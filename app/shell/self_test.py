@@ -28,7 +28,7 @@ STEP_TIMEOUT_S = float(os.environ.get("TINYCHAT_SELF_TEST_TIMEOUT", "600"))
 WINDOW_TIMEOUT_S = 60.0
 # What the model manager imports lazily, when the user starts a download.
 DOWNLOAD_MODULES = (
-    "httpx2", "urllib3", "huggingface_hub.hf_api", "huggingface_hub.utils", "engine.download", "engine.hub",
+    "httpx2", "huggingface_hub.hf_api", "huggingface_hub.utils", "engine.download", "engine.hub",
 )
 PROMPT = "Say hello."
 MAX_TOKENS = 8
@@ -239,6 +239,10 @@ def _check_download_stack() -> None:
     build that left a piece out fails here and not in front of the user (nothing is sent: no request)."""
     for name in DOWNLOAD_MODULES:
         importlib.import_module(name)
+    # urllib3 (the download body) is only looked up: importing it binds a socket to ::1 (its IPv6 probe),
+    # and a self-test that opened a socket would disprove the offline promise it checks.
+    if importlib.util.find_spec("urllib3") is None:
+        raise SelfTestFailed("urllib3, which downloads use, is missing from the app")
     from huggingface_hub import hf_hub_url
 
     hf_hub_url("TinyLlama/TinyLlama-1.1B-Chat-v0.4", "config.json")
