@@ -55,6 +55,9 @@ class LevelChart(QLabel):
     def sizeHint(self) -> QSize:  # Qt override
         return QSize(340, 210)
 
+    def minimumSizeHint(self) -> QSize:  # Qt override: a label's would be its pixmap's, so it could never shrink
+        return QSize(260, 190)
+
     def set_points(self, points: Sequence[ChartPoint], reference: str) -> None:
         """Show `points`; `reference` names the level agreement is measured against."""
         self.points = tuple(points)
