@@ -11,16 +11,15 @@ model's, measured for real by clicking the button (about a second a level on an 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "screenshots" / "settings-levels.png"
+from bench.settings_screenshots import OUT as SHOTS
+from bench.settings_screenshots import ROOT, _catalog, _settle, fresh_home
+
+OUT = SHOTS / "settings-levels.png"
 LEVELS = {"Q2_K": "q2_k", "Q4_K_M": "q4_k_m", "Q8_0": "q8_0", "F16": "fp16"}
 MODEL = "tinyllama-1.1b-chat-v0.4"
 
@@ -40,23 +39,15 @@ def main() -> None:
     from app.core.store import Store
     from app.shell.main_window import MainWindow
     from app.shell.window_actions import install
-    from app.ui import theme
-    from engine.catalog import Catalog, FileSpec
     from engine.models import ModelManager
     from tests.fakehub import FakeHub
     from tests.fixtures.gguf_model import build_cached
 
-    theme.apply(app, "light", 11)
-    home = Path(tempfile.mkdtemp(prefix="tinychat-levels-shot-"))
-    os.environ.update(TINYCHAT_HOME=str(home), HF_HUB_DISABLE_XET="1")
-    os.environ.pop("TINYCHAT_MODEL", None)
+    home = fresh_home(app, "tinychat-levels-shot-")
     with FakeHub() as hub:
         files = {f"{MODEL}.{name}.gguf": build_cached("small", level) for level, name in LEVELS.items()}
         commit = hub.add_repo("afrideva/TinyLlama-1.1B-Chat-v0.4-GGUF", files)
-        # Stand-in files: the catalog's pinned sizes and hashes are the real TinyLlama files'.
-        catalog = Catalog(tuple(replace(e, revision=commit, files=tuple(FileSpec(f.name) for f in e.files),
-                                        verified=False) if e.engine == "llama.cpp" else e
-                                for e in Catalog.load().entries))
+        catalog = _catalog(hub, commit)  # stand-in files: the real files' pinned sizes and hashes unpinned
 
         def manager() -> ModelManager:
             return ModelManager(home / "data" / "models", catalog, endpoint=hub.endpoint)
@@ -74,9 +65,7 @@ def main() -> None:
         dialog.move(40, 0)
         dialog.measure_panel.all_button.click()
         _wait(app, lambda: not dialog.measurer.busy, 1800)
-        for _ in range(15):  # the last repaint after the figures came in
-            app.processEvents()
-            time.sleep(0.02)
+        _settle(app, 0.3)  # the last repaint after the figures came in
         OUT.parent.mkdir(parents=True, exist_ok=True)
         dialog.grab().save(str(OUT))
         print(dialog.measure_panel.outcome.text())

@@ -7,14 +7,11 @@ repository's name: the sizes on disk are that test model's real ones (kilobytes)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from bench.settings_screenshots import OUT, ROOT, _settle, _wait
+from bench.settings_screenshots import OUT, ROOT, _settle, _wait, fresh_home
 
 MODEL = "tinyllama-1.1b-chat-v0.4"
 REPO = "TinyLlama/TinyLlama-1.1B-Chat-v0.4"
@@ -26,15 +23,11 @@ def main() -> None:
     from app.core.store import Store
     from app.shell.main_window import MainWindow
     from app.shell.window_actions import install
-    from app.ui import theme
     from engine.models import ModelManager
     from tests.fakehub import FakeHub
     from tests.fixtures.hf_model import build_hf_cached
 
-    theme.apply(app, "light", 11)
-    home = Path(tempfile.mkdtemp(prefix="tinychat-mlx-shots-"))
-    os.environ.update(TINYCHAT_HOME=str(home), HF_HUB_DISABLE_XET="1")
-    os.environ.pop("TINYCHAT_MODEL", None)
+    home = fresh_home(app, "tinychat-mlx-shots-")
     with FakeHub() as hub:
         snapshot = build_hf_cached("tiny", scripted=True)
         hub.add_repo(REPO, {p.name: p for p in sorted(snapshot.iterdir()) if p.is_file()})

@@ -37,6 +37,17 @@ def _wait(app: QApplication, cond, seconds: float = 30) -> None:
         _settle(app, 0.02)
 
 
+def fresh_home(app: QApplication, prefix: str) -> Path:
+    """The light theme at the documented size and an empty TinyChat home, as every screenshot starts."""
+    from app.ui import theme
+
+    theme.apply(app, "light", 11)
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update(TINYCHAT_HOME=str(home), HF_HUB_DISABLE_XET="1")
+    os.environ.pop("TINYCHAT_MODEL", None)
+    return home
+
+
 def _catalog(hub, commit: str):
     from engine.catalog import Catalog
 
@@ -71,17 +82,13 @@ def main() -> None:
     from app.core.store import Store
     from app.shell.main_window import MainWindow
     from app.shell.window_actions import install
-    from app.ui import theme
     from engine.download import TransferSettings
     from engine.models import ModelManager
     from tests.fakehub import FakeHub
     from tests.fixtures.gguf_model import build_cached
 
     OUT.mkdir(parents=True, exist_ok=True)
-    theme.apply(app, "light", 11)
-    home = Path(tempfile.mkdtemp(prefix="tinychat-shots8-"))
-    os.environ.update(TINYCHAT_HOME=str(home), HF_HUB_DISABLE_XET="1")
-    os.environ.pop("TINYCHAT_MODEL", None)
+    home = fresh_home(app, "tinychat-shots8-")
     with FakeHub() as hub:
         files = {f"tinyllama-1.1b-chat-v0.4.{lv.lower()}.gguf": build_cached("small", lv, scripted=True)
                  for lv in LEVELS}
