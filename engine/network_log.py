@@ -285,7 +285,7 @@ def _on_socket(kind: Kind, args: tuple) -> Attempt | None:
         log.exception("network log: unexpected %s arguments", kind)
         host, port = "?", None
     if kind == "listen":
-        refused = not network_allowed() and not _is_loopback(host)
+        refused = not network_allowed() and not is_loopback(host)
     else:
         refused = not network_allowed() and not _socketpair_calling()
         named = getattr(_last_lookup, "value", None)
@@ -325,7 +325,8 @@ def _is_numeric(host: str) -> bool:
         return host == ""
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for this computer's own address ("localhost", 127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:

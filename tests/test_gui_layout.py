@@ -3,14 +3,17 @@ text is never cut, and a Help menu with the user guide and the keyboard shortcut
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication, QLabel, QWidget
 
+from app.core.network_report import DOWNLOAD
 from app.shell.main_window import MainWindow
 from app.shell.window_actions import WindowActions, install
+from engine import network_log
 from tests.gui_support import close_window, open_window, scripted_model, send
 
 LONG_CODE = "```python\nprint('a line of code much wider than a narrow window can show in one go, really')\n```"
@@ -157,3 +160,32 @@ def test_the_guide_shows_a_picture_the_installed_app_does_not_carry_as_its_capti
     (bundle / "docs" / "screenshots").mkdir()
     (bundle / "docs" / "screenshots" / "first-run.png").write_bytes(b"\x89PNG")
     assert "![First start](screenshots/first-run.png)" in help_windows.guide_markdown()
+
+
+def test_a_long_sessions_network_summary_does_not_hold_the_window_wide(qtbot, window):
+    # The log is the whole process's: real loopback connections under several features, as a long session
+    # with downloads, other connections and API requests leaves it.
+    network_log.LOG.clear()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        for feature, subject in [(DOWNLOAD, "Tiny Test Chat · Q4_K_M"), (DOWNLOAD, "Tiny Test Chat · Q8_0"),
+                                 (DOWNLOAD, "Tiny Test Chat · F16"), ("Update check", ""), ("Something else", "")]:
+            with network_log.purpose(feature, subject), socket.create_connection(("127.0.0.1", port)):
+                pass
+    for _ in range(3):
+        network_log.record_request("127.0.0.1", port)
+    try:
+        button = extras(window).network.status_button
+        extras(window).network.poll()
+        whole = button.text()
+        assert whole.startswith("3 downloads") and "2 other connections" in whole and "3 API requests" in whole
+        window.resize(560, 640)
+        settle()
+        assert window.width() == 560
+        assert inside(button, window)
+        assert button.accessibleName() == whole  # a screen reader hears all of it, however little is painted
+        window.resize(1400, 640)
+        settle()
+        assert button.accessibleName() == whole
+    finally:
+        network_log.LOG.clear()

@@ -45,6 +45,14 @@ def test_a_row_and_a_line_say_what_where_why_and_how_it_ended():
         "name lookup huggingface.co — Unknown (no TinyChat feature asked) — refused")
 
 
+@pytest.mark.parametrize(("host", "said"), [
+    ("127.0.0.1", "Listening (this computer only)"), ("::1", "Listening (this computer only)"),
+    ("localhost", "Listening (this computer only)"), ("0.0.0.0", "Listening"), ("192.168.1.5", "Listening")])
+def test_listening_says_whether_other_computers_could_reach_it(host, said):
+    a = Attempt(0.0, "listen", host, 0, UNKNOWN, False)
+    assert network_report.row(a)[1] == said
+
+
 def test_every_attempt_is_kept_in_network_log_on_disk(tmp_path: Path):
     network_log.install()
     path = network_report.keep_on_disk(tmp_path / "logs")
@@ -54,4 +62,4 @@ def test_every_attempt_is_kept_in_network_log_on_disk(tmp_path: Path):
         port = server.getsockname()[1]
     text = path.read_text()
     assert f"connection 127.0.0.1:{port} — Model download: x — allowed" in text
-    assert "listening 127.0.0.1:0 — Model download: x — allowed" in text
+    assert "listening (this computer only) 127.0.0.1:0 — Model download: x — allowed" in text

@@ -56,9 +56,17 @@ def when(attempt: Attempt) -> str:
     return time.strftime("%H:%M:%S", time.localtime(attempt.when))
 
 
+def what(attempt: Attempt) -> str:
+    """The attempt's kind in words; listening on this computer's own address says so, since nothing outside
+    can reach it (urllib3's first import, for one, binds a probe socket to ::1)."""
+    if attempt.kind == "listen" and network_log.is_loopback(attempt.host):
+        return "Listening (this computer only)"
+    return KIND_WORDS[attempt.kind]
+
+
 def row(attempt: Attempt) -> tuple[str, str, str, str, str, str, str]:
     """Time, what, host, port, purpose, bytes received, result: one row of the Network page."""
-    return (when(attempt), KIND_WORDS[attempt.kind], attempt.host,
+    return (when(attempt), what(attempt), attempt.host,
             "" if attempt.port is None else str(attempt.port), str(attempt.purpose),
             human(attempt.received) if attempt.received else "—", "refused" if attempt.refused else "allowed")
 
@@ -66,7 +74,7 @@ def row(attempt: Attempt) -> tuple[str, str, str, str, str, str, str]:
 def describe(attempt: Attempt) -> str:
     """One attempt in words, without its time: "connection huggingface.co:443 — Model download: … — allowed"."""
     where = f"{attempt.host}:{attempt.port}" if attempt.port is not None else attempt.host
-    text = f"{KIND_WORDS[attempt.kind].lower()} {where} — {attempt.purpose} — "
+    text = f"{what(attempt).lower()} {where} — {attempt.purpose} — "
     text += "refused" if attempt.refused else "allowed"
     return text + (f", {human(attempt.received)} received" if attempt.received else "")
 

@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMenu, QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 from app.core import network_report, paths
 from app.core.settings import Settings
 from app.models.model_switcher import ModelSwitcher
 from app.shell.network_dialog import NetworkDialog
+from app.ui.elided_button import ElidedButton
 from engine import network_log
 from engine.catalog import CatalogEntry
 from engine.hub import hub_endpoint
@@ -43,7 +44,7 @@ class NetworkActions(QObject):
         switcher.settings.changed.connect(self._on_settings)  # Settings' switch, the page's, or any other
         self.log_file = network_report.keep_on_disk(paths.log_dir())
         self.dialog: NetworkDialog | None = None
-        self.status_button = QPushButton(window)
+        self.status_button = ElidedButton(window)  # a long session's summary must not hold the window wide
         self.status_button.setObjectName("NetworkStatus")
         self.status_button.setFlat(True)
         self.status_button.setAccessibleDescription("Network activity")  # its name is the summary it shows
