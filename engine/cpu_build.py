@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.hardware import cpuinfo_flags
+from engine.hardware import cpuinfo_flags, sysctl, sysctl_cpu_flags, windows_cpu_flags
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +79,25 @@ def bundled_baseline() -> Path | None:
     if spec is not None and spec.submodule_search_locations:
         candidates += [str(Path(p) / BASELINE_FOLDER) for p in spec.submodule_search_locations]
     for folder in filter(None, candidates):
-        if (Path(folder) / _library_name()).exists():
+        if (Path(folder) / library_name()).exists():
             return Path(folder)
     return None
 
 
-def _library_name() -> str:
-    return {"win32": "llama.dll", "darwin": "libllama.dylib"}.get(sys.platform, "libllama.so")
+def library_name(system: str = sys.platform) -> str:
+    """The file llama-cpp-python opens in a build's folder on `system` (a `sys.platform` value)."""
+    return {"win32": "llama.dll", "darwin": "libllama.dylib"}.get(system, "libllama.so")
 
 
 def cpu_features() -> set[str] | None:
     """The CPU's instruction-set flags in /proc/cpuinfo's names, on Linux, macOS and Windows; None if unknown."""
     if sys.platform == "darwin":
-        from engine.hardware import sysctl
-
-        words = " ".join(sysctl(k) or "" for k in ("machdep.cpu.features", "machdep.cpu.leaf7_features"))
-        return {w.lower().replace("avx1.0", "avx") for w in words.split()} or None
+        keys = ("machdep.cpu.features", "machdep.cpu.leaf7_features")  # leaf 7 holds AVX2 and BMI2
+        return sysctl_cpu_flags(" ".join(sysctl(key) or "" for key in keys))
     if sys.platform == "win32":
         import ctypes
 
-        present = ctypes.windll.kernel32.IsProcessorFeaturePresent  # type: ignore[attr-defined]
-        # Windows names AVX2 (40) and AVX (39) only; every CPU with AVX2 also has FMA, F16C and BMI2.
-        if present(40):
-            return {"avx", *MAIN_NEEDS}
-        return {"avx"} if present(39) else set()
+        return windows_cpu_flags(ctypes.windll.kernel32.IsProcessorFeaturePresent)  # type: ignore[attr-defined]
     return cpuinfo_flags()
 
 
@@ -138,7 +133,10 @@ def apply() -> Choice:
 def instruction_sets(choice: Choice) -> str:
     """The instruction sets a build is made for, e.g. "SSE4.2, AVX" (from the baseline's build.json)."""
     if choice.build == MAIN:
-        return "AVX2, FMA, F16C" if platform.machine().lower() in _X86 else platform.machine()
+        if platform.machine().lower() not in _X86:
+            return platform.machine()
+        # llama-cpp-python's own build turns AVX, AVX2, FMA and F16C off for Intel Macs, whatever CMAKE_ARGS say.
+        return "SSE4.2, BMI2" if sys.platform == "darwin" else "AVX2, FMA, F16C"
     try:
         info = json.loads(((choice.path or Path()) / "build.json").read_text())
         return ", ".join(info["isa"])

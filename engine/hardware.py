@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -76,6 +77,34 @@ def cpuinfo_flags() -> set[str] | None:
     except OSError:
         pass
     return None
+
+
+# macOS's `sysctl machdep.cpu.features` / `leaf7_features` names where they differ from /proc/cpuinfo's.
+_SYSCTL_FLAGS = {"avx1.0": "avx", "sse3": "pni", "sse4.1": "sse4_1", "sse4.2": "sse4_2"}
+
+
+def sysctl_cpu_flags(text: str) -> set[str] | None:
+    """The flags in the output of `sysctl -n machdep.cpu.features machdep.cpu.leaf7_features` (Intel Macs:
+    "… SSE4.2 … AVX1.0 RDRAND F16C" and "… BMI1 AVX2 SMEP BMI2 …"), in /proc/cpuinfo's names; None if empty."""
+    return {_SYSCTL_FLAGS.get(word, word) for word in text.lower().split()} or None
+
+
+# IsProcessorFeaturePresent's x86 constants (processthreadsapi.h), by /proc/cpuinfo's name.
+_WINDOWS_FEATURES = {"pni": 13, "ssse3": 36, "sse4_1": 37, "sse4_2": 38, "avx": 39, "avx2": 40, "avx512f": 41}
+
+
+def windows_cpu_flags(present: Callable[[int], int]) -> set[str] | None:
+    """The flags Windows reports through `present` (kernel32's IsProcessorFeaturePresent), in /proc/cpuinfo's
+    names; None when it does not know the SSE4.2-and-newer constants (older builds, e.g. 1809 and Server 2019)."""
+    flags = {name for name, feature in _WINDOWS_FEATURES.items() if present(feature)}
+    if "sse4_2" not in flags:
+        # Either Windows predates these constants, or the CPU lacks SSE4.2 and neither build runs on it.
+        return None
+    if "avx2" in flags:
+        # Windows has no constant for FMA, F16C or BMI2; every x86 processor shipped with AVX2 (Intel since
+        # Haswell, AMD since Excavator) has all three. Only a virtual machine could hide one of them.
+        flags |= {"fma", "f16c", "bmi2"}
+    return flags
 
 
 def cpu_name() -> str:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +19,7 @@ import pytest
 
 from engine import cpu_build
 from engine.cpu_build import BASELINE, MAIN, choose, cpu_features
+from engine.hardware import sysctl_cpu_flags, windows_cpu_flags
 from tests.fixtures.gguf_model import build_cached
 from tests.fixtures.vocab import SCRIPT_TEXT
 
@@ -38,6 +40,7 @@ def _load(rel: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(Path(rel).stem, ROOT / rel)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -130,6 +133,89 @@ def test_unknown_features_a_misspelt_choice_or_another_architecture_keep_the_mai
 def test_only_the_baseline_build_puts_a_note_in_the_status_bar() -> None:
     assert cpu_build.status_note(choose(NEHALEM)) == "Slower engine for processors without AVX2"
     assert cpu_build.status_note(choose(HASWELL)) == ""
+
+
+# `sysctl machdep.cpu.features machdep.cpu.leaf7_features` as published from real Intel Macs: an i5-10400
+# (Comet Lake, AVX2) and an Ivy Bridge (family 6, model 58: AVX and F16C, no FMA, AVX2 or BMI2).
+MAC_COMET_LAKE = """\
+FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV PAT PSE36 CLFSH DS ACPI MMX FXSR SSE SSE2 SS HTT TM \
+PBE SSE3 PCLMULQDQ DTES64 MON DSCPL VMX EST TM2 SSSE3 FMA CX16 TPR PDCM SSE4.1 SSE4.2 x2APIC MOVBE POPCNT AES PCID \
+XSAVE OSXSAVE SEGLIM64 TSCTMR AVX1.0 RDRAND F16C
+RDWRFSGS TSC_THREAD_OFFSET SGX BMI1 AVX2 SMEP BMI2 ERMS INVPCID FPU_CSDS MPX RDSEED ADX SMAP CLFSOPT IPT PKU SGXLC \
+MDCLEAR IBRS STIBP L1DF ACAPMSR SSBD
+"""
+MAC_IVY_BRIDGE = """\
+FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV PAT PSE36 CLFSH DS ACPI MMX FXSR SSE SSE2 SS HTT TM \
+PBE SSE3 PCLMULQDQ DTES64 MON DSCPL VMX EST TM2 SSSE3 CX16 TPR PDCM SSE4.1 SSE4.2 x2APIC POPCNT AES PCID XSAVE \
+OSXSAVE TSCTMR AVX1.0 RDRAND F16C
+RDWRFSGS SMEP ERMS MDCLEAR IBRS STIBP L1DF SSBD
+"""
+
+
+def test_a_mac_with_avx2_runs_the_main_build_and_an_ivy_bridge_mac_the_baseline() -> None:
+    comet_lake = sysctl_cpu_flags(MAC_COMET_LAKE)
+    assert comet_lake is not None and {"sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"} <= comet_lake
+    assert choose(comet_lake).build == MAIN
+    ivy_bridge = choose(sysctl_cpu_flags(MAC_IVY_BRIDGE))
+    assert (ivy_bridge.build, ivy_bridge.reason) == (BASELINE, "this processor lacks AVX2, FMA, BMI2")
+
+
+def test_macos_feature_names_read_as_proc_cpuinfo_names() -> None:
+    assert sysctl_cpu_flags("SSE3 SSE4.1 SSE4.2 AVX1.0\nAVX2 BMI2 AVX512F") == {
+        "pni", "sse4_1", "sse4_2", "avx", "avx2", "bmi2", "avx512f"}
+    assert sysctl_cpu_flags(" \n") is None  # sysctl failed: unknown, not "no features"
+
+
+def _windows(*features: int) -> Callable[[int], int]:
+    """IsProcessorFeaturePresent of a Windows reporting `features` (its PF_* numbers)."""
+    return lambda feature: int(feature in features)
+
+
+def test_windows_reports_avx2_and_the_main_build_runs() -> None:
+    flags = windows_cpu_flags(_windows(13, 36, 37, 38, 39, 40))  # SSE3 … AVX, AVX2 (a Haswell)
+    assert flags == {"pni", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi2"}
+    assert choose(flags).build == MAIN
+
+
+def test_windows_without_avx2_runs_the_baseline_build() -> None:
+    flags = windows_cpu_flags(_windows(13, 36, 37, 38, 39))  # a Sandy Bridge
+    assert flags == {"pni", "ssse3", "sse4_1", "sse4_2", "avx"}
+    assert choose(flags).build == BASELINE
+
+
+def test_a_windows_that_predates_the_sse4_constants_leaves_the_features_unknown() -> None:
+    # Windows Server 2019 answers "no" for SSE4.2, AVX and AVX2 even on processors that have them.
+    assert windows_cpu_flags(_windows(13)) is None
+    assert choose(None).build == MAIN
+
+
+def test_every_baseline_target_builds_the_library_the_engine_looks_for() -> None:
+    targets = _load("packaging/llama_baseline.py").TARGETS
+    assert sorted(targets) == ["darwin-x86_64", "linux-x86_64", "win32-AMD64"]
+    for name, target in targets.items():
+        assert target.libraries[0] == cpu_build.library_name(name.partition("-")[0])
+        assert len(set(target.libraries)) == 4
+
+
+def test_the_linux_baseline_keeps_its_cache_key_libraries_and_flags() -> None:
+    """Builds already cached on developer machines and CI stay valid: their key is this one."""
+    llama_baseline = _load("packaging/llama_baseline.py")
+    assert llama_baseline.build_key("0.3.36", "linux-x86_64") == "0.3.36-09e45ed1d2d3"
+    linux = llama_baseline.TARGETS["linux-x86_64"]
+    assert linux.libraries == ("libllama.so", "libggml.so.0", "libggml-base.so.0", "libggml-cpu.so.0")
+    assert linux.strip == ("strip", "--strip-unneeded")
+    # Each operating system's build is cached under its own key.
+    keys = {llama_baseline.build_key("0.3.36", name) for name in llama_baseline.TARGETS}
+    assert len(keys) == 3
+
+
+def test_the_targets_are_found_from_the_operating_system_and_processor() -> None:
+    target_name = _load("packaging/llama_baseline.py").target_name
+    assert target_name("linux", "x86_64") == "linux-x86_64"
+    assert target_name("win32", "AMD64") == "win32-AMD64"
+    assert target_name("darwin", "x86_64") == "darwin-x86_64"
+    assert target_name("darwin", "arm64") is None  # Apple Silicon: one build, no AVX question
+    assert target_name("linux", "aarch64") is None
 
 
 def _forced(baseline: Path, build: str, **extra: str) -> dict[str, str]:
