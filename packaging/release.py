@@ -18,6 +18,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -36,14 +37,12 @@ def run(cmd: list[str], **kwargs: object) -> None:
 
 
 def baseline_llama() -> Path | None:
-    """The llama.cpp build for x86-64 CPUs without AVX2 that Linux installers carry beside the main one,
-    built once and cached (packaging/llama_baseline.py); None where no such build is made."""
-    if not (sys.platform.startswith("linux") and platform.machine() == "x86_64"):
-        return None
+    """The llama.cpp build for x86-64 CPUs without AVX2 that the Linux, Windows and Intel-macOS installers carry
+    beside the main one, built once and cached (packaging/llama_baseline.py); None where no such build is made."""
     sys.path.insert(0, str(PACKAGING))
-    from llama_baseline import ensure_built
+    from llama_baseline import ensure_built, target_name
 
-    return ensure_built()
+    return ensure_built() if target_name() else None
 
 
 def freeze(dist: Path, work: Path) -> Path:
@@ -55,14 +54,31 @@ def freeze(dist: Path, work: Path) -> Path:
     return dist / "tinychat"
 
 
-def smoke_test(program: Path, model: Path | None) -> None:
-    """The built app's own self-test, with no network when `unshare` allows it (Linux, root)."""
+def smoke_test(program: Path, model: Path | None, llama_build: str = "auto") -> str:
+    """The built app's own self-test on the llama.cpp build `llama_build` chooses (auto, avx2 or baseline), with
+    no network when `unshare` allows it (Linux, root); returns its report."""
     cmd = [str(program), "--self-test"] + (["--model", str(model)] if model else [])
     if sys.platform.startswith("linux") and shutil.which("unshare") and os.geteuid() == 0:
         cmd = ["unshare", "-n", *cmd]
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TINYCHAT_LLAMA_BUILD": llama_build}
     env.pop("TINYCHAT_HOME", None)
-    run(cmd, env=env)
+    env.pop("LLAMA_CPP_LIB_PATH", None)
+    print("+", f"TINYCHAT_LLAMA_BUILD={llama_build}", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    print(proc.stdout + proc.stderr, end="", flush=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"The self-test of {program} failed (exit status {proc.returncode}).")
+    return proc.stdout
+
+
+def check_baseline_ran(report: str) -> None:
+    """Stop unless the self-test `report` ran the baseline build's CPU code: release runners have AVX2, so the
+    main build's ggml libraries, loaded by mistake under the same names, would report AVX2, FMA or F16C."""
+    # "ok    engine libraries: llama.cpp 0.3.36 (baseline build: AVX, SSE3, …)": what the loaded CPU code uses.
+    found = re.search(r"engine libraries: .*?\((\w+) build: ([^)]*)\)", report)
+    used = set(found.group(2).split(", ")) if found else set()
+    if not found or found.group(1) != "baseline" or used & {"AVX2", "FMA", "F16C"}:
+        raise SystemExit(f"The forced baseline build did not run its own libraries: {found and found.group(0)}")
 
 
 def default_smoke_model() -> Path:
@@ -83,7 +99,7 @@ def build_linux(version: str, dist: Path, work: Path) -> list[Path]:
 def build_macos(version: str, dist: Path, work: Path) -> list[Path]:
     freeze(dist, work)
     app = dist / "TinyChat.app"
-    dmg = dist / f"TinyChat-{version}-arm64.dmg"
+    dmg = dist / f"TinyChat-{version}-{platform.machine()}.dmg"  # arm64 or x86_64
     # Signs (when MACOS_SIGN_IDENTITY is set), builds the dmg, notarises (when Apple credentials are set).
     run(["bash", str(PACKAGING / "macos" / "package.sh"), str(app), version, str(dmg)])
     return [app, dmg]
@@ -154,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     artefacts = builders[key](version, args.dist, args.work)
     if not args.no_smoke:
         smoke_test(program_in(args.dist), model)
+        if baseline_llama() is not None:  # the second build must answer too, from its own libraries
+            check_baseline_ran(smoke_test(program_in(args.dist), model, "baseline"))
     stamp.write_text(fingerprint)
     print(f"\nTinyChat {version} for {key}/{platform.machine()} in {time.perf_counter() - start:.0f} s:")
     for path in artefacts:

@@ -267,6 +267,25 @@ def test_engine_answers_on_the_forced_baseline_build(baseline: Path) -> None:
 
 
 @linux_x86
+def test_the_release_check_tells_the_baseline_build_from_the_main_one(baseline: Path) -> None:
+    """release.py's check on the self-test's engine line, fed the line each build really reports."""
+    check = _load("packaging/release.py").check_baseline_ran
+    code = ("from engine import cpu_build; cpu_build.apply(); from app.shell.self_test import _engine_libraries; "
+            "print('ok    engine libraries:', _engine_libraries())")
+    reports = {}
+    for build in ("baseline", "avx2"):
+        proc = _run_forced(_forced(baseline, build), code)
+        assert proc.returncode == 0, proc.stderr
+        reports[build] = proc.stdout
+    check(reports["baseline"])
+    with pytest.raises(SystemExit, match="did not run its own libraries"):
+        check(reports["avx2"])
+    # The baseline's name on the main build's CPU code (ggml libraries of the same names): rejected too.
+    with pytest.raises(SystemExit):
+        check(reports["avx2"].replace("(avx2 build:", "(baseline build:"))
+
+
+@linux_x86
 def test_a_library_path_the_user_set_is_their_own_build_and_left_alone(baseline: Path) -> None:
     proc = _run_forced(_forced(baseline, "auto", LLAMA_CPP_LIB_PATH=str(baseline)), _LOADED)
     assert proc.returncode == 0, proc.stderr
