@@ -1,7 +1,8 @@
 """Which llama.cpp build this process runs: the main one (AVX2) or the baseline one for older x86-64 CPUs.
 
-Installers carry two builds of the same llama.cpp: the main one in `llama_cpp/lib` (AVX2, FMA, F16C, BMI2)
-and a slower baseline one in `llama_cpp/lib-baseline` (SSE4.2 and AVX; packaging/llama_baseline.py builds it).
+x86-64 installers carry two builds of the same llama.cpp: the main one in `llama_cpp/lib` (AVX2, FMA, F16C,
+BMI2; on Intel Macs SSE4.2 and BMI2) and a baseline one in `llama_cpp/lib-baseline` (SSE4.2 and AVX;
+packaging/llama_baseline.py builds it).
 llama-cpp-python opens its library once, at `import llama_cpp`, from $LLAMA_CPP_LIB_PATH when that is set, so
 `apply()` must run before anything imports llama_cpp: the entry points call it first thing.
 

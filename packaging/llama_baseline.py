@@ -2,8 +2,9 @@
 
     .venv/bin/python packaging/llama_baseline.py         # build (once) and print the folder holding the libraries
 
-The main build (llama-cpp-python compiled with GGML_NATIVE=OFF) uses AVX2, FMA, F16C and BMI2, so it dies with
-"illegal instruction" on CPUs from before 2013 and on many Atom/Celeron/Pentium chips. This one is compiled
+The main build (llama-cpp-python compiled with GGML_NATIVE=OFF) uses AVX2, FMA, F16C and BMI2 (on Intel Macs
+SSE4.2 and BMI2 only), so it dies with "illegal instruction" on CPUs from before 2013 and on many
+Atom/Celeron/Pentium chips. This one is compiled
 from the very llama.cpp source that the installed llama-cpp-python vendors (its sdist, fetched with pip), with
 those instruction sets switched off, so the same Python bindings drive it through LLAMA_CPP_LIB_PATH
 (engine/cpu_build.py chooses between the two at start).
