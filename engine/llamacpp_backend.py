@@ -191,6 +191,15 @@ class LlamaCppEngine(LocalEngine):
         cached = llm._input_ids[: llm.n_tokens].tolist()
         return min(common_prefix(cached, prompt), len(prompt) - 1)  # it always re-evaluates the last one
 
+    def _evaluate_more(self, ids: list[int], start: int) -> None:
+        llm = self._require()
+        try:
+            llm.eval(ids[start:])
+        except Exception:
+            llm.reset()  # a failed batch may have left part of itself in the cache: start afresh
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            raise
+
     def _decoder(self) -> Callable[[int], str]:
         llm = self._require()
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -1,15 +1,17 @@
 """What the two in-process backends (llama.cpp, MLX) share: the chat format in use bound to the loaded
 vocab (stop ids, stop strings), prompt token ids built from it, and `generate`'s steps around the one
 answer loop (`answer_stream.stream_answer`): fit the prompt or refuse, restore a saved state, reuse the
-cached prefix, stream, save the state after.
+cached prefix, stream, read the next turn's opening ahead, save the state after.
 
 A backend subclasses `LocalEngine` and supplies the model-specific parts: `_require`, `_tokenize`
-(specials parsed, no BOS), `set_chat_format`, `unload`, and for generating `_reuse_prefix`, `_decoder`
-and `_sample` (the token iterator). It sets `_literal`, `_n_ctx` and `_resume` when a model loads.
+(specials parsed, no BOS), `set_chat_format`, `unload`, and for generating `_reuse_prefix`, `_decoder`,
+`_sample` (the token iterator) and `_evaluate_more` (tokens appended to the cache). It sets `_literal`,
+`_n_ctx` and `_resume` when a model loads.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -20,11 +22,19 @@ from engine.chat_format import ChatFormat
 from engine.context import Fit, fit_prompt
 from engine.format_vocab import bind_to_vocab
 from engine.literal_tokens import LiteralTokenizer
-from engine.prompt_tokens import control_token_ids, prompt_ids
+from engine.prompt_tokens import common_prefix, control_token_ids, prompt_ids
 from engine.resume import Resumer
 from engine.state_cache import StateCache
 from engine.stats import PromptStats
 from engine.types import Chunk, EngineError, GenerationParams, Message
+
+log = logging.getLogger(__name__)
+
+# Two different next messages: what their prompts share beyond the answer is the next turn's opening
+# (ChatML: "<|im_end|>\n<|im_start|>user\n"), the same whatever the person writes next.
+NEXT_PROBES = ("A", "Z")
+# The opening is a handful of tokens; a format that repeats more per turn gains little more from reading ahead.
+READ_AHEAD_MAX = 32
 
 
 class LocalEngine:
@@ -111,6 +121,29 @@ class LocalEngine:
         """The backend's sampling loop: token ids of the answer to `prompt`, `reused` of it cached."""
         raise NotImplementedError
 
+    def _evaluate_more(self, ids: list[int], start: int) -> None:
+        """Evaluate `ids[start:]` into the cache, which holds `ids[:start]`."""
+        raise NotImplementedError
+
+    def _read_next_opening(self, kept: list[Message], text: str, last: Chunk) -> None:
+        """After an answer, evaluate the tokens every next turn begins with, while the person reads: the next
+        turn then evaluates only the new message, and the saved state includes the opening. A next prompt
+        that differs is still right: only the part of the cache that agrees with it is ever reused."""
+        if last.finish_reason not in ("stop", "length") or last.stats is None or not last.stats.token_ids:
+            return
+        answer = Message("assistant", text, token_ids=tuple(last.stats.token_ids))
+        assert self._resume is not None
+        try:
+            a, b = (self.prompt_ids([*kept, answer, Message("user", probe)]) for probe in NEXT_PROBES)
+            opening = a[:common_prefix(a, b)]
+            held = len(self._resume.live_ids())
+            if (not 0 < len(opening) - held <= READ_AHEAD_MAX or len(opening) >= self._n_ctx
+                    or common_prefix(self._resume.live_ids(), opening) < held):
+                return
+            self._evaluate_more(opening, held)
+        except Exception as e:  # only time is lost: the next turn evaluates these tokens itself
+            log.warning("could not read the next turn's opening ahead: %r", e)
+
     def generate(self, messages: Sequence[Message], params: GenerationParams,
                  cancel: threading.Event) -> Iterator[Chunk]:
         """Stream an answer; see Engine.generate. Never raises for runtime problems."""
@@ -124,7 +157,15 @@ class LocalEngine:
         self._resume.before(prompt, cancel)
         reused = self._reuse_prefix(prompt)
         read = yield from self._prefill(prompt, reused, cancel)
-        yield from self._resume.saving(stream_answer(
-            self._sample(prompt, read, max_new, params, cancel), self._decoder(), stop_ids=self._stop_ids,
-            stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
-            prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)))
+        text: list[str] = []
+
+        def answer() -> Iterator[Chunk]:
+            for chunk in stream_answer(
+                    self._sample(prompt, read, max_new, params, cancel), self._decoder(), stop_ids=self._stop_ids,
+                    stop_strings=(*self._stop_strings, *params.stop), max_new=max_new, cancel=cancel,
+                    prompt=PromptStats(t0, len(prompt), reused, fit.forgotten)):
+                text.append(chunk.text)
+                yield chunk
+
+        kept = [messages[i] for i in fit.kept]
+        yield from self._resume.saving(answer(), lambda last: self._read_next_opening(kept, "".join(text), last))

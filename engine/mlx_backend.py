@@ -239,6 +239,14 @@ class MlxEngine(LocalEngine):
                 yield Chunk("", prompt_read=(read - reused, len(prompt) - 1 - reused))
         return read
 
+    def _evaluate_more(self, ids: list[int], start: int) -> None:
+        try:
+            for _ in self._read_prompt([*ids, 0], start, threading.Event()):  # the 0 is left unread
+                pass
+        except Exception:
+            self._reset_cache()  # the cache may hold part of a failed step
+            raise
+
     def _decoder(self) -> Callable[[int], str]:
         # A fresh copy of mlx-lm's streaming detokenizer: it holds a character's bytes until whole.
         detokenizer = self._require().detokenizer

@@ -83,12 +83,18 @@ class Resumer:
         log.info("restored a saved state of %d tokens (%d agree with the prompt, %.1f MB) in %.3f s",
                  len(state.ids), agree, len(state.payload) / 1e6, time.perf_counter() - t0)
 
-    def saving(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
-        """`chunks` of an answer, then (once the caller has the last one) the live cache's state is
-        saved, unless the answer failed."""
+    def live_ids(self) -> Sequence[int]:
+        """The token ids the backend's live cache holds."""
+        return self._io.live_ids()
+
+    def saving(self, chunks: Iterable[Chunk], prepare: Callable[[Chunk], None] | None = None) -> Iterator[Chunk]:
+        """`chunks` of an answer, then (once the caller has the last one) `prepare(last)` and the live cache's
+        state is saved, unless the answer failed."""
         for chunk in chunks:
             yield chunk
             if chunk.finish_reason not in (None, "error"):
+                if prepare is not None:
+                    prepare(chunk)
                 self.after()
 
     def close(self) -> None:

@@ -173,6 +173,20 @@ def test_second_turn_reuses_the_cached_conversation(scripted):
     assert second.stats.prompt_tokens > second.stats.reused_tokens
 
 
+@pytest.mark.needs("own_cache")
+def test_the_next_turns_opening_is_read_ahead_so_only_the_new_message_is_evaluated(scripted):
+    _, first = run(scripted, HELLO)
+    answer = Message("assistant", SCRIPT_TEXT, token_ids=first.stats.token_ids)
+    convo = [*HELLO, answer, Message("user", "And again?")]
+    chunks, second = run(scripted, convo)
+    assert text_of(chunks) == SCRIPT_TEXT
+    added = scripted.count_tokens(convo) - first.stats.prompt_tokens - len(first.stats.token_ids)
+    evaluated = second.stats.prompt_tokens - second.stats.reused_tokens
+    # The prompt adds the turn's opening, the message and the answer's header; the opening ("<|im_end|>", "\n",
+    # "<|im_start|>", "user", "\n" in ChatML) was evaluated while the first answer was being read.
+    assert evaluated <= added - 3
+
+
 @pytest.mark.needs("kv_reuse")
 def test_reused_cache_gives_the_same_answer_as_a_cold_start(case, randomized):
     params = GenerationParams(temperature=0.0, max_tokens=12, repeat_penalty=1.0)
