@@ -123,6 +123,9 @@ def replay(eng: LlamaCppEngine, turns: dict[int, tuple[list[Message], int]],
     times: dict[int, list[tuple[float, float]]] = {t: [] for t in turns}
     for _ in range(rounds):
         for t, (request, reused) in turns.items():
+            # The states saved by earlier replays would spare evaluation the turn did not have.
+            assert eng.saved_states is not None
+            eng.saved_states.clear()
             llm.load_state(states[t])
             _, s, cpu = ask(eng, request, GenerationParams(max_tokens=1))
             assert s.reused_tokens == reused, (t, s.reused_tokens, reused)
