@@ -220,7 +220,7 @@ class LlamaCppEngine(LocalEngine):
             self._set_abort(False)  # generation checks `cancel` between tokens instead
             if first is not None:
                 yield first
-                yield from lookup_tokens(llm, first) if params.prompt_lookup else tokens
+                yield from lookup_tokens(llm, first) if self._lookup(params) else tokens
         finally:
             tokens.close()
             self._set_abort(False)

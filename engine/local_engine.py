@@ -40,6 +40,9 @@ READ_AHEAD_MAX = 32
 class LocalEngine:
     """The chat format bound to one loaded vocab, the prompt ids it gives, and `generate`."""
 
+    # Whether prompt lookup runs when GenerationParams.prompt_lookup is None: where it never lost measurably.
+    lookup_by_default = True
+
     def __init__(self) -> None:
         self._fmt: ChatFormat | None = None
         self._stop_ids: frozenset[int] = frozenset()
@@ -120,6 +123,10 @@ class LocalEngine:
                 cancel: threading.Event) -> Generator[int, None, None]:
         """The backend's sampling loop: token ids of the answer to `prompt`, `reused` of it cached."""
         raise NotImplementedError
+
+    def _lookup(self, params: GenerationParams) -> bool:
+        """Whether this answer drafts from the conversation (prompt lookup)."""
+        return self.lookup_by_default if params.prompt_lookup is None else params.prompt_lookup
 
     def _evaluate_more(self, ids: list[int], start: int) -> None:
         """Evaluate `ids[start:]` into the cache, which holds `ids[:start]`."""

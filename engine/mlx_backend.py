@@ -78,6 +78,9 @@ class MlxEngine(LocalEngine):
     """Engine protocol implementation on mlx-lm."""
 
     name = "mlx"
+    # Measured on a CPU, drafting did not pay on MLX (1.15x quoting, 0.90x with nothing to quote): its step
+    # syncs on every sampled token where mlx-lm's own loop overlaps them. On request only.
+    lookup_by_default = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -287,7 +290,7 @@ class MlxEngine(LocalEngine):
         steps = lookup_steps(
             self._model, prompt, reused, self._cache, max_tokens=max_new, sampler=self._sampler(params),
             logits_processors=self._logits_processors(params.repeat_penalty, []), prefill_step=PREFILL_STEP,
-            on_prompt_progress=on_prompt_progress) if params.prompt_lookup else generate_step(
+            on_prompt_progress=on_prompt_progress) if self._lookup(params) else generate_step(
             mx.array(prompt[reused:]), self._model, max_tokens=max_new, sampler=self._sampler(params),
             logits_processors=self._logits_processors(params.repeat_penalty, prompt[:reused]),
             prompt_cache=self._cache, prefill_step_size=PREFILL_STEP, prompt_progress_callback=on_prompt_progress)

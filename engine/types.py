@@ -39,7 +39,9 @@ class GenerationParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()  # extra stop strings on top of the chat format's own
     forget_oldest: bool = True  # history too long: leave out the oldest turns (False: refuse with a message)
-    prompt_lookup: bool = True  # draft tokens from the conversation and verify them in one batch
+    # Draft tokens from the conversation and verify them in one batch. None: where it was measured to pay
+    # (the engine's `lookup_by_default`: llama.cpp yes, MLX no; docs/benchmarks.md).
+    prompt_lookup: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,7 @@ class Settings:
     def generation_params(self) -> GenerationParams:
         """What the engine gets for the next answer: sampling, the context policy and prompt lookup."""
         return replace(self.sampling.to_params(), forget_oldest=self.context_policy == "drop-oldest",
-                       prompt_lookup=self.prompt_lookup)
+                       prompt_lookup=None if self.prompt_lookup else False)  # on: where it pays
 
     @property
     def saved_states_cap(self) -> int:
