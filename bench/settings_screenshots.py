@@ -112,7 +112,7 @@ def main() -> None:
         window.grab().save(str(OUT / "first-run.png"))
         extras.welcome.download_button.click()  # the endpoint above is a closed port: "offline"
         _wait(app, lambda: extras.welcome.download_button.text() == "Retry download", 20)
-        _settle(app, 0.3)
+        _settle(app, 0.8)  # the status bar reads the network log every 0.5 s
         window.grab().save(str(OUT / "first-run-offline.png"))
         window.close()
 
@@ -145,6 +145,9 @@ def main() -> None:
         dialog.show_page("Sampling")
         _settle(app, 0.3)
         dialog.grab().save(str(OUT / "settings-sampling.png"))
+        dialog.show_page("Speed")
+        _settle(app, 0.3)
+        dialog.grab().save(str(OUT / "settings-speed.png"))
         dialog.close()
 
         hub.faults.trickle_bps = 120_000
@@ -170,8 +173,8 @@ def main() -> None:
         search.close()
         window.close()
         store2.close()
-    for name in ("first-run", "first-run-offline", "settings", "settings-sampling", "model-manager-downloading",
-                 "search"):
+    for name in ("first-run", "first-run-offline", "settings", "settings-sampling", "settings-speed",
+                 "model-manager-downloading", "search"):
         print((OUT / f"{name}.png").relative_to(ROOT))
 
 
