@@ -37,6 +37,24 @@ def _nice_step(span: float) -> float:
     return next(m * magnitude for m in (1, 2, 5, 10) if raw <= m * magnitude)
 
 
+def place_labels(labels: Sequence[tuple[QPointF, float]], height: float, plot: QRectF, chart: QRectF) -> list[QRectF]:
+    """A box for each label (its dot's centre, its text's width): right of the dot, left, then the same up to
+    three lines lower or higher; the first place inside the frame and clear of every dot and earlier label,
+    else clear inside the chart, else inside the chart at all (a name cut at the edge says nothing)."""
+    taken = [QRectF(c.x() - 9, c.y() - 9, 18, 18) for c, _ in labels]
+    boxes: list[QRectF] = []
+    for c, w in labels:
+        places = [QRectF(round(c.x() + dx), round(c.y() - height / 2 + dy), w, height)
+                  for dy in (0, height, -height, 2 * height, -2 * height, 3 * height, -3 * height)
+                  for dx in (11, -11 - w)]
+        clear = [r for r in places if not any(r.intersects(t) for t in taken)]
+        box = next((r for r in clear if plot.contains(r)), None) or next(
+            (r for r in clear if chart.contains(r)), None) or next((r for r in places if chart.contains(r)), places[0])
+        taken.append(box)
+        boxes.append(box)
+    return boxes
+
+
 class LevelChart(QLabel):
     """The chart; `set_points` replaces what it shows. Drawn into a pixmap the label shows: painting on the
     widget from Python inside Qt's paint pass crashed in fillRect once accessibility and a style sheet
@@ -136,8 +154,10 @@ class LevelChart(QLabel):
         p.drawRect(plot)
         for x in xs:
             label = f"{x:g}"
-            # half a line lower than the frame: clear of the lowest percent label at the corner
-            p.drawText(QPointF(at(x, 0).x() - fm.horizontalAdvance(label) / 2,
+            # half a line lower than the frame: clear of the lowest percent label at the corner; a tick near
+            # the right edge keeps its label inside the chart
+            width = fm.horizontalAdvance(label)
+            p.drawText(QPointF(min(at(x, 0).x() - width / 2, self.width() - width - 2),
                                plot.bottom() + fm.height() / 2 + fm.ascent() + 2),
                        label)
         for y in ys:
@@ -162,16 +182,11 @@ class LevelChart(QLabel):
                 p.setPen(QPen(accent, 2))
                 p.drawEllipse(c, 9, 9)
         p.setPen(text)
-        taken = [QRectF(c.x() - 9, c.y() - 9, 18, 18) for c in centres]
-        for pt, c in zip(self.points, centres, strict=True):
-            label = pt.level + (" ★" if pt.recommended else "")
-            w, h = fm.horizontalAdvance(label), fm.height() + 2
-            # right, left, then the same a line lower or higher: the first place inside the frame and free
-            places = [QRectF(round(c.x() + dx), round(c.y() - h / 2 + dy), w, h) for dy in (0, h, -h, 2 * h, -2 * h)
-                      for dx in (11, -11 - w)]
-            free = [r for r in places if plot.contains(r) and not any(r.intersects(t) for t in taken)]
-            box = free[0] if free else places[0]
-            taken.append(box)
+        labels = [pt.level + (" ★" if pt.recommended else "") for pt in self.points]
+        h = fm.height() + 2
+        boxes = place_labels([(c, fm.horizontalAdvance(label)) for c, label in zip(centres, labels, strict=True)],
+                             h, plot, QRectF(self.rect()))
+        for label, c, box in zip(labels, centres, boxes, strict=True):
             p.drawText(box, Qt.AlignmentFlag.AlignVCenter, label)
             if abs(box.center().y() - c.y()) > h / 2:  # moved off its dot's line: a thin leader to the dot
                 p.setPen(QPen(pal.color(QPalette.ColorRole.Mid), 1))
