@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.models.level_measurer import CANCELLED, LevelMeasurer
+from app.models.quant_list import MEASURED_PICK, QuantList
 from tests.fakehub import FakeHub
 from tests.gui_app import GuiApp, make_catalog, start_app
 
@@ -68,6 +69,32 @@ def test_an_answer_asked_for_during_a_measurement_runs_before_the_next_level(app
     assert events.index("answer finished") < second_level
     assert events[-1] == "ended: Measured 2 levels on this computer."
     assert m.advice().level in ("Q4_K_M", "Q8_0")
+
+
+def test_once_levels_are_measured_the_level_table_stars_the_one_measured_best_here(app, measurer, qtbot):
+    m, _ = measurer
+    table = QuantList(app.switcher, figures=m.figures, advice=m.advice)
+    starred = [r for r in rows(table) if r.endswith(" ★")]
+    assert starred == ["Q4_K_M ★"]  # nothing measured: the catalog's recommended level
+    assert tooltip(table, "Q4_K_M ★") == "Recommended"
+    m.measure([level(app, "Q4_K_M"), level(app, "Q8_0")])
+    with qtbot.waitSignal(m.ended, timeout=MEASURE_MS):
+        pass
+    table.refresh()
+    pick = m.advice().level
+    assert pick is not None
+    assert [r for r in rows(table) if r.endswith(" ★")] == [f"{pick} ★"]
+    assert tooltip(table, f"{pick} ★") == MEASURED_PICK
+
+
+def rows(table: QuantList) -> list[str]:
+    return [table.tree.topLevelItem(i).text(0) for i in range(table.tree.topLevelItemCount())]
+
+
+def tooltip(table: QuantList, row: str) -> str:
+    item = next(table.tree.topLevelItem(i) for i in range(table.tree.topLevelItemCount())
+                if table.tree.topLevelItem(i).text(0) == row)
+    return item.toolTip(0)
 
 
 def test_cancel_stops_the_measurement_and_keeps_what_was_measured_before(app, measurer, qtbot):

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.background.download_worker import JobProgress
-from app.core.level_advice import agreement_text, memory_needed
+from app.core.level_advice import Advice, agreement_text, memory_needed
 from app.models.download_panel import DownloadPanel, kept_bytes
 from app.models.level_words import level_note, recommended
 from app.models.model_switcher import ModelSwitcher, levels_for
@@ -57,16 +57,21 @@ def show_measured(item: QTreeWidgetItem, figures: LevelFigures | None, installed
     item.setToolTip(MEASURED, describe(figures))
 
 
+MEASURED_PICK = "Recommended for this computer: measured here (see Measured on this computer below)"
+
+
 class QuantList(QWidget):
     """The level table plus the inline download offer. `levelChosen` fires when a switch starts."""
 
     levelChosen = Signal(str)  # level
 
     def __init__(self, switcher: ModelSwitcher, parent: QWidget | None = None,
-                 figures: Callable[[], dict[str, LevelFigures]] | None = None) -> None:
+                 figures: Callable[[], dict[str, LevelFigures]] | None = None,
+                 advice: Callable[[], Advice] | None = None) -> None:
         super().__init__(parent)
         self.switcher = switcher
         self._figures = figures or dict  # figures measured here, by installed id
+        self._advice = advice  # the level measured best here, once levels are measured
         self.tree = QTreeWidget(self)
         self.tree.setObjectName("QuantList")
         self.tree.setAccessibleName("Quantization levels")
@@ -129,6 +134,8 @@ class QuantList(QWidget):
         current = self.switcher.in_use()
         selected = self._offered.id if self._offered else None
         figures = self._figures()
+        # One star: the level measured best on this computer once there is one, else the catalog's choice.
+        measured_pick = self._advice().level if self._advice is not None and figures else None
         self.tree.clear()
         for entry in self.entries():
             installed = manager.find(entry.model, entry.level)
@@ -143,7 +150,8 @@ class QuantList(QWidget):
                 status = f"Paused ({human(partial.get(entry.id) or partial.get(entry.source_id or '', 0))})"
             else:
                 status = "Not downloaded"
-            level = entry.level + (" ★" if recommended(entry) else "")
+            starred = entry.level == measured_pick if measured_pick else recommended(entry)
+            level = entry.level + (" ★" if starred else "")
             note = level_note(entry)
             if entry.needs_conversion and installed is None:
                 note += (" Made here from the original weights kept on this computer (no download)."
@@ -156,7 +164,8 @@ class QuantList(QWidget):
             show_measured(item, figures.get(installed.id) if installed is not None else None,
                           installed is not None)
             item.setToolTip(3, note)
-            item.setToolTip(0, "Recommended" if recommended(entry) else "")
+            if starred:
+                item.setToolTip(0, MEASURED_PICK if measured_pick else "Recommended")
             # Room for two lines: the view wraps the note instead of cutting it off.
             item.setSizeHint(3, QSize(200, 2 * self.tree.fontMetrics().lineSpacing() + 6))
             if in_use:

@@ -162,7 +162,7 @@ class SettingsDialog(QDialog):
         form.addRow("", hint(AIRPLANE_HINT))
 
         self.measurer = LevelMeasurer(self.switcher.model.engine, self.switcher, self)
-        self.quant_list = QuantList(self.switcher, page, figures=self.measurer.figures)
+        self.quant_list = QuantList(self.switcher, page, figures=self.measurer.figures, advice=self.measurer.advice)
         self.measure_panel = LevelMeasurePanel(self.measurer, page)
         self.measurer.measured.connect(self.quant_list.refresh)
         self.switcher.switched.connect(self.measure_panel.refresh)
