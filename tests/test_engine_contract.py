@@ -15,6 +15,7 @@ import pytest
 
 from engine.state_cache import StateCache
 from engine.types import Chunk, EngineError, GenerationParams, LoadOptions, Message, ModelFileError, ModelInfo
+from tests.cancel_after import CancelAfter
 from tests.engine_backends import BACKENDS, PUBLISHED_BACKENDS, REMOTE_BACKENDS, BackendCase
 from tests.fixtures.vocab import SCRIPT_TEXT
 from tests.lookup_log import drafts_taken
@@ -480,20 +481,6 @@ def test_a_checked_state_the_engine_cannot_take_is_logged_and_the_answer_is_stil
     assert "could not restore" in caplog.text
     assert last.stats.reused_tokens == 0
     assert last.stats.token_ids == cold_answer(base_case, convo).stats.token_ids
-
-
-class CancelAfter(threading.Event):
-    """A cancel event that sets itself at its `n`-th check: cancel lands at a chosen point of a request."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.checks = n
-
-    def is_set(self) -> bool:
-        self.checks -= 1
-        if self.checks <= 0:
-            self.set()
-        return super().is_set()
 
 
 @pytest.mark.parametrize("checks", [1, 2, 3, 4, 6])

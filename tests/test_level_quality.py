@@ -13,6 +13,7 @@ from engine.level_bench import read_eval_text
 from engine.level_logits import MeasurementCancelled, open_logits
 from engine.level_quality import Quality, Reference, Windows, build_reference, compare
 from engine.types import EngineError
+from tests.cancel_after import CancelAfter
 from tests.fixtures.gguf_model import build_cached
 
 # Two short windows keep each run to a few hundred tokens on the small shape; the gaps between the
@@ -100,27 +101,13 @@ def test_cancel_stops_the_measurement(f16_reference, text):
         source.close()
 
 
-class CancelDuringEvaluation(threading.Event):
-    """Set as soon as it has been asked `after` times: by then llama.cpp is inside the window's decode."""
-
-    def __init__(self, after: int) -> None:
-        super().__init__()
-        self.after = after
-
-    def is_set(self) -> bool:
-        self.after -= 1
-        if self.after < 0:
-            self.set()
-        return super().is_set()
-
-
 def test_cancel_stops_a_window_while_it_is_evaluated_and_the_source_stays_usable(text):
     source = open_logits(build_cached("small", "Q4_K_M"), "llama.cpp", WINDOWS.length, 2)
     try:
         tokens = [source.bos, *source.tokenize(text)[:WINDOWS.length - 1]]
         whole = source.logits(tokens, None)
         with pytest.raises(MeasurementCancelled):
-            source.logits(tokens, CancelDuringEvaluation(after=3))
+            source.logits(tokens, CancelAfter(4))  # by the 4th check llama.cpp is inside the window's decode
         assert np.array_equal(source.logits(tokens, None), whole)
     finally:
         source.close()
