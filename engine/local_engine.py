@@ -143,9 +143,10 @@ class LocalEngine:
         try:
             a, b = (self.prompt_ids([*kept, answer, Message("user", probe)]) for probe in NEXT_PROBES)
             opening = a[:common_prefix(a, b)]
-            held = len(self._resume.live_ids())
+            live = self._resume.live_ids()
+            held = len(live)
             if (not 0 < len(opening) - held <= READ_AHEAD_MAX or len(opening) >= self._n_ctx
-                    or common_prefix(self._resume.live_ids(), opening) < held):
+                    or common_prefix(live, opening) < held):
                 return
             self._evaluate_more(opening, held)
         except Exception as e:  # only time is lost: the next turn evaluates these tokens itself
